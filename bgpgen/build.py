@@ -1,0 +1,376 @@
+"""Model stage, part one: turn the schema-valid document into typed objects, checking values.
+
+Every value that a schema cannot judge is checked here: prefixes are network addresses, ASNs are
+in range and not reserved, references resolve, names and addresses are unique, timers make sense,
+and prefixes do not overlap (one sorted sweep, never pairwise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import asn as asnlib
+from .loader import PathT
+from .model import (Cluster, Device, Mgmt, Node, Platform, Profile, Role, SecretRef, Switch,
+                    Timers, VipPool)
+from .netutil import (Address, Interface, Network, Tagged, overlaps, parse_address,
+                      parse_interface, parse_network)
+from .problems import Collector
+
+DEFAULT_PROFILE = "default"
+
+
+@dataclass(slots=True)
+class Parts:
+    """What :func:`build` hands to :mod:`bgpgen.derive`."""
+
+    name: str
+    description: str
+    cluster: Cluster
+    profiles: dict[str, Profile]
+    secrets: dict[str, SecretRef]
+    racks: tuple[str, ...]
+    switches: list[tuple[int, Switch]] = field(default_factory=list)
+    nodes: list[tuple[int, Node]] = field(default_factory=list)
+    sessions: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+
+def build(doc: dict[str, Any], out: Collector) -> Parts | None:
+    fabric = doc["fabric"]
+    secrets = _secrets(doc.get("secrets", {}))
+    profiles = _profiles(doc.get("profiles", {}), secrets, out)
+    default = fabric.get("profile", DEFAULT_PROFILE)
+    if default not in profiles:
+        if "profile" in fabric or profiles:
+            out.add(("fabric", "profile"), f"profile '{default}' is not defined",
+                    f"define profiles.{default} or name one of: {', '.join(sorted(profiles))}")
+        profiles[default] = Profile(name=default, peer_group=_peer_group_name(default))
+    cluster = _cluster(doc["cluster"], out)
+    racks = _racks(doc.get("racks", []), out)
+    parts = Parts(fabric["name"], fabric.get("description", ""), cluster, profiles, secrets, racks)
+    mgmt_defaults = fabric.get("management", {})
+    refs = _Refs(out, profiles, set(racks), default)
+    for i, raw in enumerate(doc["switches"]):
+        sw = _switch(i, raw, mgmt_defaults, refs)
+        if sw is not None:
+            parts.switches.append((i, sw))
+    groups = _groups(doc.get("node_groups", []), refs)
+    for i, raw in enumerate(doc["nodes"]):
+        node = _node(i, raw, groups, mgmt_defaults, refs)
+        if node is not None:
+            parts.nodes.append((i, node))
+    parts.sessions = list(enumerate(doc.get("sessions", [])))
+    _unique(parts, out)
+    _check_prefixes(parts, out)
+    return parts
+
+
+@dataclass(slots=True)
+class _Refs:
+    out: Collector
+    profiles: dict[str, Profile]
+    racks: set[str]
+    default_profile: str
+
+    def profile(self, path: PathT, name: str | None) -> str:
+        name = name or self.default_profile
+        if name not in self.profiles:
+            self.out.add(path, f"profile '{name}' is not defined",
+                         f"define profiles.{name} or use one of: {', '.join(sorted(self.profiles))}")
+        return name
+
+    def rack(self, path: PathT, name: str | None) -> str | None:
+        if name is not None and name not in self.racks:
+            known = ", ".join(sorted(self.racks)) or "none declared"
+            self.out.add(path, f"rack '{name}' is not declared",
+                         f"add it under racks: (declared: {known})")
+        return name
+
+
+def _peer_group_name(profile: str) -> str:
+    return "NODES" if profile == DEFAULT_PROFILE else f"NODES-{profile.upper()}"
+
+
+def _secrets(raw: dict[str, dict[str, str]]) -> dict[str, SecretRef]:
+    return {name: SecretRef(name, ref.get("env"), ref.get("file"), f"secrets.{name}")
+            for name, ref in raw.items()}
+
+
+def _profiles(raw: dict[str, dict[str, Any]], secrets: dict[str, SecretRef],
+              out: Collector) -> dict[str, Profile]:
+    profiles: dict[str, Profile] = {}
+    for name, p in raw.items():
+        path: PathT = ("profiles", name)
+        t = p.get("timers", {})
+        hold = t.get("hold", 90)
+        keepalive = t.get("keepalive", hold // 3 if "hold" in t else 30)
+        if 0 < hold < 3:
+            out.add((*path, "timers", "hold"), f"hold time {hold} is not allowed (RFC 4271)",
+                    "use 0 (no keepalives) or 3 seconds or more")
+        elif hold == 0 and keepalive != 0:
+            out.add((*path, "timers", "keepalive"), "keepalive must be 0 when hold is 0",
+                    "set keepalive: 0 or a hold time of 3 or more")
+        elif keepalive > hold // 3:
+            out.add((*path, "timers", "keepalive"),
+                    f"keepalive {keepalive} is more than a third of hold {hold}",
+                    f"use keepalive <= {hold // 3}")
+        secret = p.get("password")
+        if secret is not None and secret not in secrets:
+            out.add((*path, "password"), f"secret '{secret}' is not defined",
+                    f"add secrets.{secret}: {{env: VARIABLE}} or {{file: PATH}}")
+        gr = p.get("graceful_restart", {})
+        profiles[name] = Profile(
+            name=name, families=tuple(p.get("families", ("ipv4", "ipv6"))),
+            timers=Timers(hold, keepalive, t.get("connect_retry", 120)),
+            graceful_restart=gr.get("enabled", False), restart_time=gr.get("restart_time", 120),
+            bfd=p.get("bfd", False), multihop=p.get("multihop"), max_prefix=p.get("max_prefix"),
+            password=secrets.get(secret) if secret else None,
+            peer_group=p.get("peer_group", _peer_group_name(name)),
+            default_originate=p.get("default_originate", False),
+            description=p.get("description", ""))
+    return profiles
+
+
+def _net(out: Collector, path: PathT, text: str) -> Network | None:
+    try:
+        return parse_network(text)
+    except ValueError as exc:
+        hint = f"use {str(exc).rsplit(' ', 1)[-1]}" if "host bits" in str(exc) else \
+            "write a network address with its length, e.g. 10.244.1.0/24"
+        out.add(path, str(exc), hint)
+        return None
+
+
+def _addr(out: Collector, path: PathT, text: str) -> Address | None:
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        out.add(path, str(exc), "write an IPv4 or IPv6 address, e.g. 203.0.113.10")
+        return None
+
+
+def _cluster(raw: dict[str, Any], out: Collector) -> Cluster:
+    path: PathT = ("cluster",)
+    pods = [_net(out, (*path, "pod_cidrs", i), t) for i, t in enumerate(raw["pod_cidrs"])]
+    svcs = [_net(out, (*path, "service_cidrs", i), t)
+            for i, t in enumerate(raw.get("service_cidrs", []))]
+    pools: list[VipPool] = []
+    seen: set[str] = set()
+    for i, pool in enumerate(raw.get("vip_pools", [])):
+        if pool["name"] in seen:
+            out.add((*path, "vip_pools", i, "name"), f"VIP pool '{pool['name']}' is defined twice",
+                    "give each pool its own name")
+        seen.add(pool["name"])
+        net = _net(out, (*path, "vip_pools", i, "cidr"), pool["cidr"])
+        if net is not None:
+            pools.append(VipPool(pool["name"], net))
+    mask = raw.get("node_mask", {})
+    return Cluster(raw["name"], tuple(p for p in pods if p),
+                   (("ipv4", mask.get("ipv4", 24)), ("ipv6", mask.get("ipv6", 64))),
+                   tuple(s for s in svcs if s), tuple(pools))
+
+
+def _racks(raw: list[dict[str, Any]], out: Collector) -> tuple[str, ...]:
+    names: list[str] = []
+    for i, rack in enumerate(raw):
+        if rack["name"] in names:
+            out.add(("racks", i, "name"), f"rack '{rack['name']}' is declared twice",
+                    "keep one entry per rack")
+        names.append(rack["name"])
+    return tuple(dict.fromkeys(names))
+
+
+def _asn(out: Collector, path: PathT, value: int | str | None) -> int:
+    if value is None:
+        out.add(path, "no AS number", "set asn: on the device or its node group")
+        return 0
+    try:
+        asn = asnlib.parse_asn(value)
+    except ValueError as exc:
+        out.add(path, str(exc), "an AS number such as 65001, 4200000000 or asdot 1.10")
+        return 0
+    reason = asnlib.reserved_reason(asn)
+    if reason:
+        out.add(path, f"AS {asn} cannot be used: {reason}",
+                "use a private AS: 64512-65534 or 4200000000-4294967294")
+    return asn
+
+
+def _interfaces(out: Collector, path: PathT, raw: list[str]) -> tuple[Interface, ...]:
+    found: list[Interface] = []
+    for i, text in enumerate(raw):
+        try:
+            iface = parse_interface(text)
+        except ValueError as exc:
+            out.add((*path, i), str(exc), "write the device's address on the link, e.g. 10.1.1.10/24")
+            continue
+        net = iface.network
+        if net.prefixlen < net.max_prefixlen - 1 and iface.ip in (net.network_address,
+                                                                  net.broadcast_address):
+            out.add((*path, i), f"{text} is the {'network' if iface.ip == net.network_address else 'broadcast'}"
+                    " address of its subnet, not a host address",
+                    f"use a host address inside {net}")
+            continue
+        found.append(iface)
+    return tuple(found)
+
+
+def _router_id(out: Collector, path: PathT, raw: str | None,
+               ifaces: tuple[Interface, ...]) -> str:
+    if raw is not None:
+        return raw
+    v4 = [i.ip for i in ifaces if i.version == 4]
+    if not v4:
+        out.add(path, "no router_id and no IPv4 peering address to take it from",
+                "set router_id: to an IPv4 address unique in the fabric")
+        return ""
+    return str(v4[0])
+
+
+def _mgmt(raw: dict[str, Any] | None, defaults: dict[str, Any], user: str | None = None,
+          port: int | None = None) -> Mgmt | None:
+    if raw is None:
+        return None
+    return Mgmt(raw["host"], raw.get("port", port or defaults.get("port", 22)),
+                raw.get("user", user or defaults.get("user", "root")))
+
+
+def _switch(i: int, raw: dict[str, Any], mgmt_defaults: dict[str, Any],
+            refs: _Refs) -> Switch | None:
+    path: PathT = ("switches", i)
+    ifaces = _interfaces(refs.out, (*path, "peering"), raw["peering"])
+    platform = Platform.FRR if raw["platform"] == "frr" else Platform.GOBGP_RS
+    return Switch(
+        name=raw["name"], role=Role.SWITCH, platform=platform,
+        asn=_asn(refs.out, (*path, "asn"), raw["asn"]),
+        router_id=_router_id(refs.out, (*path, "router_id"), raw.get("router_id"), ifaces),
+        interfaces=ifaces, rack=refs.rack((*path, "rack"), raw.get("rack")),
+        description=raw.get("description", ""), mgmt=_mgmt(raw.get("mgmt"), mgmt_defaults),
+        profile=refs.profile((*path, "profile"), raw.get("profile")),
+        bgp_port=raw.get("bgp_port", 179), api_port=raw.get("api_port", 50051))
+
+
+def _groups(raw: list[dict[str, Any]], refs: _Refs) -> dict[str, tuple[int, dict[str, Any]]]:
+    groups: dict[str, tuple[int, dict[str, Any]]] = {}
+    for i, g in enumerate(raw):
+        path: PathT = ("node_groups", i)
+        if g["name"] in groups:
+            refs.out.add((*path, "name"), f"node group '{g['name']}' is defined twice",
+                         "give each group its own name")
+        refs.rack((*path, "rack"), g.get("rack"))
+        if "profile" in g:
+            refs.profile((*path, "profile"), g["profile"])
+        groups[g["name"]] = (i, g)
+    return groups
+
+
+def _node(i: int, raw: dict[str, Any], groups: dict[str, tuple[int, dict[str, Any]]],
+          mgmt_defaults: dict[str, Any], refs: _Refs) -> Node | None:
+    path: PathT = ("nodes", i)
+    out = refs.out
+    group: dict[str, Any] = {}
+    gpath: PathT = path
+    if "group" in raw:
+        if raw["group"] not in groups:
+            out.add((*path, "group"), f"node group '{raw['group']}' is not defined",
+                    f"define it under node_groups: (defined: {', '.join(sorted(groups)) or 'none'})")
+        else:
+            gi, group = groups[raw["group"]]
+            gpath = ("node_groups", gi)
+
+    def pick(key: str) -> Any:
+        return raw.get(key, group.get(key))
+
+    speaker = pick("speaker")
+    if speaker is None:
+        out.add((*path, "speaker"), "no BGP speaker", "set speaker: gobgp or bird, here or in its group")
+    asn_path = (*path, "asn") if "asn" in raw or not group else (*gpath, "asn")
+    ifaces = _interfaces(out, (*path, "peering"), raw["peering"])
+    pods = [_net(out, (*path, "pod_cidrs", j), t) for j, t in enumerate(raw.get("pod_cidrs", []))]
+    vips = [_addr(out, (*path, "vips", j), t) for j, t in enumerate(raw.get("vips", []))]
+    next_hop: list[tuple[str, Address]] = []
+    for fam, text in sorted(raw.get("next_hop", {}).items()):
+        addr = _addr(out, (*path, "next_hop", fam), text)
+        if addr is not None and (addr.version == 4) != (fam == "ipv4"):
+            out.add((*path, "next_hop", fam), f"{addr} is not an {fam} address",
+                    f"give an {fam} address")
+        elif addr is not None:
+            next_hop.append((fam, addr))
+    return Node(
+        name=raw["name"], role=Role.NODE,
+        platform=Platform.BIRD if speaker == "bird" else Platform.GOBGP,
+        asn=_asn(out, asn_path, pick("asn")),
+        router_id=_router_id(out, (*path, "router_id"), raw.get("router_id"), ifaces),
+        interfaces=ifaces, rack=refs.rack((*path, "rack"), raw.get("rack")) or group.get("rack"),
+        description=raw.get("description", group.get("description", "")),
+        mgmt=_mgmt(raw.get("mgmt"), mgmt_defaults, group.get("mgmt_user"), group.get("mgmt_port")),
+        profile=refs.profile((*path, "profile"), raw.get("profile")) if "profile" in raw
+        else group.get("profile", refs.default_profile),
+        bgp_port=pick("bgp_port") or 179, api_port=raw.get("api_port", 50051),
+        group=raw.get("group"), pod_cidrs=tuple(p for p in pods if p),
+        vips=tuple(v for v in vips if v), next_hop=tuple(next_hop))
+
+
+def _unique(parts: Parts, out: Collector) -> None:
+    """Names, router-ids, peering addresses and management endpoints are each unique."""
+    devices: list[tuple[PathT, Device]] = [(("switches", i), d) for i, d in parts.switches]
+    devices += [(("nodes", i), d) for i, d in parts.nodes]
+    seen: dict[tuple[str, object], str] = {}
+
+    def claim(kind: str, value: object, path: PathT, owner: str, what: str) -> None:
+        other = seen.setdefault((kind, value), owner)
+        if other != owner:
+            out.add(path, f"{what} {value} is also used by {other}", f"give each device its own {what}")
+
+    for path, d in devices:
+        claim("name", d.name, (*path, "name"), f"{path[0]}[{path[1]}]", "name")
+        if d.router_id:
+            claim("router_id", d.router_id, (*path, "router_id"), d.name, "router-id")
+        for j, iface in enumerate(d.interfaces):
+            if not iface.ip.is_loopback:
+                claim("peering", iface.ip, (*path, "peering", j), d.name, "peering address")
+        if d.mgmt is not None:
+            claim("mgmt", f"{d.mgmt.host}:{d.mgmt.port}", (*path, "mgmt", "host"), d.name,
+                  "management address")
+
+
+def _check_prefixes(parts: Parts, out: Collector) -> None:
+    """Pod CIDRs in the cluster, of the right length, and no forbidden overlaps (sorted sweeps)."""
+    c = parts.cluster
+    masks = dict(c.node_mask)
+    shared: list[Tagged[PathT]] = []
+    shared += [Tagged(n, ("cluster", "pod_cidrs", i)) for i, n in enumerate(c.pod_cidrs)]
+    shared += [Tagged(n, ("cluster", "service_cidrs", i)) for i, n in enumerate(c.service_cidrs)]
+    shared += [Tagged(p.cidr, ("cluster", "vip_pools", i, "cidr")) for i, p in enumerate(c.vip_pools)]
+    subnets: dict[Network, PathT] = {}
+    for kind, devs in (("switches", parts.switches), ("nodes", parts.nodes)):
+        for i, d in devs:
+            for j, iface in enumerate(d.interfaces):
+                if not iface.ip.is_loopback:
+                    subnets.setdefault(iface.network, (kind, i, "peering", j))
+    shared += [Tagged(n, p) for n, p in subnets.items()]
+    for a, b in overlaps(shared):
+        out.add(b.tag, f"{b.net} overlaps {a.net} ({out.where(a.tag)})",
+                "pod, service, VIP and peering ranges must be disjoint")
+    pods: list[Tagged[PathT]] = []
+    for i, node in parts.nodes:
+        for j, net in enumerate(node.pod_cidrs):
+            path: PathT = ("nodes", i, "pod_cidrs", j)
+            fam = "ipv4" if net.version == 4 else "ipv6"
+            if not any(net.subnet_of(cp) for cp in c.pod_cidrs if cp.version == net.version):  # type: ignore[arg-type]
+                inside = ", ".join(str(p) for p in c.pod_cidrs if p.version == net.version) or "none"
+                out.add(path, f"{net} is not inside a cluster pod CIDR ({inside})",
+                        "pick a prefix inside cluster.pod_cidrs")
+            elif net.prefixlen != masks[fam]:
+                out.add(path, f"{net} is a /{net.prefixlen}, the cluster gives nodes /{masks[fam]}",
+                        f"use a /{masks[fam]} or change cluster.node_mask.{fam}")
+            pods.append(Tagged(net, path))
+        for j, vip in enumerate(node.vips):
+            if not any(vip in p.cidr for p in c.vip_pools):
+                out.add(("nodes", i, "vips", j), f"VIP {vip} is in no VIP pool",
+                        "add it to a pool under cluster.vip_pools or pick an address in one")
+    for a, b in overlaps(pods):
+        out.add(b.tag, f"pod CIDR {b.net} overlaps {a.net} ({out.where(a.tag)})",
+                "give each node its own pod CIDR")
+

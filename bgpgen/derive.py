@@ -1,0 +1,243 @@
+"""Model stage, part two: derive every session (both ends) and every expected route, once.
+
+By default each node peers with every switch in its rack, over each address family of its
+profile for which the two share a subnet. Explicit ``sessions:`` entries add sessions (other
+racks, multihop, loopback setups) or override the derived ones (profile, passive end, addresses).
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from ipaddress import ip_network
+from typing import Any
+
+from . import asn as asnlib
+from .build import Parts
+from .loader import PathT
+from .model import Fabric, Node, Passive, Platform, Profile, Route, Session, Switch
+from .netutil import Address, family, parse_address
+from .problems import Collector
+
+_COMPARED = [f.name for f in fields(Profile) if f.name not in ("name", "description", "peer_group")]
+_DEFAULTS = {"ipv4": ip_network("0.0.0.0/0"), "ipv6": ip_network("::/0")}
+
+
+def derive(parts: Parts, out: Collector) -> Fabric:
+    nodes = {n.name: (i, n) for i, n in parts.nodes}
+    switches = {s.name: (i, s) for i, s in parts.switches}
+    by_rack: dict[str, list[Switch]] = {}
+    for _, sw in parts.switches:
+        if sw.rack is not None:
+            by_rack.setdefault(sw.rack, []).append(sw)
+    explicit: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}
+    for i, raw in parts.sessions:
+        ok = True
+        for end, table in (("node", nodes), ("switch", switches)):
+            if raw[end] not in table:
+                out.add(("sessions", i, end), f"{end} '{raw[end]}' is not in the inventory",
+                        f"name one of the {end}s defined under {end}s:")
+                ok = False
+        if ok:
+            explicit.setdefault((raw["node"], raw["switch"]), []).append((i, raw))
+    explicit_by_node: dict[str, list[str]] = {}
+    for n_name, s_name in explicit:
+        explicit_by_node.setdefault(n_name, []).append(s_name)
+    sessions: dict[str, Session] = {}
+    for i, node in parts.nodes:
+        peers = list(by_rack.get(node.rack or "", []))
+        peers += [switches[s][1] for s in explicit_by_node.get(node.name, [])
+                  if switches[s][1] not in peers]
+        mine: list[Session] = []
+        for sw in peers:
+            mine += _pair(parts, out, (i, node), (switches[sw.name][0], sw),
+                          explicit.get((node.name, sw.name), []))
+        sessions.update((s.id, s) for s in mine)
+        _families_covered(out, i, node, mine)
+    ordered = tuple(sorted(sessions.values(), key=lambda s: s.id))
+    return Fabric(
+        name=parts.name, description=parts.description, cluster=parts.cluster,
+        profiles=tuple(sorted(parts.profiles.values(), key=lambda p: p.name)),
+        secrets=tuple(sorted(parts.secrets.values(), key=lambda s: s.name)),
+        racks=parts.racks,
+        switches=tuple(sorted((s for _, s in parts.switches), key=lambda d: d.name)),
+        nodes=tuple(sorted((n for _, n in parts.nodes), key=lambda d: d.name)),
+        sessions=ordered, routes=_routes(ordered, {n: v[1] for n, v in nodes.items()},
+                                          {n: v[1] for n, v in switches.items()}))
+
+
+def _profile(parts: Parts, out: Collector, node: tuple[int, Node], sw: tuple[int, Switch],
+             name: str | None, path: PathT | None) -> Profile | None:
+    if name is not None:
+        if name not in parts.profiles:
+            assert path is not None
+            out.add((*path, "profile"), f"profile '{name}' is not defined",
+                    f"use one of: {', '.join(sorted(parts.profiles))}")
+            return None
+        return parts.profiles[name]
+    a, b = parts.profiles.get(node[1].profile), parts.profiles.get(sw[1].profile)
+    if a is None or b is None:
+        return None  # already reported by the builder
+    diff = [f for f in _COMPARED if getattr(a, f) != getattr(b, f)]
+    if diff:
+        what = ", ".join(f"{f} ({_show(getattr(a, f))} vs {_show(getattr(b, f))})" for f in diff)
+        out.add(("nodes", node[0], "profile"),
+                f"{node[1].name} (profile {a.name}) and {sw[1].name} (profile {b.name}) "
+                f"disagree on {what}",
+                "use one profile on both ends, or name one in an explicit sessions: entry")
+        return None
+    return b
+
+
+def _show(value: object) -> str:
+    return getattr(value, "name", None) or str(value)
+
+
+def _pair(parts: Parts, out: Collector, node: tuple[int, Node], sw: tuple[int, Switch],
+          overrides: list[tuple[int, dict[str, Any]]]) -> list[Session]:
+    """The sessions between one node and one switch."""
+    n, s = node[1], sw[1]
+    base_over = next((o for o in overrides if "node_address" not in o[1]), None)
+    addressed = [o for o in overrides if "node_address" in o[1] or "switch_address" in o[1]]
+    opath: PathT | None = ("sessions", base_over[0]) if base_over else None
+    profile = _profile(parts, out, node, sw, base_over[1].get("profile") if base_over else None, opath)
+    found: dict[str, tuple[Address, Address, dict[str, Any] | None, PathT | None]] = {}
+    if profile is not None and n.rack is not None and n.rack == s.rack:
+        for fam in profile.families:
+            pair = _shared(n, s, fam)
+            if pair:
+                found[fam] = (*pair, base_over[1] if base_over else None, opath)
+    for i, raw in addressed:
+        path: PathT = ("sessions", i)
+        if "node_address" not in raw or "switch_address" not in raw:
+            out.add(path, "give both node_address and switch_address, or neither",
+                    "both ends of the session need an address")
+            continue
+        na = _own_address(out, (*path, "node_address"), n, raw["node_address"])
+        sa = _own_address(out, (*path, "switch_address"), s, raw["switch_address"])
+        if na is None or sa is None:
+            continue
+        if na.version != sa.version:
+            out.add((*path, "switch_address"), f"{sa} and {na} are of different families",
+                    "both ends of a session use the same address family")
+            continue
+        found[family(na)] = (na, sa, raw, path)
+    if not found and (n.rack != s.rack or n.rack is None) and overrides:
+        out.add(("sessions", overrides[0][0]),
+                f"{n.name} and {s.name} are not in the same rack, so no session is derived",
+                "give node_address and switch_address")
+    elif not found and n.rack == s.rack and n.rack is not None and profile is not None:
+        subnets = ", ".join(str(i.network) for i in s.interfaces) or "none"
+        out.add(("nodes", node[0], "peering"),
+                f"{n.name} has no peering address in a subnet of {s.name} ({subnets})",
+                f"add an address in {s.name}'s subnet, or an explicit session with multihop")
+    result = []
+    for fam, (na, sa, raw, path) in sorted(found.items()):
+        session = _session(parts, out, node, sw, fam, na, sa, raw, path, profile)
+        if session is not None:
+            result.append(session)
+    return result
+
+
+def _shared(n: Node, s: Switch, fam: str) -> tuple[Address, Address] | None:
+    for si in s.interfaces:
+        if family(si) != fam:
+            continue
+        for ni in n.interfaces:
+            if ni.version == si.version and ni.ip in si.network:
+                return ni.ip, si.ip
+    return None
+
+
+def _own_address(out: Collector, path: PathT, dev: Node | Switch, text: str) -> Address | None:
+    try:
+        addr = parse_address(text)
+    except ValueError as exc:
+        out.add(path, str(exc), "write an IP address")
+        return None
+    if not any(i.ip == addr for i in dev.interfaces):
+        mine = ", ".join(str(i.ip) for i in dev.interfaces)
+        out.add(path, f"{addr} is not one of {dev.name}'s peering addresses ({mine})",
+                f"add it to {dev.name}'s peering: list or use one of those")
+        return None
+    return addr
+
+
+def _session(parts: Parts, out: Collector, node: tuple[int, Node], sw: tuple[int, Switch],
+             fam: str, na: Address, sa: Address, raw: dict[str, Any] | None,
+             path: PathT | None, base: Profile | None) -> Session | None:
+    n, s = node[1], sw[1]
+    profile = base
+    if raw is not None and "profile" in raw and path is not None:
+        profile = _profile(parts, out, node, sw, raw["profile"], path)
+    if profile is None:
+        return None
+    where: PathT = path or ("nodes", node[0])
+    for end, dev in (("node_asn", n), ("switch_asn", s)):
+        if raw is not None and end in raw:
+            try:
+                pinned = asnlib.parse_asn(raw[end])
+            except ValueError as exc:
+                out.add((*where, end), str(exc), "an AS number such as 65001 or asdot 1.10")
+                continue
+            if pinned != dev.asn:
+                out.add((*where, end), f"the session expects AS {pinned} but {dev.name} has AS {dev.asn}",
+                        f"make {dev.name}'s asn and the session's {end} agree")
+    if fam not in profile.families:
+        out.add(where, f"profile {profile.name} does not carry {fam}",
+                f"add {fam} to profiles.{profile.name}.families")
+    on_link = na == sa or any(sa in i.network for i in n.interfaces if i.ip == na)
+    if not on_link and profile.multihop is None and n.asn != s.asn:
+        out.add(where, f"{n.name} {na} and {s.name} {sa} share no subnet and the session is single-hop",
+                f"set multihop in profiles.{profile.name}, or use addresses on a shared subnet")
+    if na == sa and n.bgp_port == s.bgp_port:
+        out.add(where, f"both ends are {na} port {n.bgp_port}: the session would reach itself",
+                "give the node and the switch different bgp_port values")
+    for dev in (n, s):
+        if profile.bfd and dev.platform in (Platform.GOBGP, Platform.GOBGP_RS):
+            out.add(where, f"{dev.name} runs gobgpd 3.10, which has no BFD, and profile "
+                    f"{profile.name} asks for it", "use speaker: bird, or a profile with bfd: false")
+    if profile.default_originate and s.platform is not Platform.FRR:
+        out.add(where, f"default_originate is only supported on frr switches, {s.name} is {s.platform}",
+                f"set default_originate: false in profiles.{profile.name}")
+    default_passive = Passive.SWITCH if s.platform is Platform.GOBGP_RS else Passive.NONE
+    return Session(
+        id=f"{s.name}:{n.name}:{fam}", node=n.name, switch=s.name, family=fam,
+        node_address=na, switch_address=sa, node_asn=n.asn, switch_asn=s.asn,
+        node_port=n.bgp_port, switch_port=s.bgp_port, profile=profile,
+        passive=Passive((raw or {}).get("passive", default_passive)),
+        description=(raw or {}).get("description", ""))
+
+
+def _families_covered(out: Collector, i: int, node: Node, sessions: list[Session]) -> None:
+    have = {s.family for s in sessions}
+    for fam in ("ipv4", "ipv6"):
+        if node.prefixes(fam) and fam not in have:
+            out.add(("nodes", i, "pod_cidrs"),
+                    f"{node.name} has {fam} prefixes but no {fam} session to announce them on",
+                    f"give it an {fam} peering address on its switches' subnets, "
+                    "or drop those prefixes")
+
+
+def _routes(sessions: tuple[Session, ...], nodes: dict[str, Node],
+            switches: dict[str, Switch]) -> tuple[Route, ...]:
+    routes: list[Route] = []
+    clients: dict[tuple[str, str], list[Session]] = {}
+    for s in sessions:
+        if switches[s.switch].platform is Platform.GOBGP_RS:
+            clients.setdefault((s.switch, s.family), []).append(s)
+    for s in sessions:
+        node = nodes[s.node]
+        nh = node.next_hop_for(s.family) or s.node_address
+        vip_nets = {ip_network(f"{v}/{v.max_prefixlen}") for v in node.vips}
+        for prefix in node.prefixes(s.family):
+            kind = "vip" if prefix in vip_nets else "pod"
+            routes.append(Route(prefix, node.name, nh, s.switch, s.id, kind))
+            for other in clients.get((s.switch, s.family), []):
+                if other.node != s.node and other.node_asn != s.node_asn:
+                    routes.append(Route(prefix, node.name, nh, other.node, other.id, kind))
+        if s.profile.default_originate:
+            routes.append(Route(_DEFAULTS[s.family], s.switch, s.switch_address, s.node, s.id,
+                                "default"))
+    routes.sort(key=lambda r: (r.seen_by, r.prefix.version, int(r.prefix.network_address),
+                               r.prefix.prefixlen, r.origin, r.session))
+    return tuple(routes)

@@ -1,0 +1,212 @@
+"""The vendor-neutral BGP model: frozen objects that templates and later stages read.
+
+Both ends of a session come from one :class:`Session`, so the two configs cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .netutil import Address, Interface, Network
+
+
+class Role(StrEnum):
+    NODE = "node"
+    SWITCH = "switch"
+
+
+class Platform(StrEnum):
+    """What runs on a device; the key of the platform registry (:mod:`bgpgen.platforms`)."""
+
+    GOBGP = "gobgp"        #: a node speaking BGP with gobgpd
+    BIRD = "bird"          #: a node speaking BGP with BIRD 2
+    FRR = "frr"            #: a ToR switch running FRR
+    GOBGP_RS = "gobgp-rs"  #: a gobgpd route server standing in for a switch
+
+
+class Passive(StrEnum):
+    """Which end waits for the other to connect."""
+
+    NONE = "none"
+    NODE = "node"
+    SWITCH = "switch"
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    """Where a secret lives; never its value. ``place`` names where it was declared."""
+
+    name: str
+    env: str | None
+    file: str | None
+    place: str
+
+
+@dataclass(frozen=True, slots=True)
+class Timers:
+    hold: int = 90
+    keepalive: int = 30
+    connect_retry: int = 120
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """Session settings shared by both ends."""
+
+    name: str
+    families: tuple[str, ...] = ("ipv4", "ipv6")
+    timers: Timers = Timers()
+    graceful_restart: bool = False
+    restart_time: int = 120
+    bfd: bool = False
+    multihop: int | None = None
+    max_prefix: int | None = None
+    password: SecretRef | None = None
+    peer_group: str = ""
+    default_originate: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Mgmt:
+    host: str
+    port: int = 22
+    user: str = "root"
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """A node or a switch: anything bgpgen renders a config for."""
+
+    name: str
+    role: Role
+    platform: Platform
+    asn: int
+    router_id: str
+    interfaces: tuple[Interface, ...]
+    rack: str | None = None
+    description: str = ""
+    mgmt: Mgmt | None = None
+    profile: str = "default"
+    bgp_port: int = 179
+    api_port: int = 50051
+
+
+@dataclass(frozen=True, slots=True)
+class Node(Device):
+    group: str | None = None
+    pod_cidrs: tuple[Network, ...] = ()
+    vips: tuple[Address, ...] = ()
+    next_hop: tuple[tuple[str, Address], ...] = ()
+
+    def prefixes(self, family: str) -> tuple[Network, ...]:
+        """What this node originates in one address family: pod CIDRs, then VIP host routes."""
+        version = 4 if family == "ipv4" else 6
+        pods = tuple(p for p in self.pod_cidrs if p.version == version)
+        vips = tuple(_host_net(v) for v in self.vips if v.version == version)
+        return pods + vips
+
+    def next_hop_for(self, family: str) -> Address | None:
+        return dict(self.next_hop).get(family)
+
+
+@dataclass(frozen=True, slots=True)
+class Switch(Device):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One BGP session, both ends. A session carries the unicast family of its transport."""
+
+    id: str
+    node: str
+    switch: str
+    family: str
+    node_address: Address
+    switch_address: Address
+    node_asn: int
+    switch_asn: int
+    node_port: int
+    switch_port: int
+    profile: Profile
+    passive: Passive = Passive.NONE
+    description: str = ""
+
+    @property
+    def ebgp(self) -> bool:
+        return self.node_asn != self.switch_asn
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A prefix some device is expected to hold: who originates it, with what next hop, via what."""
+
+    prefix: Network
+    origin: str
+    next_hop: Address
+    seen_by: str
+    session: str
+    kind: str  # pod | vip | default
+
+
+@dataclass(frozen=True, slots=True)
+class VipPool:
+    name: str
+    cidr: Network
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    name: str
+    pod_cidrs: tuple[Network, ...]
+    node_mask: tuple[tuple[str, int], ...]
+    service_cidrs: tuple[Network, ...] = ()
+    vip_pools: tuple[VipPool, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Fabric:
+    """The whole validated inventory with its derived sessions and expected routes."""
+
+    name: str
+    cluster: Cluster
+    profiles: tuple[Profile, ...]
+    secrets: tuple[SecretRef, ...]
+    racks: tuple[str, ...]
+    switches: tuple[Switch, ...]
+    nodes: tuple[Node, ...]
+    sessions: tuple[Session, ...]
+    routes: tuple[Route, ...]
+    description: str = ""
+    _by_name: dict[str, Device] = field(default_factory=dict, compare=False, repr=False)
+    _sessions_by: dict[str, list[Session]] = field(default_factory=dict, compare=False, repr=False)
+    _routes_by: dict[str, list[Route]] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_name.update({d.name: d for d in (*self.switches, *self.nodes)})
+        for s in self.sessions:
+            self._sessions_by.setdefault(s.node, []).append(s)
+            self._sessions_by.setdefault(s.switch, []).append(s)
+        for r in self.routes:
+            self._routes_by.setdefault(r.seen_by, []).append(r)
+
+    @property
+    def devices(self) -> tuple[Device, ...]:
+        """Switches first, then nodes, each in name order."""
+        return (*self.switches, *self.nodes)
+
+    def device(self, name: str) -> Device:
+        return self._by_name[name]
+
+    def sessions_of(self, name: str) -> tuple[Session, ...]:
+        return tuple(self._sessions_by.get(name, ()))
+
+    def routes_seen_by(self, name: str) -> tuple[Route, ...]:
+        return tuple(self._routes_by.get(name, ()))
+
+
+def _host_net(addr: Address) -> Network:
+    from ipaddress import ip_network
+    return ip_network(f"{addr}/{addr.max_prefixlen}")

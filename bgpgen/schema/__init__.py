@@ -1,0 +1,19 @@
+"""The inventory JSON Schema (Draft 2020-12) that ships with the package."""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+
+@functools.cache
+def inventory_schema_text() -> str:
+    return resources.files(__package__).joinpath("inventory.schema.json").read_text("utf-8")
+
+
+@functools.cache
+def inventory_schema() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(inventory_schema_text())
+    return data

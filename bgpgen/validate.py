@@ -1,0 +1,123 @@
+"""Validate stage: the JSON Schema first, then the model builder's semantic checks.
+
+:func:`load_fabric` is the entry point most callers want: a directory in, a :class:`Fabric` out,
+or an :class:`~bgpgen.errors.InventoryError` listing every problem found.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+
+from . import build, derive
+from .errors import InventoryError
+from .loader import PathT, Source, format_path, load
+from .model import Fabric
+from .problems import Collector
+from .schema import inventory_schema
+
+MAX_SCHEMA_PROBLEMS = 50
+
+#: Hints by the key that failed, for pattern / type / oneOf errors.
+_HINTS = {
+    "name": "use lower-case letters, digits and inner hyphens (a DNS label), e.g. node-r1-01",
+    "description": "one line of text without quotes, backslashes or control characters",
+    "asn": "an AS number such as 65001, 4200000000 or asdot 1.10",
+    "node_asn": "an AS number such as 65001, 4200000000 or asdot 1.10",
+    "switch_asn": "an AS number such as 65001, 4200000000 or asdot 1.10",
+    "router_id": "an IPv4 address such as 10.0.0.1",
+    "peering": "interface addresses with their length, e.g. 10.1.1.10/24",
+    "pod_cidrs": "CIDR prefixes such as 10.244.1.0/24",
+    "service_cidrs": "CIDR prefixes such as 10.96.0.0/16",
+    "cidr": "a CIDR prefix such as 203.0.113.0/28",
+    "vips": "IP addresses such as 203.0.113.10",
+    "host": "a host name or IP address",
+    "user": "a login name such as bgpgen",
+    "env": "an environment variable name such as BGPGEN_TOR_MD5",
+    "password": "the name of an entry under secrets:, never the password itself",
+    "peer_group": "a word of letters, digits, '-' and '_' starting with a letter",
+    "platform": "frr or gobgp (EOS, NX-OS, Junos and SONiC are not supported yet)",
+    "speaker": "gobgp or bird",
+    "passive": "node, switch or none",
+}
+
+
+@functools.cache
+def _validator() -> Any:
+    return jsonschema_rs.Draft202012Validator(inventory_schema())
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _hint(kind: str, path: PathT, message: str) -> str:
+    leaf = next((str(p) for p in reversed(path) if isinstance(p, str)), "")
+    if kind == "AdditionalProperties":
+        return "remove it or fix its spelling; `bgpgen schema` lists every key"
+    if kind == "Required":
+        return "add it; `bgpgen schema` shows what each entry needs"
+    return _HINTS.get(leaf, "see `bgpgen schema` for the expected form")
+
+
+def _non_json(value: Any, path: PathT = ()) -> tuple[PathT, str] | None:
+    """Find the first key that is not a string (YAML allows them; JSON Schema does not)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return (*path, str(key)), f"key {key!r} is a {type(key).__name__}, not a string"
+            found = _non_json(item, (*path, key))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _non_json(item, (*path, i))
+            if found:
+                return found
+    return None
+
+
+def check_schema(doc: dict[str, Any], source: Source) -> None:
+    """Raise :class:`InventoryError` with one problem per schema violation."""
+    out = Collector(source)
+    try:
+        errors = list(_validator().iter_errors(doc))
+    except ValueError:
+        found = _non_json(doc)
+        path, message = found if found else ((), "the document is not JSON-compatible")
+        out.add(path, message, "quote the key so it is a string")
+        out.raise_if_any()
+        return
+    for err in errors[:MAX_SCHEMA_PROBLEMS]:
+        path: PathT = tuple(err.instance_path)
+        kind = type(err.kind).__name__
+        message = err.message
+        if kind in ("Pattern", "OneOf", "AnyOf") or len(message) > 160:
+            message = f"{_short(err.instance)} is not a valid {format_path(path[-1:]) or 'value'}"
+            if isinstance(path[-1:][0] if path else None, int) and len(path) > 1:
+                message = f"{_short(err.instance)} is not a valid entry of {path[-2]}"
+        out.add(path, message, _hint(kind, path, err.message))
+    if len(errors) > MAX_SCHEMA_PROBLEMS:
+        out.add((), f"{len(errors) - MAX_SCHEMA_PROBLEMS} more schema problems not shown",
+                "fix the ones above first")
+    out.raise_if_any()
+
+
+def load_fabric(inventory: Path | str) -> Fabric:
+    """Load, validate and model an inventory directory; derive its sessions and routes."""
+    doc, source = load(inventory)
+    check_schema(doc, source)
+    out = Collector(source)
+    parts = build.build(doc, out)
+    out.raise_if_any()
+    assert parts is not None
+    fabric = derive.derive(parts, out)
+    out.raise_if_any()
+    return fabric
+
+
+__all__ = ["InventoryError", "check_schema", "load_fabric"]
