@@ -38,7 +38,7 @@ class Parts:
 
 def build(doc: dict[str, Any], out: Collector) -> Parts | None:
     fabric = doc["fabric"]
-    secrets = _secrets(doc.get("secrets", {}))
+    secrets = _secrets(doc.get("secrets", {}), out)
     profiles = _profiles(doc.get("profiles", {}), secrets, out)
     default = fabric.get("profile", DEFAULT_PROFILE)
     if default not in profiles:
@@ -92,9 +92,15 @@ def _peer_group_name(profile: str) -> str:
     return "NODES" if profile == DEFAULT_PROFILE else f"NODES-{profile.upper()}"
 
 
-def _secrets(raw: dict[str, dict[str, str]]) -> dict[str, SecretRef]:
-    return {name: SecretRef(name, ref.get("env"), ref.get("file"), f"secrets.{name}")
-            for name, ref in raw.items()}
+def _secrets(raw: dict[str, dict[str, str]], out: Collector) -> dict[str, SecretRef]:
+    refs = {}
+    for name, ref in raw.items():
+        where = out.source.problem(("secrets", name), "")
+        file = ref.get("file")
+        if file is not None:
+            file = str(out.source.root / file)  # an absolute path stays absolute
+        refs[name] = SecretRef(name, ref.get("env"), file, where.file, where.line)
+    return refs
 
 
 def _profiles(raw: dict[str, dict[str, Any]], secrets: dict[str, SecretRef],

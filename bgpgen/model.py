@@ -35,12 +35,16 @@ class Passive(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SecretRef:
-    """Where a secret lives; never its value. ``place`` names where it was declared."""
+    """Where a secret lives; never its value. ``declared_in`` / ``line``: where it was declared.
+
+    ``file`` is absolute (a relative reference is taken from the inventory directory).
+    """
 
     name: str
     env: str | None
     file: str | None
-    place: str
+    declared_in: str
+    line: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,119 @@
+"""Check rendered files with each daemon's own checker: ``gobgpd -d``, ``bird -p``, ``vtysh -C``.
+
+A checker that is not installed is skipped and reported as skipped (never as passed). Checker
+output is redacted before it is shown: a secret value turns back into its token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CheckError, Problem
+from .platforms import REGISTRY
+from .render import Build
+from .secrets import redact
+
+TIMEOUT = 60
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    device: str
+    file: str
+    checker: str
+    ok: bool
+    skipped: bool = False
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    results: tuple[CheckResult, ...]
+
+    @property
+    def failed(self) -> tuple[CheckResult, ...]:
+        return tuple(r for r in self.results if not r.ok and not r.skipped)
+
+    @property
+    def skipped_checkers(self) -> tuple[str, ...]:
+        return tuple(sorted({r.checker for r in self.results if r.skipped}))
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.results:
+            if not r.skipped:
+                out[r.checker] = out.get(r.checker, 0) + 1
+        return out
+
+
+def _message(checker: str, output: str) -> str:
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    if checker == "gobgpd":
+        for ln in reversed(lines):
+            try:
+                entry = json.loads(ln)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("level") in ("fatal", "error"):
+                return " ".join(str(entry.get("Error") or entry.get("msg")).split())
+    bad = [ln for ln in lines if "rror" in ln or "Unknown" in ln or "unexpected" in ln]
+    return (bad or lines or ["no output"])[-1]
+
+
+def _run_one(argv: list[str], device: str, file: str, checker: str,
+             values: Mapping[str, str]) -> CheckResult:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT,
+                              stdin=subprocess.DEVNULL, errors="replace")
+    except subprocess.TimeoutExpired:
+        return CheckResult(device, file, checker, False, message=f"timed out after {TIMEOUT} s")
+    if proc.returncode == 0:
+        return CheckResult(device, file, checker, True)
+    text = redact(proc.stdout + "\n" + proc.stderr, values)
+    return CheckResult(device, file, checker, False, message=_message(checker, text))
+
+
+def check_build(build: Build, build_dir: Path, values: Mapping[str, str] | None = None,
+                jobs: int | None = None) -> CheckReport:
+    """Run every applicable checker on the files of ``build`` written under ``build_dir``."""
+    values = values or {}
+    with tempfile.TemporaryDirectory(prefix="bgpgen-check-") as confdir:
+        Path(confdir, "vtysh.conf").write_text("service integrated-vtysh-config\n")
+        jobs_list: list[tuple[list[str], str, str, str]] = []
+        results: list[CheckResult] = []
+        for a in build.artifacts:
+            spec = REGISTRY[build.fabric.device(a.device).platform]
+            if not a.name.endswith((".toml", ".conf")) or not spec.check:
+                continue
+            binary = spec.check_binary
+            if shutil.which(binary) is None:
+                results.append(CheckResult(a.device, a.name, binary, False, skipped=True,
+                                           message=f"{binary} not installed "
+                                           f"(Debian package {spec.debian_package})"))
+                continue
+            path = str(build_dir / a.device / a.name)
+            argv = [x.format(file=path, dir=confdir) for x in spec.check]
+            jobs_list.append((argv, a.device, a.name, binary))
+        workers = jobs or max(2, (os.cpu_count() or 1) * 2)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results += pool.map(lambda j: _run_one(*j, values), jobs_list)
+    results.sort(key=lambda r: (r.device, r.file))
+    return CheckReport(tuple(results))
+
+
+def raise_on_failure(report: CheckReport, shown_root: Path) -> None:
+    """Turn failed checks into a :class:`CheckError`, one problem per file."""
+    problems = [Problem(str(shown_root / r.device / r.file), r.device,
+                        f"{r.checker} rejects it: {r.message}",
+                        "fix the inventory value or template override that produced it")
+                for r in report.failed]
+    if problems:
+        raise CheckError(problems)

@@ -1,0 +1,143 @@
+"""The ``bgpgen`` command: a thin shell over the library. One ``main()`` turns known errors into
+one line per problem on stderr and an exit status; ``--traceback`` shows the rest."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import __version__
+from .check import check_build, raise_on_failure
+from .errors import BgpgenError
+from .render import check_output_dir, render, write
+from .schema import inventory_schema_text
+from .secrets import SecretMode, resolve_all
+from .validate import load_fabric
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    ERROR = 1
+    CHANGES = 2
+    VERIFY_FAILED = 3
+    INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bgpgen", description="BGP configs for both ends of every "
+                                "session between Kubernetes nodes and their ToR switches.")
+    p.add_argument("--version", action="version", version=f"bgpgen {__version__}")
+    p.add_argument("--traceback", action="store_true", help="show tracebacks of internal errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("-i", "--inventory", type=Path, default=Path("inventory"),
+                        help="inventory directory (default: ./inventory)")
+        sp.add_argument("--format", choices=("text", "json"), default="text")
+
+    v = sub.add_parser("validate", help="check the inventory (schema and semantics)")
+    common(v)
+    r = sub.add_parser("render", help="render every device's config into a build directory")
+    common(r)
+    r.add_argument("-o", "--output", type=Path, default=Path("build"),
+                   help="build directory (default: ./build); replaced atomically")
+    r.add_argument("--check", action="store_true",
+                   help="run gobgpd -d, bird -p and vtysh -C on every file before writing")
+    r.add_argument("--templates", type=Path, default=None,
+                   help="a directory of template overrides (same layout as bgpgen/templates)")
+    r.add_argument("--secrets", choices=[m.value for m in SecretMode], default="resolve",
+                   help="resolve: write secret values (files 0600); placeholder: write "
+                   "<secret:NAME> tokens, for CI builds and diffs without secrets")
+    sub.add_parser("schema", help="print the inventory JSON Schema (for editors)")
+    return p
+
+
+def _summary(fabric: Any) -> dict[str, Any]:
+    return {"fabric": fabric.name, "switches": len(fabric.switches), "nodes": len(fabric.nodes),
+            "sessions": len(fabric.sessions), "routes": len(fabric.routes)}
+
+
+def _validate(args: argparse.Namespace, out: TextIO) -> ExitStatus:
+    fabric = load_fabric(args.inventory)
+    s = _summary(fabric)
+    if args.format == "json":
+        out.write(json.dumps({"ok": True, **s}, indent=1) + "\n")
+    else:
+        out.write(f"{args.inventory}: valid: fabric {s['fabric']}, {s['switches']} switches, "
+                  f"{s['nodes']} nodes, {s['sessions']} sessions, {s['routes']} expected routes\n")
+    return ExitStatus.OK
+
+
+def _render(args: argparse.Namespace, out: TextIO) -> ExitStatus:
+    check_output_dir(args.output)
+    fabric = load_fabric(args.inventory)
+    build = render(fabric, args.templates)
+    values = resolve_all(build.secrets) if args.secrets == SecretMode.RESOLVE else None
+    reports = []
+
+    def run_checks(tmp: Path) -> None:
+        report = check_build(build, tmp, values)
+        raise_on_failure(report, args.output)
+        reports.append(report)
+
+    write(build, args.output, values, run_checks if args.check else None)
+    s = _summary(fabric)
+    checked = reports[0].counts() if reports else {}
+    skipped = reports[0].skipped_checkers if reports else ()
+    if args.format == "json":
+        out.write(json.dumps({"ok": True, **s, "output": str(args.output),
+                              "files": len(build.artifacts), "checked": checked,
+                              "skipped_checkers": list(skipped)}, indent=1) + "\n")
+        return ExitStatus.OK
+    out.write(f"rendered {len(build.artifacts)} files for {s['switches'] + s['nodes']} devices "
+              f"into {args.output}/ ({s['sessions']} sessions, {s['routes']} expected routes)\n")
+    if args.check:
+        done = ", ".join(f"{k} {v}" for k, v in sorted(checked.items())) or "none"
+        out.write(f"checked with the daemons' own checkers: {done}\n")
+        for name in skipped:
+            out.write(f"skipped: {name} is not installed; those files were not checked\n")
+    return ExitStatus.OK
+
+
+def _emit_errors(exc: BgpgenError, fmt: str, out: TextIO, err: TextIO) -> None:
+    if fmt == "json":
+        out.write(json.dumps({"ok": False, "errors": [p.as_dict() for p in exc.problems]},
+                             indent=1) + "\n")
+        return
+    for p in exc.problems:
+        err.write(f"error: {p}\n")
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
+         stderr: TextIO | None = None) -> int:
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    parser = _parser()
+    args = parser.parse_args(argv)
+    fmt = getattr(args, "format", "text")
+    try:
+        if args.command == "schema":
+            out.write(inventory_schema_text())
+            return ExitStatus.OK
+        handler = {"validate": _validate, "render": _render}[args.command]
+        return handler(args, out)
+    except BgpgenError as exc:
+        _emit_errors(exc, fmt, out, err)
+        return ExitStatus.ERROR
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        return ExitStatus.INTERRUPTED
+    except Exception as exc:  # an internal error: one line, unless asked for the traceback
+        if args.traceback:
+            raise
+        err.write(f"internal error: {type(exc).__name__}: {exc} "
+                  "(rerun with --traceback and report it)\n")
+        return ExitStatus.ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

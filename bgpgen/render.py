@@ -1,0 +1,301 @@
+"""Render stage: the model through Jinja2 templates into artifacts, then into a build directory.
+
+:func:`render` is pure (model in, artifacts out, secrets as tokens). :func:`write` puts a build on
+disk atomically: into a temporary sibling directory first, checked there when asked, and only
+then swapped into place, so a failure leaves the previous build untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from .errors import Problem, RenderError
+from .model import Device, Fabric, Node, Platform, SecretRef
+from .platforms import REGISTRY, FileSpec
+from .secrets import fill, token
+
+PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
+MANIFEST = "manifest.json"
+FORMAT = 1
+_BIRD_SYM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """One rendered file. ``text`` holds secret tokens, never values."""
+
+    device: str
+    name: str
+    target: str
+    text: str
+    secrets: tuple[str, ...] = ()
+
+    @property
+    def path(self) -> str:
+        return f"{self.device}/{self.name}"
+
+    @property
+    def mode(self) -> int:
+        return 0o600 if self.secrets else 0o644
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Build:
+    """Every artifact of a fabric, in device then file order, and the manifest describing them."""
+
+    fabric: Fabric
+    artifacts: tuple[Artifact, ...]
+    secrets: tuple[SecretRef, ...] = field(default=())
+
+    def manifest(self) -> dict[str, Any]:
+        return manifest(self)
+
+
+# --- escaping filters: every value that reaches a target's syntax goes through one --------------
+
+def _fail(what: str, value: object) -> RenderError:
+    return RenderError(Problem("", "", f"{value!r} cannot be written as {what}",
+                               "remove quotes, backslashes and control characters"))
+
+
+def toml_str(value: object) -> str:
+    """A TOML basic string (JSON string escaping is valid TOML).
+
+    >>> toml_str('say "hi"')
+    '"say \\\\"hi\\\\""'
+    """
+    return json.dumps(str(value), ensure_ascii=True)
+
+
+def toml_bool(value: object) -> str:
+    return "true" if value else "false"
+
+
+def bird_str(value: object) -> str:
+    """A BIRD string: BIRD has no escapes, so quotes, backslashes and newlines are refused."""
+    text = str(value)
+    if any(c in text for c in '"\\') or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise _fail("a BIRD string", text)
+    return f'"{text}"'
+
+
+def bird_sym(value: object) -> str:
+    """A BIRD symbol from a name: hyphens become underscores.
+
+    >>> bird_sym("tor-r1-a_ipv4")
+    'tor_r1_a_ipv4'
+    """
+    text = str(value).replace("-", "_")
+    if not _BIRD_SYM.fullmatch(text):
+        raise _fail("a BIRD symbol", value)
+    return text
+
+
+def frr_word(value: object) -> str:
+    """One FRR word: no white space or control characters."""
+    text = str(value)
+    if not text or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text):
+        raise _fail("an FRR word", text)
+    return text
+
+
+def frr_line(value: object) -> str:
+    """The rest of an FRR line (a description): no control characters, no leading '!'."""
+    text = str(value).strip()
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise _fail("an FRR line", text)
+    return text.lstrip("!#") or "-"
+
+
+def environment(templates: Path | None = None) -> jinja2.Environment:
+    """The Jinja2 environment: strict, with the escaping filters. ``templates`` overrides files."""
+    dirs = [str(templates)] if templates is not None else []
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([*dirs, str(PACKAGE_TEMPLATES)]),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True, autoescape=False)
+    env.filters.update(toml_str=toml_str, toml_bool=toml_bool, bird_str=bird_str,
+                       bird_sym=bird_sym, frr_word=frr_word, frr_line=frr_line)
+    return env
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+class _SecretRecorder:
+    """Handed to templates as ``secret(ref)``: returns the token and remembers the name."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def __call__(self, ref: SecretRef) -> str:
+        self.used.add(ref.name)
+        return token(ref.name)
+
+
+def _originate(fabric: Fabric, device: Node) -> str:
+    """What a gobgp node adds with ``gobgp global rib add``: gobgpd's TOML cannot originate."""
+    entries = []
+    for fam in ("ipv4", "ipv6"):
+        nh = device.next_hop_for(fam)
+        for prefix in device.prefixes(fam):
+            entry = {"family": fam, "prefix": str(prefix)}
+            if nh is not None:
+                entry["next_hop"] = str(nh)
+            entries.append(entry)
+    return json.dumps({"device": device.name, "originate": entries}, indent=1) + "\n"
+
+
+def _render_file(env: jinja2.Environment, fabric: Fabric, device: Device, fs: FileSpec,
+                 ctx: Callable[[Fabric, Device], dict[str, Any]]) -> Artifact:
+    if fs.template is None:
+        assert isinstance(device, Node)
+        return Artifact(device.name, fs.name, fs.target, _originate(fabric, device))
+    recorder = _SecretRecorder()
+    try:
+        text = env.get_template(fs.template).render(
+            fabric=fabric, device=device, secret=recorder, **ctx(fabric, device))
+    except RenderError as exc:
+        raise RenderError([Problem(fs.template, device.name, p.message, p.hint)
+                           for p in exc.problems]) from None
+    except jinja2.TemplateError as exc:
+        where = getattr(exc, "filename", None) or fs.template
+        line = getattr(exc, "lineno", None)
+        raise RenderError(Problem(str(where), device.name, f"template error: {exc}",
+                                  "fix the template (see --templates)", line)) from None
+    if fs.name.endswith(".toml"):
+        try:
+            tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise RenderError(Problem(fs.template, device.name,
+                                      f"rendered TOML does not parse back: {exc}",
+                                      "fix the template (see --templates)")) from None
+    return Artifact(device.name, fs.name, fs.target, text, tuple(sorted(recorder.used)))
+
+
+def render(fabric: Fabric, templates: Path | None = None) -> Build:
+    """Render every device of the fabric. Deterministic: same model, byte-identical artifacts."""
+    env = environment(templates)
+    artifacts: list[Artifact] = []
+    for device in fabric.devices:
+        spec = REGISTRY[device.platform]
+        for fs in spec.files:
+            artifacts.append(_render_file(env, fabric, device, fs, spec.context))
+    used = {n for a in artifacts for n in a.secrets}
+    return Build(fabric, tuple(artifacts), tuple(s for s in fabric.secrets if s.name in used))
+
+
+def manifest(build: Build) -> dict[str, Any]:
+    """The build's manifest: devices with their files and hashes, sessions, expected routes."""
+    f = build.fabric
+    files: dict[str, list[dict[str, Any]]] = {}
+    for a in build.artifacts:
+        files.setdefault(a.device, []).append(
+            {"name": a.name, "path": a.path, "target": a.target, "sha256": a.sha256,
+             "mode": f"{a.mode:04o}", "secrets": list(a.secrets)})
+    devices = {}
+    for d in f.devices:
+        devices[d.name] = {
+            "role": d.role.value, "platform": d.platform.value, "asn": d.asn,
+            "router_id": d.router_id, "rack": d.rack, "bgp_port": d.bgp_port,
+            "api_port": d.api_port,
+            "mgmt": None if d.mgmt is None else
+            {"host": d.mgmt.host, "port": d.mgmt.port, "user": d.mgmt.user},
+            "netmiko_device_type": REGISTRY[d.platform].netmiko_device_type,
+            "files": files.get(d.name, [])}
+    sessions = [{"id": s.id, "node": s.node, "switch": s.switch, "family": s.family,
+                 "node_address": str(s.node_address), "switch_address": str(s.switch_address),
+                 "node_asn": s.node_asn, "switch_asn": s.switch_asn, "node_port": s.node_port,
+                 "switch_port": s.switch_port, "profile": s.profile.name,
+                 "passive": s.passive.value, "hold_time": s.profile.timers.hold,
+                 "password": token(s.profile.password.name) if s.profile.password else None}
+                for s in f.sessions]
+    routes = [{"prefix": str(r.prefix), "origin": r.origin, "next_hop": str(r.next_hop),
+               "seen_by": r.seen_by, "session": r.session, "kind": r.kind} for r in f.routes]
+    return {"generator": "bgpgen", "format": FORMAT, "fabric": f.name, "devices": devices,
+            "sessions": sessions, "routes": routes}
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+def is_build_dir(path: Path) -> bool:
+    """True when ``path`` holds a previous bgpgen build (so replacing it loses nothing)."""
+    try:
+        data = json.loads((path / MANIFEST).read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("generator") == "bgpgen"
+
+
+def check_output_dir(out: Path) -> None:
+    """Refuse to replace a directory that is neither empty nor a previous build."""
+    if out.exists() and not out.is_dir():
+        raise RenderError(Problem(str(out), "", "exists and is not a directory",
+                                  "choose another -o DIR"))
+    if out.is_dir() and any(out.iterdir()) and not is_build_dir(out):
+        raise RenderError(Problem(str(out), "", "is not empty and holds no bgpgen manifest.json: "
+                                  "refusing to replace it", "choose an empty or new -o DIR"))
+
+
+def write(build: Build, out: Path, values: Mapping[str, str] | None = None,
+          check: Callable[[Path], None] | None = None) -> Path:
+    """Write a build to ``out`` atomically. ``values`` fills secret tokens (None: keep tokens).
+
+    ``check`` runs on the temporary directory before it replaces ``out``; if it raises, nothing
+    is replaced and the temporary directory is removed.
+    """
+    out = Path(out)
+    check_output_dir(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for a in build.artifacts:
+            target = tmp / a.device
+            target.mkdir(mode=0o755, exist_ok=True)
+            text = fill(a.text, values) if values is not None else a.text
+            fd = os.open(target / a.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, a.mode)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        (tmp / MANIFEST).write_text(json.dumps(manifest(build), indent=1, sort_keys=True) + "\n",
+                                    "utf-8")
+        if check is not None:
+            check(tmp)
+        tmp.chmod(0o755)
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+        tmp.rename(out)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def load_manifest(build_dir: Path) -> dict[str, Any]:
+    """Read a previous build's manifest (for ``diff --against``)."""
+    if not is_build_dir(build_dir):
+        raise RenderError(Problem(str(build_dir), "", "is not a bgpgen build (no manifest.json)",
+                                  "render one with bgpgen render -o DIR"))
+    data: dict[str, Any] = json.loads((build_dir / MANIFEST).read_text("utf-8"))
+    return data
+
+
+__all__ = ["Artifact", "Build", "render", "write", "manifest", "environment", "Platform"]
