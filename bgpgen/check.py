@@ -104,7 +104,7 @@ def check_build(build: Build, build_dir: Path, values: Mapping[str, str] | None 
             jobs_list.append((argv, a.device, a.name, binary))
         workers = jobs or max(2, (os.cpu_count() or 1) * 2)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results += pool.map(lambda j: _run_one(*j, values), jobs_list)
+            results += pool.map(lambda j: _run_one(j[0], j[1], j[2], j[3], values), jobs_list)
     results.sort(key=lambda r: (r.device, r.file))
     return CheckReport(tuple(results))
 

@@ -131,8 +131,8 @@ def _pair(parts: Parts, out: Collector, node: tuple[int, Node], sw: tuple[int, S
                 f"{n.name} has no peering address in a subnet of {s.name} ({subnets})",
                 f"add an address in {s.name}'s subnet, or an explicit session with multihop")
     result = []
-    for fam, (na, sa, raw, path) in sorted(found.items()):
-        session = _session(parts, out, node, sw, fam, na, sa, raw, path, profile)
+    for fam, (na, sa, given, where) in sorted(found.items()):
+        session = _session(parts, out, node, sw, fam, na, sa, given, where, profile)
         if session is not None:
             result.append(session)
     return result

@@ -18,9 +18,7 @@ import yaml
 
 from .errors import InventoryError, Problem
 
-try:
-    _BaseLoader: type = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - libyaml is a hard requirement, but fail clearly
+if not hasattr(yaml, "CSafeLoader"):  # pragma: no cover - libyaml is required; fail clearly
     raise ImportError("PyYAML was built without libyaml; reinstall PyYAML with its C extension")
 
 LIST_KEYS = ("racks", "switches", "node_groups", "nodes", "sessions")
@@ -31,13 +29,13 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 PathT = tuple[str | int, ...]
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
+class _Loader(yaml.CSafeLoader):
     """The C safe loader, without turning dates into ``datetime`` (every value stays JSON)."""
 
 
 _Loader.yaml_implicit_resolvers = {
     ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for ch, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+    for ch, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
 }
 
 
@@ -95,31 +93,33 @@ class Source:
 @functools.lru_cache(maxsize=64)
 def _compose(file: Path) -> yaml.Node | None:
     with file.open("rb") as fh:
-        return yaml.compose(fh, Loader=_Loader)  # type: ignore[no-any-return]
+        return yaml.compose(fh, Loader=_Loader)
 
 
 def line_of(file: Path, path: PathT) -> int | None:
-    """The 1-based line of the deepest node along ``path`` in ``file`` (read again, on error only)."""
+    """The 1-based line of ``path`` in ``file`` (the key's line for a mapping entry, else the
+    deepest node found). The file is composed again, on the error path only."""
     try:
         node = _compose(file)
     except (yaml.YAMLError, OSError, UnicodeError):
         return None
-    line = None
+    if node is None:
+        return None
+    line: int = node.start_mark.line + 1
     for part in path:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
-            match = [(k, v) for k, v in node.value if getattr(k, "value", None) == part]
+            match = [(k, v) for k, v in node.value if getattr(k, "value", None) == str(part)]
             if not match:
                 return line
             key, node = match[0]
             line = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) \
+                and part < len(node.value):
             node = node.value[part]
+            line = node.start_mark.line + 1
         else:
             return line
-    return node.start_mark.line + 1 if node is not None else line
+    return line
 
 
 def _read(file: Path) -> Any:

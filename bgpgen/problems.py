@@ -16,7 +16,9 @@ class Collector:
     problems: list[Problem] = field(default_factory=list)
 
     def add(self, path: PathT, message: str, hint: str = "") -> None:
-        self.problems.append(self.source.problem(path, message, hint))
+        problem = self.source.problem(path, message, hint)
+        if problem not in self.problems:  # e.g. a group's fault, met once per member node
+            self.problems.append(problem)
 
     def where(self, path: PathT) -> str:
         """``file:line path`` of a place, to point at the other half of a conflict."""

@@ -7,6 +7,7 @@ or an :class:`~bgpgen.errors.InventoryError` listing every problem found.
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from .problems import Collector
 from .schema import inventory_schema
 
 MAX_SCHEMA_PROBLEMS = 50
+_UNEXPECTED = re.compile(r"\('([^']*)' was unexpected\)")
 
 #: Hints by the key that failed, for pattern / type / oneOf errors.
 _HINTS = {
@@ -88,13 +90,16 @@ def check_schema(doc: dict[str, Any], source: Source) -> None:
         errors = list(_validator().iter_errors(doc))
     except ValueError:
         found = _non_json(doc)
-        path, message = found if found else ((), "the document is not JSON-compatible")
-        out.add(path, message, "quote the key so it is a string")
+        bad, message = found if found else ((), "the document is not JSON-compatible")
+        out.add(bad, message, "quote the key so it is a string")
         out.raise_if_any()
         return
     for err in errors[:MAX_SCHEMA_PROBLEMS]:
         path: PathT = tuple(err.instance_path)
         kind = type(err.kind).__name__
+        extra = _UNEXPECTED.search(err.message) if kind == "AdditionalProperties" else None
+        if extra:
+            path = (*path, extra.group(1))  # point at the unknown key itself
         message = err.message
         if kind in ("Pattern", "OneOf", "AnyOf") or len(message) > 160:
             message = f"{_short(err.instance)} is not a valid {format_path(path[-1:]) or 'value'}"

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bgpgen.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = {"dc1": ROOT / "inventory", "local-rs": ROOT / "inventory" / "examples" / "local-rs"}
+SECRET = "Zq7-not-in-output"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite tests/golden from the current templates")
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli() -> Callable[..., Run]:
+    def run(*argv: str) -> Run:
+        out, err = io.StringIO(), io.StringIO()
+        code = main(list(argv), stdout=out, stderr=err)
+        return Run(code, out.getvalue(), err.getvalue())
+    return run
+
+
+@pytest.fixture
+def secret_env(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("BGPGEN_TOR_MD5", SECRET)
+    return SECRET
+
+
+def require(binary: str) -> None:
+    """Daemon binaries are part of the test environment: missing in CI is a failure, not a skip."""
+    if shutil.which(binary) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{binary} is not installed; scripts/setup installs it")
+        pytest.skip(f"{binary} not installed (run scripts/setup)")

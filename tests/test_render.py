@@ -1,0 +1,155 @@
+"""bgpgen render end to end: the real daemons' checkers, file modes, secrets, atomic output."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXAMPLES, ROOT, SECRET, Run, require
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_render_check_passes_every_real_checker(name: str, tmp_path: Path, secret_env: str,
+                                                cli: Callable[..., Run]) -> None:
+    for binary in ("gobgpd", "bird", "vtysh"):
+        require(binary)
+    out = tmp_path / "build"
+    r = cli("render", "-i", str(EXAMPLES[name]), "-o", str(out), "--check", "--format", "json")
+    assert r.code == 0, r.err
+    report = json.loads(r.out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    expected: dict[str, int] = {}
+    checker = {"gobgp": "gobgpd", "gobgp-rs": "gobgpd", "bird": "bird", "frr": "vtysh"}
+    for dev in manifest["devices"].values():
+        expected[checker[dev["platform"]]] = expected.get(checker[dev["platform"]], 0) + 1
+    assert report["checked"] == expected   # every config file went through its checker
+    assert report["skipped_checkers"] == []
+
+
+def test_check_failure_names_device_and_writes_nothing(tmp_path: Path, secret_env: str,
+                                                       cli: Callable[..., Run]) -> None:
+    require("bird")
+    over = tmp_path / "templates" / "bird"
+    over.mkdir(parents=True)
+    good = (ROOT / "bgpgen" / "templates" / "bird" / "bird.conf.j2").read_text()
+    (over / "bird.conf.j2").write_text(good.replace("hold time", "hold tiem"))
+    out = tmp_path / "build"
+    r = cli("render", "-o", str(out), "--check", "--templates", str(tmp_path / "templates"))
+    assert r.code == 1
+    lines = r.err.strip().splitlines()
+    assert lines and all(ln.startswith("error: ") for ln in lines)
+    assert any("node-r1-02/bird.conf" in ln and "bird rejects it" in ln for ln in lines)
+    assert "Traceback" not in r.err and SECRET not in r.err + r.out
+    assert not out.exists()
+    assert not list(tmp_path.glob(".build*")), "temporary build directory left behind"
+
+
+def test_failed_check_keeps_the_previous_build(tmp_path: Path, secret_env: str,
+                                               cli: Callable[..., Run]) -> None:
+    require("gobgpd")
+    out = tmp_path / "build"
+    assert cli("render", "-o", str(out)).code == 0
+    before = _files(out)
+    over = tmp_path / "t" / "gobgp"
+    over.mkdir(parents=True)
+    good = (ROOT / "bgpgen" / "templates" / "gobgp" / "gobgpd.toml.j2").read_text()
+    (over / "gobgpd.toml.j2").write_text(good.replace("peer-as =", "peer-asn ="))
+    r = cli("render", "-o", str(out), "--check", "--templates", str(tmp_path / "t"))
+    assert r.code == 1 and "gobgpd rejects it" in r.err and "peer-asn" in r.err
+    assert _files(out) == before
+
+
+def test_secret_files_are_private_and_secret_never_printed(tmp_path: Path, secret_env: str,
+                                                           cli: Callable[..., Run]) -> None:
+    out = tmp_path / "build"
+    r = cli("render", "-o", str(out))
+    assert r.code == 0 and SECRET not in r.out + r.err
+    holding = [p for p in out.rglob("*") if p.is_file() and SECRET in p.read_text()]
+    assert holding, "the password should be in the rendered configs"
+    for p in out.rglob("*"):
+        if p.is_file():
+            mode = stat.S_IMODE(p.stat().st_mode)
+            assert mode == (0o600 if p in holding else 0o644), (p, oct(mode))
+    assert SECRET not in (out / "manifest.json").read_text()
+
+
+def test_placeholder_mode_writes_no_secret(tmp_path: Path, cli: Callable[..., Run],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BGPGEN_TOR_MD5", raising=False)
+    out = tmp_path / "build"
+    r = cli("render", "-o", str(out), "--secrets", "placeholder")
+    assert r.code == 0, r.err
+    assert "<secret:tor-md5>" in (out / "tor-r1-a" / "frr.conf").read_text()
+
+
+def test_missing_secret_is_a_one_line_error(tmp_path: Path, cli: Callable[..., Run],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BGPGEN_TOR_MD5", raising=False)
+    r = cli("render", "-o", str(tmp_path / "b"))
+    assert r.code == 1 and not (tmp_path / "b").exists()
+    assert r.err.count("\n") == 1
+    assert "inventory/fabric.yaml:" in r.err and "secrets.tor-md5.env" in r.err
+    assert "BGPGEN_TOR_MD5 is not set" in r.err and "hint:" in r.err
+
+
+def _secret_inventory(tmp_path: Path, value: str, mode: int) -> Path:
+    inv = tmp_path / "inv"
+    inv.mkdir()
+    for p in (ROOT / "inventory").glob("*.yaml"):
+        text = p.read_text().replace("{env: BGPGEN_TOR_MD5}", "{file: md5.key}")
+        (inv / p.name).write_text(text)
+    key = inv / "md5.key"
+    key.write_text(value + "\n")
+    key.chmod(mode)
+    return inv
+
+
+def test_secret_from_file(tmp_path: Path, cli: Callable[..., Run]) -> None:
+    inv = _secret_inventory(tmp_path, "filekey-123", 0o600)
+    r = cli("render", "-i", str(inv), "-o", str(tmp_path / "b"))
+    assert r.code == 0, r.err
+    assert "password filekey-123" in (tmp_path / "b" / "tor-r1-a" / "frr.conf").read_text()
+
+
+def test_world_readable_secret_file_is_refused(tmp_path: Path, cli: Callable[..., Run]) -> None:
+    inv = _secret_inventory(tmp_path, "filekey-123", 0o644)
+    r = cli("render", "-i", str(inv), "-o", str(tmp_path / "b"))
+    assert r.code == 1 and "readable by every user" in r.err and "chmod 600" in r.err
+    assert "filekey-123" not in r.err
+
+
+@pytest.mark.parametrize("value", ['a"b', "a b", "x\\y", "a" * 81, "semi;colon"])
+def test_unsafe_secret_value_is_refused_without_echo(value: str, tmp_path: Path,
+                                                     cli: Callable[..., Run],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BGPGEN_TOR_MD5", value)
+    r = cli("render", "-o", str(tmp_path / "b"))
+    assert r.code == 1 and "secrets.tor-md5.env" in r.err and value not in r.err
+    assert not (tmp_path / "b").exists()
+
+
+def test_refuses_to_replace_a_foreign_directory(tmp_path: Path, secret_env: str,
+                                                cli: Callable[..., Run]) -> None:
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    r = cli("render", "-o", str(out))
+    assert r.code == 1 and "refusing to replace it" in r.err
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_rerender_replaces_stale_devices(tmp_path: Path, secret_env: str,
+                                         cli: Callable[..., Run]) -> None:
+    out = tmp_path / "build"
+    assert cli("render", "-o", str(out)).code == 0
+    (out / "gone-device").mkdir()
+    assert cli("render", "-o", str(out)).code == 0
+    assert not (out / "gone-device").exists()
