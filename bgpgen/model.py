@@ -184,9 +184,12 @@ class Fabric:
     sessions: tuple[Session, ...]
     routes: tuple[Route, ...]
     description: str = ""
-    _by_name: dict[str, Device] = field(default_factory=dict, compare=False, repr=False)
-    _sessions_by: dict[str, list[Session]] = field(default_factory=dict, compare=False, repr=False)
-    _routes_by: dict[str, list[Route]] = field(default_factory=dict, compare=False, repr=False)
+    _by_name: dict[str, Device] = field(default_factory=dict, init=False, compare=False,
+                                        repr=False)
+    _sessions_by: dict[str, list[Session]] = field(default_factory=dict, init=False,
+                                                   compare=False, repr=False)
+    _routes_by: dict[str, list[Route]] = field(default_factory=dict, init=False, compare=False,
+                                               repr=False)
 
     def __post_init__(self) -> None:
         self._by_name.update({d.name: d for d in (*self.switches, *self.nodes)})

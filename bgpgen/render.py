@@ -14,7 +14,7 @@ import re
 import shutil
 import tempfile
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,11 +188,17 @@ def _render_file(env: jinja2.Environment, fabric: Fabric, device: Device, fs: Fi
     return Artifact(device.name, fs.name, fs.target, text, tuple(sorted(recorder.used)))
 
 
-def render(fabric: Fabric, templates: Path | None = None) -> Build:
-    """Render every device of the fabric. Deterministic: same model, byte-identical artifacts."""
+def render(fabric: Fabric, templates: Path | None = None,
+           devices: Collection[str] | None = None) -> Build:
+    """Render every device of the fabric (or only ``devices``, by name).
+
+    Deterministic: the same model gives byte-identical artifacts.
+    """
     env = environment(templates)
     artifacts: list[Artifact] = []
     for device in fabric.devices:
+        if devices is not None and device.name not in devices:
+            continue
         spec = REGISTRY[device.platform]
         for fs in spec.files:
             artifacts.append(_render_file(env, fabric, device, fs, spec.context))

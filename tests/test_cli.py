@@ -1,0 +1,89 @@
+"""The CLI surface and the README's promises."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import jsonschema_rs
+import pytest
+
+from .conftest import EXAMPLES, ROOT, Run
+
+
+def test_schema_is_a_valid_draft_2020_12_schema(cli: Callable[..., Run]) -> None:
+    r = cli("schema")
+    schema = json.loads(r.out)
+    assert r.code == 0 and schema["$schema"].endswith("2020-12/schema")
+    jsonschema_rs.Draft202012Validator(schema)  # raises on an invalid schema
+
+
+def test_validate_counts(cli: Callable[..., Run]) -> None:
+    r = cli("validate", "--format", "json")
+    data = json.loads(r.out)
+    # 8 nodes x 2 ToRs; 6 of them dual-stack -> 2 sessions per ToR, 2 IPv4-only -> 1.
+    assert data == {"ok": True, "fabric": "dc1", "switches": 4, "nodes": 8,
+                    "sessions": 6 * 2 * 2 + 2 * 2, "routes": data["routes"]}
+    text = cli("validate")
+    assert text.code == 0 and "28 sessions" in text.out
+
+
+def test_route_server_example_model(cli: Callable[..., Run], tmp_path: Path) -> None:
+    r = cli("render", "-i", str(EXAMPLES["local-rs"]), "-o", str(tmp_path / "b"))
+    assert r.code == 0, r.err
+    m = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert m["routes"] == [{"prefix": "10.20.30.0/24", "origin": "speaker",
+                            "next_hop": "30.30.30.30", "seen_by": "rs",
+                            "session": "rs:speaker:ipv4", "kind": "pod"}]
+    (s,) = m["sessions"]
+    assert (s["node_asn"], s["switch_asn"], s["node_port"], s["switch_port"]) == \
+        (65001, 64512, 1791, 1790)
+    assert m["devices"]["rs"]["router_id"] == "1.1.1.1"
+    assert m["devices"]["speaker"]["router_id"] == "2.2.2.2"
+    originate = json.loads((tmp_path / "b" / "speaker" / "originate.json").read_text())
+    assert originate["originate"] == [{"family": "ipv4", "prefix": "10.20.30.0/24",
+                                       "next_hop": "30.30.30.30"}]
+
+
+def test_internal_errors_are_one_line_unless_asked(cli: Callable[..., Run],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import bgpgen.cli as mod
+
+    def boom(*a: object) -> None:
+        raise RuntimeError("bug")
+    monkeypatch.setattr(mod, "load_fabric", boom)
+    r = cli("validate")
+    assert r.code == 1 and r.err == "internal error: RuntimeError: bug (rerun with " \
+        "--traceback and report it)\n"
+    with pytest.raises(RuntimeError):
+        cli("--traceback", "validate")
+
+
+def _readme_blocks() -> list[list[str]]:
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"^```\n(.*?)^```", text, flags=re.S | re.M)
+    return [[ln for ln in b.splitlines() if ln.strip()] for b in blocks]
+
+
+def test_readme_quick_start_is_two_commands_and_ci_runs_the_second() -> None:
+    quick = _readme_blocks()[0]
+    assert len(quick) == 2
+    for cmd in quick:
+        path = ROOT / cmd.split()[0]
+        assert path.is_file() and os.access(path, os.X_OK), cmd
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert quick[1] in ci
+
+
+def test_readme_library_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, flags=re.S)
+    assert code
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("BGPGEN_TOR_MD5", "readme-test")
+    src = code.group(1).replace('Path("build")', f'Path("{tmp_path / "build"}")')
+    exec(compile(src, "README.md", "exec"), {})
+    assert (tmp_path / "build" / "tor-r1-a" / "frr.conf").exists()

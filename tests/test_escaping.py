@@ -1,0 +1,64 @@
+"""Injection attempts against every target syntax. Validation refuses such values first (see the
+corpus); these tests bypass validation to prove the templates' filters hold on their own: a value
+is either escaped (and the output parses back to exactly that value) or refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+
+import pytest
+
+from bgpgen import load_fabric, render
+from bgpgen.errors import RenderError
+from bgpgen.model import Fabric, Platform
+
+from .conftest import EXAMPLES
+
+EVIL = ['x"]\n[global.config]\n  as = 1', 'say "hi"', "back\\slash", "new\nline", "tab\there"]
+
+
+def _with_description(fabric: Fabric, text: str) -> Fabric:
+    sessions = tuple(dataclasses.replace(s, description=text) for s in fabric.sessions)
+    return dataclasses.replace(fabric, sessions=sessions)
+
+
+def _artifact(fabric: Fabric, platform: Platform) -> str:
+    device = next(d for d in fabric.devices if d.platform is platform)
+    build = render(fabric, devices={device.name})
+    return next(a.text for a in build.artifacts if a.device == device.name
+                and a.name.endswith((".toml", ".conf")))
+
+
+@pytest.mark.parametrize("text", EVIL)
+@pytest.mark.parametrize("platform,example", [(Platform.GOBGP, "dc1"),
+                                              (Platform.GOBGP_RS, "local-rs")])
+def test_toml_targets_escape(text: str, platform: Platform, example: str) -> None:
+    fabric = _with_description(load_fabric(EXAMPLES[example]), text)
+    data = tomllib.loads(_artifact(fabric, platform))
+    assert [n["config"]["description"] for n in data["neighbors"]] == [text] * len(data["neighbors"])
+    assert data["global"]["config"]["as"] != 1  # nothing was injected into [global]
+
+
+@pytest.mark.parametrize("text", EVIL)
+@pytest.mark.parametrize("platform", [Platform.BIRD, Platform.FRR])
+def test_line_targets_refuse(text: str, platform: Platform) -> None:
+    fabric = _with_description(load_fabric(EXAMPLES["dc1"]), text)
+    if platform is Platform.FRR and not any(c in text for c in "\n\t"):
+        # FRR descriptions run to the end of the line: quotes and backslashes are plain text.
+        conf = _artifact(fabric, platform)
+        assert f" description {text}\n" in conf
+        return
+    with pytest.raises(RenderError) as info:
+        _artifact(fabric, platform)
+    assert "cannot be written as" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ['a"b', "a b", "a\nb", "../../etc"])
+def test_names_cannot_escape_symbols(name: str) -> None:
+    fabric = load_fabric(EXAMPLES["dc1"])
+    sessions = tuple(dataclasses.replace(s, switch=name) if s.node == "node-r1-02" else s
+                     for s in fabric.sessions)
+    evil = dataclasses.replace(fabric, sessions=sessions)
+    with pytest.raises(RenderError):
+        _artifact(evil, Platform.BIRD)
