@@ -15,7 +15,7 @@ from .loader import PathT
 from .model import (Cluster, Device, Mgmt, Node, Platform, Profile, Role, SecretRef, Switch,
                     Timers, VipPool)
 from .netutil import (Address, Interface, Network, Tagged, overlaps, parse_address,
-                      parse_interface, parse_network)
+                      parse_interface, parse_network, span)
 from .problems import Collector
 
 DEFAULT_PROFILE = "default"
@@ -360,11 +360,13 @@ def _check_prefixes(parts: Parts, out: Collector) -> None:
         out.add(b.tag, f"{b.net} overlaps {a.net} ({out.where(a.tag)})",
                 "pod, service, VIP and peering ranges must be disjoint")
     pods: list[Tagged[PathT]] = []
+    cluster = [(cp.version, *span(cp)) for cp in c.pod_cidrs]
     for i, node in parts.nodes:
         for j, net in enumerate(node.pod_cidrs):
             path: PathT = ("nodes", i, "pod_cidrs", j)
             fam = "ipv4" if net.version == 4 else "ipv6"
-            if not any(net.subnet_of(cp) for cp in c.pod_cidrs if cp.version == net.version):  # type: ignore[arg-type]
+            first, last = span(net)
+            if not any(v == net.version and lo <= first and last <= hi for v, lo, hi in cluster):
                 inside = ", ".join(str(p) for p in c.pod_cidrs if p.version == net.version) or "none"
                 out.add(path, f"{net} is not inside a cluster pod CIDR ({inside})",
                         "pick a prefix inside cluster.pod_cidrs")

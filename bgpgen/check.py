@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import tomllib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -68,6 +69,15 @@ def _message(checker: str, output: str) -> str:
     return (bad or lines or ["no output"])[-1]
 
 
+def _parse_back(text: str, device: str, file: str) -> CheckResult:
+    """TOML has a parser in the standard library: every rendered TOML file must parse back."""
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return CheckResult(device, file, "toml", False, message=f"does not parse back: {exc}")
+    return CheckResult(device, file, "toml", True)
+
+
 def _run_one(argv: list[str], device: str, file: str, checker: str,
              values: Mapping[str, str]) -> CheckResult:
     try:
@@ -90,6 +100,8 @@ def check_build(build: Build, build_dir: Path, values: Mapping[str, str] | None 
         jobs_list: list[tuple[list[str], str, str, str]] = []
         results: list[CheckResult] = []
         for a in build.artifacts:
+            if a.name.endswith(".toml"):
+                results.append(_parse_back(a.text, a.device, a.name))
             spec = REGISTRY[build.fabric.device(a.device).platform]
             if not a.name.endswith((".toml", ".conf")) or not spec.check:
                 continue

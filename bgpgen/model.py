@@ -103,13 +103,18 @@ class Node(Device):
     pod_cidrs: tuple[Network, ...] = ()
     vips: tuple[Address, ...] = ()
     next_hop: tuple[tuple[str, Address], ...] = ()
+    _own: dict[str, tuple[Network, ...]] = field(default_factory=dict, init=False,
+                                                 compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for family, version in (("ipv4", 4), ("ipv6", 6)):
+            pods = tuple(p for p in self.pod_cidrs if p.version == version)
+            vips = tuple(_host_net(v) for v in self.vips if v.version == version)
+            self._own[family] = pods + vips
 
     def prefixes(self, family: str) -> tuple[Network, ...]:
         """What this node originates in one address family: pod CIDRs, then VIP host routes."""
-        version = 4 if family == "ipv4" else 6
-        pods = tuple(p for p in self.pod_cidrs if p.version == version)
-        vips = tuple(_host_net(v) for v in self.vips if v.version == version)
-        return pods + vips
+        return self._own[family]
 
     def next_hop_for(self, family: str) -> Address | None:
         return dict(self.next_hop).get(family)

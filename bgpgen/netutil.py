@@ -2,15 +2,85 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    """An address on a link with its subnet. Plain attributes: ``ipaddress``'s interface types
+    build a new address object on every ``.ip`` access, which shows on 10,000-node fabrics."""
+
+    ip: Address
+    network: Network
+
+    @property
+    def version(self) -> int:
+        return self.ip.version
+
+    def __str__(self) -> str:
+        return f"{self.ip}/{self.network.prefixlen}"
+
+
+_V4 = re.compile(r"(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\."
+                 r"(0|[1-9][0-9]{0,2})/(0|[1-9][0-9]?)")
+
+
+def _v4(text: str) -> tuple[int, int] | None:
+    """Fast path for the common IPv4 ``a.b.c.d/len``: (address as int, length), else None."""
+    m = _V4.fullmatch(text)
+    if m is None:
+        return None
+    a, b, c, d, length = (int(x) for x in m.groups())
+    if a > 255 or b > 255 or c > 255 or d > 255 or length > 32:
+        return None
+    return (a << 24) | (b << 16) | (c << 8) | d, length
+
+
+class _Addr4(ipaddress.IPv4Address):
+    """An IPv4 address that formats itself once: templates and manifests print each many times."""
+
+    __slots__ = ("_text",)
+
+    def __str__(self) -> str:
+        try:
+            return self._text
+        except AttributeError:
+            self._text: str = super().__str__()
+            return self._text
+
+    def __repr__(self) -> str:
+        return f"IPv4Address('{self}')"
+
+
+class _Net4(ipaddress.IPv4Network):
+    """An IPv4 network that formats itself once."""
+
+    def __str__(self) -> str:
+        text: str | None = self.__dict__.get("_text")
+        if text is None:
+            text = self.__dict__["_text"] = super().__str__()
+        return text
+
+    def __repr__(self) -> str:
+        return f"IPv4Network('{self}')"
+
+
+@functools.lru_cache(maxsize=65536)
+def _net4(address: int, length: int) -> ipaddress.IPv4Network:
+    return _Net4((address, length))
+
+
+def _mask4(length: int) -> int:
+    return (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
 
 
 def parse_network(text: str) -> Network:
@@ -23,6 +93,9 @@ def parse_network(text: str) -> Network:
     ...
     ValueError: 10.20.30.40/19 has host bits set; the network is 10.20.0.0/19
     """
+    fast = _v4(text)
+    if fast is not None and not fast[0] & ~_mask4(fast[1]) & 0xFFFFFFFF:
+        return _net4(*fast)
     try:
         return ipaddress.ip_network(text, strict=True)
     except ValueError as exc:
@@ -41,10 +114,15 @@ def parse_interface(text: str) -> Interface:
     """
     if "/" not in text:
         raise ValueError(f"{text!r} has no prefix length; write it as ADDRESS/LENGTH")
+    fast = _v4(text)
+    if fast is not None:
+        address, length = fast
+        return Interface(_Addr4(address), _net4(address & _mask4(length), length))
     try:
-        return ipaddress.ip_interface(text)
+        iface = ipaddress.ip_interface(text)
     except ValueError as exc:
         raise ValueError(f"{text!r} is not an interface address ({exc})") from None
+    return Interface(iface.ip, iface.network)
 
 
 def parse_address(text: str) -> Address:
@@ -76,6 +154,16 @@ class Tagged(Generic[T]):
     tag: T
 
 
+def span(net: Network) -> tuple[int, int]:
+    """First and last address of a network, as integers.
+
+    >>> span(parse_network("10.0.0.0/30"))
+    (167772160, 167772163)
+    """
+    start = int(net.network_address)
+    return start, start + net.num_addresses - 1
+
+
 def overlaps(items: Iterable[Tagged[T]]) -> Iterator[tuple[Tagged[T], Tagged[T]]]:
     """Yield pairs of overlapping networks in O(n log n): sort by start, sweep keeping the widest.
 
@@ -87,14 +175,12 @@ def overlaps(items: Iterable[Tagged[T]]) -> Iterator[tuple[Tagged[T], Tagged[T]]
     """
     pool = list(items)
     for version in (4, 6):
-        ordered = sorted((t for t in pool if t.net.version == version),
-                         key=lambda t: (int(t.net.network_address), -t.net.num_addresses))
+        ordered = sorted(((span(t.net), t) for t in pool if t.net.version == version),
+                         key=lambda x: (x[0][0], -x[0][1]))
         widest: Tagged[T] | None = None
         widest_end = -1
-        for cur in ordered:
-            start = int(cur.net.network_address)
+        for (start, end), cur in ordered:
             if widest is not None and start <= widest_end:
                 yield widest, cur
-            end = int(cur.net.broadcast_address)
             if end > widest_end:
                 widest, widest_end = cur, end

@@ -44,7 +44,8 @@ def _node_context(fabric: Fabric, device: Device) -> dict[str, Any]:
     assert isinstance(device, Node)
     own = _own(device)
     return {"sessions": fabric.sessions_of(device.name), "own": own,
-            "own_families": {fam for fam, _ in own}}
+            "own_families": {fam for fam, _ in own},
+            "next_hop": {fam: str(addr) for fam, addr in device.next_hop}}
 
 
 def _rs_context(fabric: Fabric, device: Device) -> dict[str, Any]:
@@ -62,20 +63,22 @@ def _rs_context(fabric: Fabric, device: Device) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class _FrrPeer:
-    """A node as an FRR switch sees it: its prefix-lists and route-maps."""
+    """A node as an FRR switch sees it: its prefixes, and its prefix-list and route-map names
+    per family (a family without prefixes has a route-map but no prefix-list)."""
 
     name: str
     own: tuple[tuple[str, tuple[Network, ...]], ...]
     families: tuple[str, ...]
+    prefix_list: dict[str, str]
+    route_map: dict[str, str]
 
-    def has(self, fam: str) -> bool:
-        return any(f == fam for f, _ in self.own)
 
-    def prefix_list(self, fam: str) -> str:
-        return f"BGPGEN-{self.name}-{'V4' if fam == 'ipv4' else 'V6'}"
-
-    def route_map(self, fam: str) -> str:
-        return f"BGPGEN-{self.name}-IN-{'V4' if fam == 'ipv4' else 'V6'}"
+def _frr_peer(node: Node, families: tuple[str, ...]) -> _FrrPeer:
+    own = tuple(_own(node))
+    tag = {"ipv4": "V4", "ipv6": "V6"}
+    return _FrrPeer(node.name, own, families,
+                    {fam: f"BGPGEN-{node.name}-{tag[fam]}" for fam, _ in own},
+                    {fam: f"BGPGEN-{node.name}-IN-{tag[fam]}" for fam in families})
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +100,13 @@ def _frr_context(fabric: Fabric, device: Device) -> dict[str, Any]:
     for s in sessions:
         node = fabric.device(s.node)
         assert isinstance(node, Node)
-        peer = peers.setdefault(s.node, _FrrPeer(s.node, tuple(_own(node)),
-                                                 tuple(sorted(fams[s.node]))))
+        if s.node not in peers:
+            peers[s.node] = _frr_peer(node, tuple(sorted(fams[s.node])))
+        peer = peers[s.node]
         gname = f"{s.profile.peer_group}-{'V4' if s.family == 'ipv4' else 'V6'}"
         groups.setdefault(gname, _FrrGroup(gname, s.family, s.profile))
         group_of[s.id] = gname
-        route_map_of[s.id] = peer.route_map(s.family)
+        route_map_of[s.id] = peer.route_map[s.family]
     gr = max((s.profile.restart_time for s in sessions if s.profile.graceful_restart), default=0)
     return {"sessions": sessions, "peers": list(peers.values()),
             "groups": sorted(groups.values(), key=lambda g: g.name),

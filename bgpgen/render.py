@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import tempfile
-import tomllib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 MANIFEST = "manifest.json"
 FORMAT = 1
 _BIRD_SYM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TOML_PLAIN = re.compile(r"[A-Za-z0-9 ._:/<>@,+=()-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,10 @@ def toml_str(value: object) -> str:
     >>> toml_str('say "hi"')
     '"say \\\\"hi\\\\""'
     """
-    return json.dumps(str(value), ensure_ascii=True)
+    text = str(value)
+    if _TOML_PLAIN.fullmatch(text):
+        return f'"{text}"'  # nothing to escape: skip the encoder (hot path on large fabrics)
+    return json.dumps(text, ensure_ascii=True)
 
 
 def toml_bool(value: object) -> str:
@@ -178,13 +181,6 @@ def _render_file(env: jinja2.Environment, fabric: Fabric, device: Device, fs: Fi
         line = getattr(exc, "lineno", None)
         raise RenderError(Problem(str(where), device.name, f"template error: {exc}",
                                   "fix the template (see --templates)", line)) from None
-    if fs.name.endswith(".toml"):
-        try:
-            tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise RenderError(Problem(fs.template, device.name,
-                                      f"rendered TOML does not parse back: {exc}",
-                                      "fix the template (see --templates)")) from None
     return Artifact(device.name, fs.name, fs.target, text, tuple(sorted(recorder.used)))
 
 
@@ -237,6 +233,40 @@ def manifest(build: Build) -> dict[str, Any]:
             "sessions": sessions, "routes": routes}
 
 
+def dump_manifest(data: dict[str, Any]) -> str:
+    """JSON with one device, session or route per line: diffable, and fast (the C encoder).
+
+    >>> print(dump_manifest({"b": [1, 2], "a": {"x": {"y": 1}}}), end="")
+    {
+    "a": {
+     "x": {"y": 1}
+    },
+    "b": [
+     1,
+     2
+    ]
+    }
+    """
+    lines = ["{"]
+    for i, key in enumerate(sorted(data)):
+        value = data[key]
+        tail = "," if i < len(data) - 1 else ""
+        if isinstance(value, dict) and value:
+            lines.append(f"{json.dumps(key)}: {{")
+            items = sorted(value.items())
+            lines += [f" {json.dumps(k)}: {json.dumps(v, sort_keys=True)}"
+                      f"{',' if j < len(items) - 1 else ''}" for j, (k, v) in enumerate(items)]
+            lines.append("}" + tail)
+        elif isinstance(value, list) and value:
+            lines.append(f"{json.dumps(key)}: [")
+            lines += [f" {json.dumps(v, sort_keys=True)}{',' if j < len(value) - 1 else ''}"
+                      for j, v in enumerate(value)]
+            lines.append("]" + tail)
+        else:
+            lines.append(f"{json.dumps(key)}: {json.dumps(value, sort_keys=True)}{tail}")
+    return "\n".join(lines) + "\n}\n"
+
+
 # --- writing ----------------------------------------------------------------------------------
 
 def is_build_dir(path: Path) -> bool:
@@ -277,8 +307,7 @@ def write(build: Build, out: Path, values: Mapping[str, str] | None = None,
             fd = os.open(target / a.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, a.mode)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
-        (tmp / MANIFEST).write_text(json.dumps(manifest(build), indent=1, sort_keys=True) + "\n",
-                                    "utf-8")
+        (tmp / MANIFEST).write_text(dump_manifest(manifest(build)), "utf-8")
         if check is not None:
             check(tmp)
         tmp.chmod(0o755)

@@ -15,7 +15,7 @@ import pytest
 from bgpgen import load_fabric, render
 from bgpgen.model import Platform
 from bgpgen.platforms import REGISTRY
-from bgpgen.render import manifest
+from bgpgen.render import dump_manifest, manifest
 
 from .conftest import EXAMPLES
 
@@ -26,7 +26,7 @@ GOLDEN = Path(__file__).parent / "golden"
 def test_golden(name: str, update_golden: bool) -> None:
     build = render(load_fabric(EXAMPLES[name]))
     files = {a.path: a.text for a in build.artifacts}
-    files["manifest.json"] = json.dumps(manifest(build), indent=1, sort_keys=True) + "\n"
+    files["manifest.json"] = dump_manifest(manifest(build))
     root = GOLDEN / name
     if update_golden:
         shutil.rmtree(root, ignore_errors=True)

@@ -30,6 +30,8 @@ def test_render_check_passes_every_real_checker(name: str, tmp_path: Path, secre
     checker = {"gobgp": "gobgpd", "gobgp-rs": "gobgpd", "bird": "bird", "frr": "vtysh"}
     for dev in manifest["devices"].values():
         expected[checker[dev["platform"]]] = expected.get(checker[dev["platform"]], 0) + 1
+        if dev["platform"].startswith("gobgp"):
+            expected["toml"] = expected.get("toml", 0) + 1  # parsed back with tomllib
     assert report["checked"] == expected   # every config file went through its checker
     assert report["skipped_checkers"] == []
 
