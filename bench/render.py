@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from gen import generate  # noqa: E402
 
 from bgpgen.cli import main as bgpgen_main  # noqa: E402
+from bgpgen.render import PACKAGE_TEMPLATES as TEMPLATES, environment  # noqa: E402
 
 HERE = Path(__file__).parent
 PASSWORD = "bench-secret"
@@ -58,56 +59,115 @@ def _sessions(doc: dict[str, Any]) -> tuple[dict[str, list[dict[str, Any]]], dic
     return per_node, per_switch
 
 
-def plain_loop(inv: Path, out: Path) -> int:
-    """(a) The limit: load with the C loader, render one compiled template per device, write."""
+Job = tuple[str, str, str, dict[str, Any]]  # device, file name, template, context
+
+
+def _load(inv: Path) -> dict[str, Any]:
     doc: dict[str, Any] = {}
     for f in sorted(inv.glob("*.yaml")):
         with f.open("rb") as fh:
             doc.update(yaml.load(fh, Loader=yaml.CSafeLoader))
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "baseline_templates")),
-                             trim_blocks=True, lstrip_blocks=True)
-    tpl = {name: env.get_template(f"{name}.j2") for name in ("gobgp", "bird", "frr")}
-    per_node, per_switch = _sessions(doc)
-    files = 0
-    for node in doc["nodes"]:
-        node.setdefault("router_id", node["peering"][0].partition("/")[0])
-        prefixes = node["pod_cidrs"] + [f"{v}/32" for v in node.get("vips", [])]
-        text = tpl[node["speaker"]].render(node=node, sessions=per_node[node["name"]],
-                                           prefixes=prefixes, password=PASSWORD)
-        d = out / node["name"]
-        d.mkdir(parents=True)
-        name = "gobgpd.toml" if node["speaker"] == "gobgp" else "bird.conf"
-        (d / name).write_text(text)
-        files += 1
-        if node["speaker"] == "gobgp":
-            (d / "originate.json").write_text(json.dumps({"originate": prefixes}))
-            files += 1
+    return doc
+
+
+def _jobs(doc: dict[str, Any]) -> tuple[list[Job], dict[str, str]]:
+    """Pair the ends of each session from the raw YAML, with no checks at all, into the contexts
+    bgpgen's templates take (plain dicts). Written for gen.py's inventories (IPv4, FRR ToRs, one
+    profile). Returns the render jobs and the originate.json texts."""
+    raw = doc["profiles"]["default"]
+    t, gr = raw["timers"], raw.get("graceful_restart", {})
+    profile = {"name": "default", "timers": {"hold": t["hold"], "keepalive": t["keepalive"],
+                                             "connect_retry": t["connect_retry"]},
+               "password": raw["password"], "multihop": None, "bfd": False,
+               "graceful_restart": gr.get("enabled", False),
+               "restart_time": gr.get("restart_time", 120), "max_prefix": raw["max_prefix"],
+               "default_originate": False}
+    fabric = {"name": doc["fabric"]["name"]}
+    by_rack: dict[str, list[dict[str, Any]]] = {}
     for sw in doc["switches"]:
-        d = out / sw["name"]
+        by_rack.setdefault(sw["rack"], []).append(sw)
+    per_switch: dict[str, list[tuple[dict[str, Any], dict[str, Any], list[str]]]] = {}
+    jobs: list[Job] = []
+    originate: dict[str, str] = {}
+    for node in doc["nodes"]:
+        name = node["name"]
+        own = node["pod_cidrs"] + [f"{v}/32" for v in node.get("vips", [])]
+        sessions = []
+        for sw in by_rack[node["rack"]]:
+            sw_addr = sw["peering"][0].partition("/")[0]
+            subnet = sw_addr.rpartition(".")[0]  # gen.py gives every link a /24
+            mine = next(a.partition("/")[0] for a in node["peering"]
+                        if a.rpartition(".")[0] == subnet)
+            s = {"id": f"{sw['name']}:{name}:ipv4", "node": name, "switch": sw["name"],
+                 "family": "ipv4", "node_address": mine, "switch_address": sw_addr,
+                 "node_asn": node["asn"], "switch_asn": sw["asn"], "node_port": 179,
+                 "switch_port": 179, "profile": profile, "passive": "none", "description": "",
+                 "ebgp": True}
+            sessions.append(s)
+            per_switch.setdefault(sw["name"], []).append((s, node, own))
+        device = {"name": name, "asn": node["asn"], "bgp_port": 179,
+                  "router_id": node["peering"][0].partition("/")[0]}
+        ctx = {"fabric": fabric, "device": device, "sessions": sessions, "own": [("ipv4", own)],
+               "own_families": ["ipv4"], "next_hop": {}}
+        if node["speaker"] == "gobgp":
+            jobs.append((name, "gobgpd.toml", "gobgp/gobgpd.toml.j2", ctx))
+            entries = [{"family": "ipv4", "prefix": p} for p in own]
+            originate[name] = json.dumps({"device": name, "originate": entries}, indent=1) + "\n"
+        else:
+            jobs.append((name, "bird.conf", "bird/bird.conf.j2", ctx))
+    group = {"name": "NODES-V4", "family": "ipv4", "profile": profile}
+    for sw in doc["switches"]:
+        members = per_switch.get(sw["name"], [])
+        peers = [{"name": n["name"], "own": [("ipv4", own)], "families": ["ipv4"],
+                  "prefix_list": {"ipv4": f"BGPGEN-{n['name']}-V4"},
+                  "route_map": {"ipv4": f"BGPGEN-{n['name']}-IN-V4"}} for _, n, own in members]
+        ctx = {"fabric": fabric, "device": sw, "sessions": [s for s, _, _ in members],
+               "peers": peers, "groups": [group],
+               "group_of": {s["id"]: "NODES-V4" for s, _, _ in members},
+               "route_map_of": {s["id"]: f"BGPGEN-{s['node']}-IN-V4" for s, _, _ in members},
+               "graceful_restart": profile["restart_time"] if profile["graceful_restart"] else 0,
+               "families": ["ipv4"]}
+        jobs.append((sw["name"], "frr.conf", "frr/frr.conf.j2", ctx))
+    return jobs, originate
+
+
+def plain_loop(inv: Path, out: Path) -> int:
+    """(a) The limit: the C loader, session pairing with no checks, bgpgen's own templates
+    compiled once and rendered with plain dicts, the same files written. No validation, no model,
+    no manifest. The first run of every size asserts its files are byte-identical to bgpgen's."""
+    doc = _load(inv)
+    password = os.environ["BGPGEN_BENCH_MD5"]
+    env = environment()
+    templates: dict[str, jinja2.Template] = {}
+    jobs, originate = _jobs(doc)
+    for device, name, template, ctx in jobs:
+        tpl = templates.get(template) or templates.setdefault(template, env.get_template(template))
+        d = out / device
         d.mkdir(parents=True)
-        (d / "frr.conf").write_text(tpl["frr"].render(switch=sw, nodes=per_switch[sw["name"]],
-                                                      password=PASSWORD))
-        files += 1
-    return files
+        (d / name).write_text(tpl.render(secret=lambda ref: password, **ctx))
+    for device, text in originate.items():
+        (out / device / "originate.json").write_text(text)
+    return len(jobs) + len(originate)
+
+
+def _same_files(a: Path, b: Path) -> None:
+    """Both contenders wrote the same configs, byte for byte (bgpgen adds manifest.json)."""
+    ours = {str(p.relative_to(a)): p.read_bytes() for p in a.rglob("*") if p.is_file()}
+    theirs = {str(p.relative_to(b)): p.read_bytes() for p in b.rglob("*") if p.is_file()}
+    ours.pop("manifest.json")
+    assert ours.keys() == theirs.keys(), set(ours) ^ set(theirs)
+    bad = [k for k in ours if ours[k] != theirs[k]]
+    assert not bad, f"{len(bad)} files differ, e.g. {bad[:3]}"
 
 
 def nornir_setup(inv: Path, work: Path) -> Path:
-    """Convert the inventory to Nornir's SimpleInventory files (untimed: users keep these)."""
-    doc: dict[str, Any] = {}
-    for f in sorted(inv.glob("*.yaml")):
-        doc.update(yaml.load(f.read_bytes(), Loader=yaml.CSafeLoader))
-    per_node, per_switch = _sessions(doc)
+    """Write the same contexts as Nornir SimpleInventory files (untimed: users keep these)."""
+    jobs, originate = _jobs(_load(inv))
     hosts: dict[str, Any] = {}
-    for node in doc["nodes"]:
-        node.setdefault("router_id", node["peering"][0].partition("/")[0])
-        prefixes = node["pod_cidrs"] + [f"{v}/32" for v in node.get("vips", [])]
-        hosts[node["name"]] = {"hostname": node["mgmt"]["host"], "platform": node["speaker"],
-                               "data": {"node": node, "sessions": per_node[node["name"]],
-                                        "prefixes": prefixes, "password": PASSWORD}}
-    for sw in doc["switches"]:
-        hosts[sw["name"]] = {"hostname": sw["mgmt"]["host"], "platform": "frr",
-                             "data": {"switch": sw, "nodes": per_switch[sw["name"]],
-                                      "password": PASSWORD}}
+    for device, name, template, ctx in jobs:
+        hosts[device] = {"hostname": device,
+                         "data": {"file": name, "template": template, "ctx": ctx,
+                                  "originate": originate.get(device)}}
     d = work / "nornir"
     d.mkdir()
     (d / "hosts.yaml").write_text(yaml.dump(hosts, Dumper=yaml.CSafeDumper))
@@ -117,7 +177,8 @@ def nornir_setup(inv: Path, work: Path) -> Path:
 
 
 def nornir_way(ninv: Path, out: Path) -> int:
-    """(b) The usual way: InitNornir + template_file per host, files written by the task."""
+    """(b) The usual way: InitNornir + nornir_jinja2's template_file per host, same templates
+    and filters, files written by the task."""
     from nornir import InitNornir
     from nornir.core.task import Result, Task
     from nornir_jinja2.plugins.tasks import template_file
@@ -128,16 +189,20 @@ def nornir_way(ninv: Path, out: Path) -> int:
                                            "group_file": str(ninv / "groups.yaml"),
                                            "defaults_file": str(ninv / "defaults.yaml")}},
                     logging={"enabled": False})
-    names = {"gobgp": "gobgpd.toml", "bird": "bird.conf", "frr": "frr.conf"}
+    password = os.environ["BGPGEN_BENCH_MD5"]
+    # template_file builds a fresh Environment per call unless handed one; hand it one with
+    # bgpgen's options and filters (or its output differs), shared so templates compile once:
+    # the stronger baseline (a fresh one per call was 19 s at 1,000 nodes here).
+    env = environment()
 
     def task(t: Task) -> Result:
-        r = t.run(task=template_file, template=f"{t.host.platform}.j2",
-                  path=str(HERE / "baseline_templates"), **t.host.data)
+        r = t.run(task=template_file, template=t.host["template"], path=str(TEMPLATES),
+                  jinja_env=env, secret=lambda ref: password, **t.host["ctx"])
         d = out / t.host.name
         d.mkdir(parents=True, exist_ok=True)
-        (d / names[t.host.platform or ""]).write_text(r.result)
-        if t.host.platform == "gobgp":
-            (d / "originate.json").write_text(json.dumps({"originate": t.host["prefixes"]}))
+        (d / t.host["file"]).write_text(r.result)
+        if t.host["originate"]:
+            (d / "originate.json").write_text(t.host["originate"])
         return Result(host=t.host)
 
     result = nr.run(task=task)
@@ -151,12 +216,15 @@ def bgpgen_way(inv: Path, out: Path) -> int:
     return sum(1 for _ in out.rglob("*")) - 1 - sum(1 for p in out.iterdir() if p.is_dir())
 
 
-def timed(fn: Callable[[Path, Path], int], inv: Path, work: Path) -> tuple[float, int]:
+def timed(fn: Callable[[Path, Path], int], inv: Path, work: Path,
+          keep: Path | None = None) -> tuple[float, int]:
     out = Path(tempfile.mkdtemp(dir=work)) / "build"
     gc.collect()
     t0 = time.perf_counter()
     files = fn(inv, out)
     elapsed = time.perf_counter() - t0
+    if keep is not None:
+        out.rename(keep)
     shutil.rmtree(out.parent)
     return elapsed, files
 
@@ -184,11 +252,19 @@ def main() -> None:
             files: dict[str, int] = {}
             for i in range(reps):
                 for name, fn in (("bgpgen", bgpgen_way), ("plain", plain_loop)):
-                    s, files[name] = timed(fn, inv, work)
+                    keep = work / f"first-{name}" if i == 0 else None
+                    s, files[name] = timed(fn, inv, work, keep)
                     t[name].append(s)
                 if n <= args.nornir_max and (i == 0 or n < 10000):
-                    s, files["nornir"] = timed(lambda _i, o: nornir_way(ninv, o), inv, work)
+                    s, files["nornir"] = timed(lambda _i, o: nornir_way(ninv, o), inv, work,
+                                               work / "first-nornir" if i == 0 else None)
                     t["nornir"].append(s)
+                if i == 0:
+                    for other in ("plain", "nornir"):
+                        if (work / f"first-{other}").exists():
+                            _same_files(work / "first-bgpgen", work / f"first-{other}")
+                            shutil.rmtree(work / f"first-{other}")
+                    shutil.rmtree(work / "first-bgpgen")
             med = {k: statistics.median(v) for k, v in t.items() if v}
             rows.append((n, med, files))
             print(f"n={n}: " + ", ".join(f"{k} {v:.3f}s ({files[k]} files)"

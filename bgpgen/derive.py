@@ -77,6 +77,8 @@ def _profile(parts: Parts, out: Collector, node: tuple[int, Node], sw: tuple[int
     a, b = parts.profiles.get(node[1].profile), parts.profiles.get(sw[1].profile)
     if a is None or b is None:
         return None  # already reported by the builder
+    if a is b:
+        return b
     diff = [f for f in _COMPARED if getattr(a, f) != getattr(b, f)]
     if diff:
         what = ", ".join(f"{f} ({_show(getattr(a, f))} vs {_show(getattr(b, f))})" for f in diff)
@@ -228,9 +230,8 @@ def _routes(sessions: tuple[Session, ...], nodes: dict[str, Node],
     for s in sessions:
         node = nodes[s.node]
         nh = node.next_hop_for(s.family) or s.node_address
-        vip_nets = {ip_network(f"{v}/{v.max_prefixlen}") for v in node.vips}
         for prefix in node.prefixes(s.family):
-            kind = "vip" if prefix in vip_nets else "pod"
+            kind = "vip" if node.is_vip(prefix) else "pod"
             routes.append(Route(prefix, node.name, nh, s.switch, s.id, kind))
             for other in clients.get((s.switch, s.family), []):
                 if other.node != s.node and other.node_asn != s.node_asn:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .netutil import Address, Interface, Network
+from .netutil import Address, Interface, Network, host_network
 
 
 class Role(StrEnum):
@@ -116,6 +116,10 @@ class Node(Device):
         """What this node originates in one address family: pod CIDRs, then VIP host routes."""
         return self._own[family]
 
+    def is_vip(self, prefix: Network) -> bool:
+        """True for a VIP host route of this node (as opposed to a pod CIDR)."""
+        return prefix.prefixlen == prefix.max_prefixlen and prefix.network_address in self.vips
+
     def next_hop_for(self, family: str) -> Address | None:
         return dict(self.next_hop).get(family)
 
@@ -220,5 +224,4 @@ class Fabric:
 
 
 def _host_net(addr: Address) -> Network:
-    from ipaddress import ip_network
-    return ip_network(f"{addr}/{addr.max_prefixlen}")
+    return host_network(addr)

@@ -83,6 +83,17 @@ def _mask4(length: int) -> int:
     return (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
 
 
+def host_network(addr: Address) -> Network:
+    """The /32 or /128 network of one address.
+
+    >>> host_network(parse_address("203.0.113.10"))
+    IPv4Network('203.0.113.10/32')
+    """
+    if addr.version == 4:
+        return _net4(int(addr), 32)
+    return ipaddress.IPv6Network((int(addr), 128))
+
+
 def parse_network(text: str) -> Network:
     """Parse a CIDR that must be a network address; the error says which one was meant.
 

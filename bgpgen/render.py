@@ -259,12 +259,25 @@ def dump_manifest(data: dict[str, Any]) -> str:
             lines.append("}" + tail)
         elif isinstance(value, list) and value:
             lines.append(f"{json.dumps(key)}: [")
-            lines += [f" {json.dumps(v, sort_keys=True)}{',' if j < len(value) - 1 else ''}"
-                      for j, v in enumerate(value)]
+            lines += _list_lines(value)
             lines.append("]" + tail)
         else:
             lines.append(f"{json.dumps(key)}: {json.dumps(value, sort_keys=True)}{tail}")
     return "\n".join(lines) + "\n}\n"
+
+
+def _list_lines(items: list[Any]) -> list[str]:
+    """One JSON element per line. Flat dicts (sessions, routes) are encoded in one call of the
+    C encoder and split between elements; the split is kept only if it yields one line per
+    element (a value holding ``}, {`` would not), else each element is encoded alone."""
+    if all(isinstance(v, dict) for v in items):
+        parts = json.dumps(items, sort_keys=True)[1:-1].split("}, {")
+        if len(parts) == len(items):
+            last = len(parts) - 1
+            return [(" " if j == 0 else " {") + p + ("" if j == last else "},")
+                    for j, p in enumerate(parts)]
+    return [f" {json.dumps(v, sort_keys=True)}{',' if j < len(items) - 1 else ''}"
+            for j, v in enumerate(items)]
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -300,10 +313,13 @@ def write(build: Build, out: Path, values: Mapping[str, str] | None = None,
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        made = ""
         for a in build.artifacts:
             target = tmp / a.device
-            target.mkdir(mode=0o755, exist_ok=True)
-            text = fill(a.text, values) if values is not None else a.text
+            if a.device != made:  # artifacts come grouped by device
+                target.mkdir(mode=0o755, exist_ok=True)
+                made = a.device
+            text = fill(a.text, values) if values is not None and a.secrets else a.text
             fd = os.open(target / a.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, a.mode)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
