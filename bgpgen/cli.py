@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from enum import IntEnum
@@ -54,7 +55,76 @@ def _parser() -> argparse.ArgumentParser:
                    help="resolve: write secret values (files 0600); placeholder: write "
                    "<secret:NAME> tokens, for CI builds and diffs without secrets")
     sub.add_parser("schema", help="print the inventory JSON Schema (for editors)")
+    _lab_parser(sub)
     return p
+
+
+def _lab_parser(sub: Any) -> None:
+    lab = sub.add_parser("lab", help="run the inventory on real daemons in network namespaces")
+    lsub = lab.add_subparsers(dest="lab_command", required=True, metavar="ACTION")
+
+    def named(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--name", default="lab", help="lab name (default: lab)")
+        sp.add_argument("--format", choices=("text", "json"), default="text")
+
+    u = lsub.add_parser("up", help="build the lab and start every daemon")
+    named(u)
+    u.add_argument("-i", "--inventory", type=Path, default=Path("inventory"))
+    u.add_argument("--render", action="store_true",
+                   help="start devices on their rendered configs (default: bootstrap configs)")
+    u.add_argument("--templates", type=Path, default=None)
+    u.add_argument("--mgmt-range", default="198.51.100.0/24",
+                   help="management network of the lab (default: 198.51.100.0/24)")
+    named(lsub.add_parser("status", help="devices, processes and BGP session states"))
+    named(lsub.add_parser("down", help="remove everything the lab made (idempotent)"))
+    e = lsub.add_parser("exec", help="run a command on a lab device: lab exec DEV -- CMD")
+    named(e)
+    e.add_argument("device")
+    e.add_argument("argv", nargs=argparse.REMAINDER)
+    sh = lsub.add_parser("ssh", help="ssh to a lab device (as deploy does)")
+    named(sh)
+    sh.add_argument("--cli", action="store_true", help="the switch CLI port (vtysh)")
+    sh.add_argument("device")
+    sh.add_argument("argv", nargs=argparse.REMAINDER)
+
+
+def _lab(args: argparse.Namespace, out: TextIO) -> ExitStatus:
+    from . import lab
+    cmd = args.lab_command
+    if cmd == "up":
+        info = lab.up(load_fabric(args.inventory), args.name, args.mgmt_range, args.render,
+                      args.templates)
+        if args.format == "json":
+            out.write(json.dumps(info, indent=1) + "\n")
+        else:
+            out.write(f"lab {args.name} is up: {len(info['devices'])} devices on "
+                      f"{info['mgmt_net']}; bgpgen lab status --name {args.name}; "
+                      f"bgpgen lab down --name {args.name}\n")
+        return ExitStatus.OK
+    if cmd == "down":
+        done = lab.down(args.name)
+        out.write(("\n".join(done) or f"lab {args.name}: nothing to remove") + "\n")
+        return ExitStatus.OK
+    if cmd == "status":
+        st = lab.status(args.name)
+        if args.format == "json":
+            out.write(json.dumps(st, indent=1) + "\n")
+            return ExitStatus.OK
+        out.write(f"lab {st['lab']}: {st['status']}, supervisor {st['supervisor']} "
+                  f"{'running' if st['supervisor_alive'] else 'NOT running'}\n")
+        for dev, d in st["devices"].items():
+            procs = " ".join(f"{p['name']}:{p['pid']}{'' if p['alive'] else '(dead)'}"
+                             for p in d["processes"])
+            sess = " ".join(f"{peer}={state}" for peer, state in sorted(d["sessions"].items()))
+            out.write(f"{dev:<14} {d['platform']:<8} {d['mgmt']:<15} {d['netns']:<28} "
+                      f"{procs}\n{'':<14} sessions: {sess or '-'}\n")
+        return ExitStatus.OK
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if cmd == "exec":
+        return ExitStatus(min(lab.exec_in(args.name, args.device, argv or ["sh"]), 1))
+    out.flush()
+    os.execvp("ssh", [*lab.ssh_argv(args.name, args.device, args.cli), *argv])
+    return ExitStatus.ERROR  # pragma: no cover - execvp does not return
 
 
 def _summary(fabric: Any) -> dict[str, Any]:
@@ -123,7 +193,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
         if args.command == "schema":
             out.write(inventory_schema_text())
             return ExitStatus.OK
-        handler = {"validate": _validate, "render": _render}[args.command]
+        handler = {"validate": _validate, "render": _render, "lab": _lab}[args.command]
         return handler(args, out)
     except BgpgenError as exc:
         _emit_errors(exc, fmt, out, err)

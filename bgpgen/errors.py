@@ -22,9 +22,9 @@ class Problem:
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
-        place = f" {self.path}:" if self.path else ""
+        head = ": ".join(x for x in (where, self.path) if x)
         hint = f" (hint: {self.hint})" if self.hint else ""
-        return f"{where}:{place} {self.message}{hint}"
+        return f"{head}: {self.message}{hint}" if head else f"{self.message}{hint}"
 
     def as_dict(self) -> dict[str, Any]:
         return {"file": self.file, "line": self.line, "path": self.path,

@@ -1,0 +1,371 @@
+"""``bgpgen lab``: an inventory on real gobgpd, BIRD and FRR in network namespaces.
+
+:func:`up` builds namespaces and links from the model, writes each device's config (bootstrap,
+or rendered with ``render_configs``), starts a supervisor that runs every daemon and an sshd per
+device, and returns once all are ready. :func:`down` removes everything a lab made, whatever
+state it was left in (a killed ``up`` included), and is idempotent. :func:`overlay` gives the
+connection details that deploy / verify use to reach lab devices as they reach real ones.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ..errors import Problem
+from ..model import Fabric, Platform
+from ..netutil import Tagged, overlaps, parse_network
+from ..render import Build, render
+from ..secrets import fill, resolve_all
+from . import daemons, netns
+from .daemons import CLI_PORT, DevicePaths, Post, Proc
+from .nsenter import preexec
+from .plan import LabError, LabPlan, check_name, netns_name, plan
+from .supervisor import starttime
+
+DEFAULT_NAME = "lab"
+DEFAULT_MGMT = "198.51.100.0/24"
+UP_TIMEOUT = 60.0
+
+
+def root() -> Path:
+    return Path(os.environ.get("BGPGEN_LAB_ROOT", "/run/bgpgen/labs"))
+
+
+def lab_dir(name: str) -> Path:
+    return root() / name
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise LabError(Problem("", "lab", "the lab needs root (network namespaces, daemons)",
+                               "run it as root, e.g. sudo .venv/bin/bgpgen lab up"))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+    except (OSError, ValueError):
+        return {}
+
+
+def _write(path: Path, data: Any, mode: int = 0o644) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    tmp.chmod(mode)
+    tmp.rename(path)
+
+
+def _alive(pid: int | None, start: int | None) -> bool:
+    return bool(pid) and start is not None and starttime(pid or 0) == start
+
+
+def _check_fabric_overlap(fabric: Fabric, mgmt_net: str) -> None:
+    want = ipaddress.ip_network(mgmt_net)
+    nets: list[Tagged[str]] = [Tagged(want, "--mgmt-range")]
+    nets += [Tagged(n, "a pod CIDR") for n in fabric.cluster.pod_cidrs]
+    nets += [Tagged(n, "a service CIDR") for n in fabric.cluster.service_cidrs]
+    nets += [Tagged(p.cidr, f"VIP pool {p.name}") for p in fabric.cluster.vip_pools]
+    nets += [Tagged(i.network, f"{d.name}'s peering subnet") for d in fabric.devices
+             for i in d.interfaces if not i.ip.is_loopback]
+    for a, b in overlaps(nets):
+        if "--mgmt-range" in (a.tag, b.tag):
+            other = b if a.tag == "--mgmt-range" else a
+            raise LabError(Problem("", "--mgmt-range", f"{want} overlaps {other.net} "
+                                   f"({other.tag}) of the inventory",
+                                   "pick a management range the fabric does not use"))
+
+
+def _ssh_keys(d: Path) -> None:
+    ssh = d / "ssh"
+    ssh.mkdir(mode=0o700)
+    for key in ("id_ed25519", "host_ed25519"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"bgpgen-{key}",
+                        "-f", str(ssh / key)], check=True, stdin=subprocess.DEVNULL)
+    shutil.copy(ssh / "id_ed25519.pub", ssh / "authorized_keys")
+
+
+def _device_files(p: LabPlan, fabric: Fabric, d: Path, build: Build | None,
+                  values: Mapping[str, str]) -> tuple[list[Proc], list[Post]]:
+    procs: list[Proc] = []
+    post: list[Post] = []
+    texts = {(a.device, a.name): a for a in build.artifacts} if build else {}
+    for dev in p.devices:
+        device = fabric.device(dev.name)
+        paths = DevicePaths(str(d / "dev" / dev.name))
+        Path(paths.root).mkdir(parents=True, mode=0o711)
+        for sub in ("etc", "run", "log"):
+            Path(paths.root, sub).mkdir(mode=0o750)
+        cfg = Path(paths.config(dev.platform))
+        art = texts.get((dev.name, cfg.name))
+        text = fill(art.text, values) if art else daemons.bootstrap(device)
+        cfg.write_text(text)
+        cfg.chmod(0o600 if art and art.secrets else 0o640)
+        Path(paths.etc, "sshd_config").write_text(daemons.sshd_config(dev, paths, str(d)))
+        if dev.platform is Platform.FRR:
+            Path(paths.etc, "vtysh.conf").write_text("service integrated-vtysh-config\n")
+            for sub in ("etc", "run", "log"):
+                shutil.chown(Path(paths.root, sub), "frr", "frr")
+            for f in Path(paths.etc).iterdir():
+                if f.name != "sshd_config":
+                    shutil.chown(f, "frr", "frr")
+            post.append(Post(dev.name, dev.netns, ["vtysh", "--vty_socket", paths.run,
+                                                   "--config_dir", paths.etc, "-b"]))
+        orig = texts.get((dev.name, "originate.json"))
+        if orig is not None:
+            Path(paths.etc, "originate.json").write_text(orig.text)
+            for e in json.loads(orig.text)["originate"]:
+                argv = ["gobgp", "-p", str(dev.api_port), "global", "rib", "add", "-a", e["family"],
+                        e["prefix"]]
+                argv += ["nexthop", e["next_hop"]] if "next_hop" in e else []
+                post.append(Post(dev.name, dev.netns, [*argv, "origin", "igp"]))
+        procs += daemons.processes(dev, device, paths, str(d))
+    return procs, post
+
+
+def up(fabric: Fabric, name: str = DEFAULT_NAME, mgmt_net: str = DEFAULT_MGMT,
+       render_configs: bool = False, templates: Path | None = None) -> dict[str, Any]:
+    """Start a lab for ``fabric``. Returns its connection overlay. Rolls back on any failure."""
+    _require_root()
+    check_name(name)
+    daemons.check_binaries()
+    try:
+        parse_network(mgmt_net)
+    except ValueError as exc:
+        raise LabError(Problem("", "--mgmt-range", str(exc), "give a network such as "
+                               "198.51.100.0/24")) from None
+    d = lab_dir(name)
+    if d.exists():
+        raise LabError(Problem(str(d), "lab", f"lab {name} exists already",
+                               f"use it, or remove it with bgpgen lab down --name {name}"))
+    _check_fabric_overlap(fabric, mgmt_net)
+    netns.check_range(mgmt_net)
+    build = render(fabric, templates) if render_configs else None
+    values = resolve_all(build.secrets) if build else {}
+    p = plan(fabric, name, mgmt_net)
+    d.mkdir(parents=True, mode=0o711)  # daemons running as frr must traverse it
+    state: dict[str, Any] = {"name": name, "tag": p.tag, "status": "creating", "namespaces": list(p.namespaces),
+             "root_links": [p.bridge, *(v for _, v in p.mgmt_links)], "mgmt_net": mgmt_net,
+             "plan": asdict(p)}
+    _write(d / "state.json", state)  # written before anything is made: down can always undo
+    try:
+        netns.create(p)
+        _ssh_keys(d)
+        Path("/run/sshd").mkdir(exist_ok=True)
+        procs, post = _device_files(p, fabric, d, build, values)
+        _write(d / "spec.json", {"procs": daemons.as_json(procs), "post": daemons.as_json(post)})
+        with open(d / "supervisor.log", "ab") as log:
+            sup = subprocess.Popen([sys.executable, "-m", "bgpgen.lab.supervisor", str(d)],
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                   start_new_session=True, close_fds=True)
+        state.update(supervisor=sup.pid, supervisor_start=starttime(sup.pid))
+        _write(d / "state.json", state)
+        _wait_ready(d, sup)
+        info = overlay_for(p, d)
+        _write(d / "overlay.json", info)
+        state["status"] = "up"
+        _write(d / "state.json", state)
+        return info
+    except BaseException:
+        down(name)
+        raise
+
+
+def _wait_ready(d: Path, sup: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + UP_TIMEOUT
+    while time.monotonic() < deadline:
+        status = _read(d / "supervisor.json")
+        if status.get("status") == "ready":
+            return
+        if status.get("status") == "failed":
+            raise LabError(Problem("", "lab", f"a daemon failed: {status.get('error')}",
+                                   "fix the config or the environment; the lab was removed"))
+        if sup.poll() is not None:
+            tail = (d / "supervisor.log").read_text(errors="replace").strip().splitlines()[-3:]
+            raise LabError(Problem("", "lab", f"the supervisor exited: {' | '.join(tail)}",
+                                   "see the message; the lab was removed"))
+        time.sleep(0.02)
+    raise LabError(Problem("", "lab", f"not ready after {UP_TIMEOUT:.0f} s",
+                           "see bgpgen lab status; the lab was removed"))
+
+
+def overlay_for(p: LabPlan, d: Path) -> dict[str, Any]:
+    """Per device: how to reach it (host, port, user, key, known_hosts) and where its files are."""
+    devices = {}
+    for dev in p.devices:
+        paths = DevicePaths(str(d / "dev" / dev.name))
+        entry: dict[str, Any] = {
+            "host": dev.mgmt_ip, "port": dev.ssh_port, "user": "root",
+            "key": str(d / "ssh" / "id_ed25519"), "known_hosts": str(d / "known_hosts"),
+            "netns": dev.netns, "platform": dev.platform.value, "root": paths.root,
+            "config": paths.config(dev.platform), "run": paths.run, "api_port": dev.api_port}
+        if dev.platform is Platform.FRR:
+            entry["cli_port"] = CLI_PORT
+        devices[dev.name] = entry
+    hostkey = (d / "ssh" / "host_ed25519.pub").read_text().split()
+    lines = []
+    for dev in p.devices:
+        for port in (dev.ssh_port, CLI_PORT) if dev.platform is Platform.FRR else (dev.ssh_port,):
+            host = dev.mgmt_ip if port == 22 else f"[{dev.mgmt_ip}]:{port}"
+            lines.append(f"{host} {hostkey[0]} {hostkey[1]}")
+    (d / "known_hosts").write_text("\n".join(lines) + "\n")
+    return {"lab": p.name, "mgmt_net": p.mgmt_net, "devices": devices}
+
+
+def overlay(name: str = DEFAULT_NAME) -> dict[str, Any]:
+    """The connection overlay of a running lab (what ``--lab NAME`` reads)."""
+    data = _read(lab_dir(name) / "overlay.json")
+    if not data:
+        raise LabError(Problem(str(lab_dir(name)), "lab", f"lab {name} is not up",
+                               f"start it with bgpgen lab up --name {name}"))
+    return data
+
+
+def down(name: str = DEFAULT_NAME) -> list[str]:
+    """Remove every namespace, link, process and file of a lab. Idempotent. Returns what it did."""
+    _require_root()
+    check_name(name)
+    d = lab_dir(name)
+    state = _read(d / "state.json")
+    done: list[str] = []
+    sup = _read(d / "supervisor.json")
+    pid, start = int(state.get("supervisor") or 0), state.get("supervisor_start")
+    if _alive(pid, start):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 8
+        while _alive(pid, start) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if _alive(pid, start):
+            os.kill(pid, signal.SIGKILL)
+        done.append(f"stopped supervisor {pid}")
+    prefix = netns_name(name, "")
+    spaces = set(state.get("namespaces", [])) | {n for n in netns.existing_namespaces()
+                                                  if n.startswith(prefix)}
+    for proc in sup.get("procs", []):  # daemons a killed supervisor left behind
+        if _alive(proc["pid"], proc["starttime"]):
+            os.kill(proc["pid"], signal.SIGKILL)
+    for ns in sorted(spaces):
+        for p in netns.netns_pids(ns):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    tag = state.get("tag") or plan_tag(name)
+    links = sorted(set(state.get("root_links", [])) | set(netns.lab_links(tag)))
+    netns.destroy(sorted(spaces), links)
+    if spaces or links:
+        done.append(f"removed {len(spaces)} namespaces and {len(links)} root links")
+    if d.exists():
+        shutil.rmtree(d)
+        done.append(f"removed {d}")
+    return done
+
+
+def plan_tag(name: str) -> str:
+    import hashlib
+    return hashlib.sha256(name.encode()).hexdigest()[:4]
+
+
+def _in_ns(netns_: str, argv: list[str], timeout: float = 10) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=preexec(netns_), stdin=subprocess.DEVNULL)
+
+
+def sessions(name: str = DEFAULT_NAME) -> dict[str, dict[str, str]]:
+    """BGP session states read from each daemon: device -> peer address -> state."""
+    info = overlay(name)
+    out: dict[str, dict[str, str]] = {}
+    for dev, e in sorted(info["devices"].items()):
+        out[dev] = read_sessions(e)
+    return out
+
+
+def read_sessions(e: Mapping[str, Any]) -> dict[str, str]:
+    platform = Platform(e["platform"])
+    peers: dict[str, str] = {}
+    if platform in (Platform.GOBGP, Platform.GOBGP_RS):
+        r = _in_ns(e["netns"], ["gobgp", "-p", str(e["api_port"]), "-j", "neighbor"])
+        for n in json.loads(r.stdout or "[]"):
+            st = n.get("state", {})
+            state = st.get("session_state", 0)
+            names = {1: "Idle", 2: "Connect", 3: "Active", 4: "OpenSent", 5: "OpenConfirm",
+                     6: "Established"}
+            peers[n["conf"]["neighbor_address"]] = names.get(state, str(state))
+    elif platform is Platform.BIRD:
+        r = _in_ns(e["netns"], ["birdc", "-s", f"{e['run']}/bird.ctl", "show", "protocols",
+                                "all"])
+        current = None
+        for line in r.stdout.splitlines():
+            cols = line.split()
+            if len(cols) >= 2 and cols[1] == "BGP":
+                current = cols
+            elif current and line.strip().startswith("Neighbor address:"):
+                state = current[5] if len(current) > 5 else current[3]
+                peers[line.split(":", 1)[1].strip()] = state
+                current = None
+    else:
+        r = _in_ns(e["netns"], ["vtysh", "--vty_socket", e["run"], "-c",
+                                "show bgp summary json"])
+        data = json.loads(r.stdout or "{}")
+        for af in data.values():
+            for peer, v in (af.get("peers") or {}).items():
+                peers[peer] = v.get("state", "?")
+    return peers
+
+
+def exec_in(name: str, device: str, argv: list[str]) -> int:
+    """Run a command on a lab device (its namespace and hostname), with this terminal."""
+    e = _entry(name, device)
+    return subprocess.call(argv, preexec_fn=preexec(e["netns"], device))
+
+
+def ssh_argv(name: str, device: str, cli: bool = False) -> list[str]:
+    e = _entry(name, device)
+    port = e.get("cli_port", e["port"]) if cli else e["port"]
+    return ["ssh", "-i", e["key"], "-o", f"UserKnownHostsFile={e['known_hosts']}",
+            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-p", str(port),
+            f"{e['user']}@{e['host']}"]
+
+
+def _entry(name: str, device: str) -> dict[str, Any]:
+    devices: dict[str, Any] = overlay(name)["devices"]
+    if device not in devices:
+        raise LabError(Problem("", device, f"no device {device} in lab {name}",
+                               f"one of: {', '.join(sorted(devices))}"))
+    entry: dict[str, Any] = devices[device]
+    return entry
+
+
+def status(name: str = DEFAULT_NAME) -> dict[str, Any]:
+    d = lab_dir(name)
+    state = _read(d / "state.json")
+    if not state:
+        raise LabError(Problem(str(d), "lab", f"lab {name} is not up",
+                               f"start it with bgpgen lab up --name {name}"))
+    sup = _read(d / "supervisor.json")
+    info = _read(d / "overlay.json")
+    procs: dict[str, list[dict[str, Any]]] = {}
+    for p in sup.get("procs", []):
+        procs.setdefault(p["device"], []).append(
+            {"name": p["name"], "pid": p["pid"], "alive": _alive(p["pid"], p["starttime"])})
+    devices = {}
+    for dev, e in sorted(info.get("devices", {}).items()):
+        devices[dev] = {"netns": e["netns"], "mgmt": e["host"], "platform": e["platform"],
+                        "processes": procs.get(dev, []), "sessions": read_sessions(e)}
+    return {"lab": name, "status": state.get("status"), "supervisor": state.get("supervisor"),
+            "supervisor_alive": _alive(state.get("supervisor"), state.get("supervisor_start")),
+            "devices": devices}
+
+
+__all__ = ["LabError", "down", "exec_in", "overlay", "sessions", "ssh_argv", "status", "up"]

@@ -1,0 +1,115 @@
+"""Network namespaces, veth links and bridges with iproute2: one batch for the root namespace
+and one per lab namespace (``ip -n NS -batch -``), so a 50-node lab costs a few dozen execs."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+from ..errors import Problem
+from .plan import LabError, LabPlan
+
+
+def _batch(lines: list[str], netns: str | None = None, force: bool = False) -> str:
+    argv = ["ip"] + (["-n", netns] if netns else []) + (["-force"] if force else []) + \
+        ["-batch", "-"]
+    proc = subprocess.run(argv, input="\n".join(lines) + "\n", capture_output=True, text=True)
+    if proc.returncode != 0 and not force:
+        where = f" in {netns}" if netns else ""
+        raise LabError(Problem("", "lab", f"ip -batch failed{where}: "
+                               f"{proc.stderr.strip().splitlines()[-1] if proc.stderr else ''}",
+                               "run bgpgen lab down, then retry"))
+    return proc.stderr
+
+
+def _v6(addr: str) -> str:
+    return " nodad" if ":" in addr else ""
+
+
+def check_range(mgmt_net: str) -> None:
+    """Refuse a management range that overlaps an address or route already on the machine."""
+    want = ipaddress.ip_network(mgmt_net)
+    used: list[tuple[str, str]] = []
+    for argv in (["ip", "-j", "addr"], ["ip", "-j", "-4", "route"], ["ip", "-j", "-6", "route"]):
+        out = subprocess.run(argv, capture_output=True, text=True).stdout or "[]"
+        for entry in json.loads(out):
+            for info in entry.get("addr_info", []):
+                used.append((f"{info['local']}/{info['prefixlen']}",
+                             f"address on {entry.get('ifname')}"))
+            dst = entry.get("dst")
+            if dst and dst != "default":
+                used.append((dst if "/" in dst else f"{dst}/{32 if ':' not in dst else 128}",
+                             f"route via {entry.get('dev', '?')}"))
+    for net_text, what in used:
+        try:
+            net = ipaddress.ip_network(net_text, strict=False)
+        except ValueError:
+            continue
+        if net.version == want.version and net.overlaps(want):
+            raise LabError(Problem("", "--mgmt-range", f"{want} overlaps {net} ({what}) on this "
+                                   "machine", "pick a free range with --mgmt-range, e.g. "
+                                   "203.0.113.0/24"))
+
+
+def create(plan: LabPlan) -> None:
+    """Create every namespace, bridge and link of the plan."""
+    prefix = ipaddress.ip_network(plan.mgmt_net).prefixlen
+    root = [f"link add {plan.bridge} type bridge",
+            f"addr add {plan.gateway}/{prefix} dev {plan.bridge}",
+            f"link set {plan.bridge} up"]
+    root += [f"netns add {ns}" for ns in plan.namespaces]
+    for ns, veth in plan.mgmt_links:
+        root += [f"link add {veth} type veth peer name mgmt0 netns {ns}",
+                 f"link set {veth} master {plan.bridge}", f"link set {veth} up"]
+    by_name = {d.name: d for d in plan.devices}
+    for link in plan.links:
+        root.append(f"link add {link.node_if} netns {by_name[link.node].netns} type veth "
+                    f"peer name {link.switch_if} netns {by_name[link.switch].netns}")
+    _batch(root)
+    inner: dict[str, list[str]] = {ns: ["link set lo up"] for ns in plan.namespaces}
+    for d in plan.devices:
+        inner[d.netns].append(f"addr add {d.mgmt_ip}/{prefix} dev mgmt0")
+        if d.fabric_addrs:
+            inner[d.netns] += ["link add fabric type bridge"]
+            inner[d.netns] += [f"addr add {a} dev fabric{_v6(a)}" for a in d.fabric_addrs]
+            inner[d.netns] += ["link set fabric up"]
+    for ns in plan.namespaces:
+        inner[ns].append("link set mgmt0 up")
+    for link in plan.links:
+        sw, node = by_name[link.switch].netns, by_name[link.node].netns
+        inner[sw] += [f"link set {link.switch_if} master fabric", f"link set {link.switch_if} up"]
+        inner[node] += [f"addr add {a} dev {link.node_if}{_v6(a)}" for a in link.node_addrs]
+        inner[node].append(f"link set {link.node_if} up")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda ns: _batch(inner[ns], ns), plan.namespaces))
+
+
+def netns_pids(ns: str) -> list[int]:
+    out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def existing_namespaces() -> set[str]:
+    out = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout
+    return {e["name"] for e in json.loads(out or "[]")}
+
+
+def destroy(namespaces: list[str], root_links: list[str]) -> None:
+    """Remove root-side links first (their peers go with them), then the namespaces."""
+    have = existing_namespaces()
+    lines = [f"link del {name}" for name in root_links if _link_exists(name)]
+    lines += [f"netns del {ns}" for ns in namespaces if ns in have]
+    if lines:
+        _batch(lines, force=True)
+
+
+def _link_exists(name: str) -> bool:
+    return subprocess.run(["ip", "link", "show", "dev", name], capture_output=True).returncode == 0
+
+
+def lab_links(tag: str) -> list[str]:
+    """Root-namespace links of a lab, found by their name prefix (for a crashed lab up)."""
+    out = subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout
+    return [e["ifname"] for e in json.loads(out or "[]") if e["ifname"].startswith(f"bg{tag}")]
