@@ -115,10 +115,13 @@ def _device_files(p: LabPlan, fabric: Fabric, d: Path, build: Build | None,
         Path(paths.etc, "sshd_config").write_text(daemons.sshd_config(dev, paths, str(d)))
         if dev.platform is Platform.FRR:
             Path(paths.etc, "vtysh.conf").write_text("service integrated-vtysh-config\n")
+            script = Path(paths.etc, "cli.sh")
+            script.write_text(daemons.cli_script(paths))
+            script.chmod(0o755)
             for sub in ("etc", "run", "log"):
                 shutil.chown(Path(paths.root, sub), "frr", "frr")
             for f in Path(paths.etc).iterdir():
-                if f.name != "sshd_config":
+                if f.name not in ("sshd_config", "cli.sh"):
                     shutil.chown(f, "frr", "frr")
             post.append(Post(dev.name, dev.netns, ["vtysh", "--vty_socket", paths.run,
                                                    "--config_dir", paths.etc, "-b"]))

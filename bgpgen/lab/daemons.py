@@ -121,9 +121,16 @@ def sshd_config(dev: LabDevice, paths: DevicePaths, lab_root: str) -> str:
              "Subsystem sftp internal-sftp"]
     if dev.platform is Platform.FRR:
         lines.insert(1, f"ListenAddress {dev.mgmt_ip}:{CLI_PORT}")
-        lines += [f"Match LocalPort {CLI_PORT}",
-                  f"  ForceCommand vtysh --vty_socket {paths.run} --config_dir {paths.etc}"]
+        lines += [f"Match LocalPort {CLI_PORT}", f"  ForceCommand {paths.etc}/cli.sh"]
     return "\n".join(lines) + "\n"
+
+
+def cli_script(paths: DevicePaths) -> str:
+    """The switch CLI over SSH: vtysh, interactive (Netmiko) or one command (ssh host CMD)."""
+    vtysh = f"vtysh --vty_socket {paths.run} --config_dir {paths.etc}"
+    return ("#!/bin/sh\n"
+            f'[ -n "$SSH_ORIGINAL_COMMAND" ] && exec {vtysh} -c "$SSH_ORIGINAL_COMMAND"\n'
+            f"exec {vtysh}\n")
 
 
 def as_json(items: list[Proc] | list[Post]) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import Problem
+from .nsenter import sysctl
 from .plan import LabError, LabPlan
 
 
@@ -59,7 +60,12 @@ def create(plan: LabPlan) -> None:
     root = [f"link add {plan.bridge} type bridge",
             f"addr add {plan.gateway}/{prefix} dev {plan.bridge}",
             f"link set {plan.bridge} up"]
-    root += [f"netns add {ns}" for ns in plan.namespaces]
+    _batch(root + [f"netns add {ns}" for ns in plan.namespaces])
+    # No duplicate address detection in the lab: addresses (link-local ones included, which
+    # IPv6 next hops need) are usable at once instead of after a second or two.
+    for ns in plan.namespaces:
+        sysctl(ns, {"net/ipv6/conf/all/accept_dad": "0", "net/ipv6/conf/default/accept_dad": "0"})
+    root = []
     for ns, veth in plan.mgmt_links:
         root += [f"link add {veth} type veth peer name mgmt0 netns {ns}",
                  f"link set {veth} master {plan.bridge}", f"link set {veth} up"]

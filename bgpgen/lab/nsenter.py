@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 from collections.abc import Callable
 
 CLONE_NEWUTS = 0x04000000
@@ -37,3 +38,28 @@ def preexec(netns: str, hostname: str | None = None) -> Callable[[], None]:
         os.setsid()
         enter(netns, hostname)
     return run
+
+
+def sysctl(netns: str, values: dict[str, str]) -> None:
+    """Write sysctls of a namespace from a short-lived thread that joins it (``setns`` moves only
+    the calling thread, and ``/proc/sys/net`` follows the writer's namespace)."""
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+            try:
+                _check(_libc.setns(fd, CLONE_NEWNET), f"setns {netns}")
+            finally:
+                os.close(fd)
+            for key, value in values.items():
+                with open(f"/proc/sys/{key}", "w") as fh:
+                    fh.write(value)
+        except BaseException as exc:  # reported in the caller's thread
+            errors.append(exc)
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    if errors:
+        raise errors[0]

@@ -1,0 +1,79 @@
+"""Helpers for lab tests: snapshots of what exists on the machine, and polling the daemons."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bgpgen.lab import _in_ns
+
+T = TypeVar("T")
+DAEMONS = ("gobgpd", "bird", "zebra", "bgpd", "sshd", "bgpgen.lab.supervisor", "vtysh")
+
+
+def processes() -> set[tuple[int, str, str]]:
+    """Live (non-zombie) daemon-like processes: (pid, start time, command line)."""
+    found = set()
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            stat = (p / "stat").read_text()
+            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and any(d in cmd for d in DAEMONS):
+            found.add((int(p.name), fields[19], cmd.strip()))
+    return found
+
+
+def snapshot() -> dict[str, Any]:
+    links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True,
+                                      text=True).stdout)
+    spaces = json.loads(subprocess.run(["ip", "-j", "netns", "list"], capture_output=True,
+                                       text=True).stdout or "[]")
+    return {"netns": sorted(n["name"] for n in spaces), "links": sorted(l["ifname"] for l in links),
+            "procs": processes()}
+
+
+def assert_clean(before: dict[str, Any], lab_dir: Path) -> None:
+    after = snapshot()
+    deadline = time.monotonic() + 5  # PID 1 reaps orphans a little late
+    while after["procs"] - before["procs"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+        after = snapshot()
+    assert after["netns"] == before["netns"]
+    assert after["links"] == before["links"]
+    assert after["procs"] - before["procs"] == set()
+    assert not lab_dir.exists()
+
+
+def wait_for(fn: Callable[[], T | None], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
+
+
+def vtysh_json(entry: dict[str, Any], command: str) -> Any:
+    r = _in_ns(entry["netns"], ["vtysh", "--vty_socket", entry["run"], "-c", command])
+    return json.loads(r.stdout or "{}")
+
+
+def gobgp_json(entry: dict[str, Any], *args: str) -> Any:
+    r = _in_ns(entry["netns"], ["gobgp", "-p", str(entry["api_port"]), "-j", *args])
+    return json.loads(r.stdout or "null")
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0

@@ -1,0 +1,173 @@
+"""bgpgen lab on the real daemons, in namespaces the tests create and remove."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bgpgen import lab, load_fabric
+from bgpgen.lab.plan import LabError
+
+from .conftest import EXAMPLES, ROOT, Run, require
+from .lab_helpers import assert_clean, gobgp_json, is_root, snapshot, vtysh_json, wait_for
+
+
+@pytest.fixture(autouse=True)
+def _needs_root_and_daemons() -> None:
+    if not is_root():
+        if os.environ.get("CI"):
+            pytest.fail("lab tests need root; CI runs as root")
+        pytest.skip("lab tests need root")
+    for binary in ("gobgpd", "bird", "vtysh", "sshd", "ssh-keygen"):
+        require(binary)
+
+
+@pytest.fixture
+def lab_name(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A unique lab name, torn down even when the test fails."""
+    name = f"t{os.getpid() % 10000}{abs(hash(request.node.name)) % 1000}"[:15]
+    yield name
+    lab.down(name)
+
+
+def _all_established(name: str) -> dict[str, dict[str, str]] | None:
+    states = lab.sessions(name)
+    ok = all(s == "Established" for peers in states.values() for s in peers.values())
+    return states if ok and all(states.values()) else None
+
+
+def test_example_lab_sessions_routes_and_clean_teardown(lab_name: str, secret_env: str) -> None:
+    before = snapshot()
+    fabric = load_fabric(EXAMPLES["dc1"])
+    info = lab.up(fabric, lab_name, "198.51.100.0/24", render_configs=True)
+    states = wait_for(lambda: _all_established(lab_name), 30, "all sessions Established")
+    # Every session of the model, Established on both ends, as each daemon reports it.
+    for s in fabric.sessions:
+        assert states[s.switch][str(s.node_address)] == "Established", s.id
+        assert states[s.node][str(s.switch_address)] == "Established", s.id
+    # Every node prefix is in each of its switches' RIBs, with the node as next hop.
+    devices = info["devices"]
+    for sw in fabric.switches:
+        expected = {(str(r.prefix), str(r.next_hop)) for r in fabric.routes_seen_by(sw.name)}
+
+        def rib() -> set[tuple[str, str]] | None:
+            got = set()
+            for af in ("ipv4", "ipv6"):
+                data = vtysh_json(devices[sw.name], f"show bgp {af} unicast json")
+                for prefix, paths in data.get("routes", {}).items():
+                    for path in paths:
+                        got |= {(prefix, nh["ip"]) for nh in path.get("nexthops", [])
+                                if nh.get("afi") == af or af == "ipv4"}
+            return got if expected <= got else None
+        got = wait_for(rib, 15, f"routes in {sw.name}'s RIB")
+        assert expected <= got
+    # Hostnames are the device names, as the daemons see them.
+    r = subprocess.run(lab.ssh_argv(lab_name, "node-r1-02") + ["hostname"], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 0 and r.stdout.strip() == "node-r1-02", r.stderr
+    r = subprocess.run(lab.ssh_argv(lab_name, "tor-r1-a", cli=True) + ["show bgp summary json"],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0 and json.loads(r.stdout)["ipv4Unicast"]["routerId"] == "198.18.0.11"
+    # No lab namespace has a default route.
+    for ns in {d["netns"] for d in devices.values()}:
+        routes = subprocess.run(["ip", "-n", ns, "route"], capture_output=True, text=True).stdout
+        assert "default" not in routes
+    lab.down(lab_name)
+    assert_clean(before, lab.lab_dir(lab_name))
+    assert lab.down(lab_name) == []  # idempotent
+
+
+def test_local_route_server_example(lab_name: str) -> None:
+    before = snapshot()
+    fabric = load_fabric(EXAMPLES["local-rs"])
+    info = lab.up(fabric, lab_name, "203.0.113.0/28", render_configs=True)
+    rs = info["devices"]["rs"]
+    assert rs["netns"] == info["devices"]["speaker"]["netns"]  # one namespace, as on one host
+
+    def adj_in() -> list[Any] | None:
+        data = gobgp_json(rs, "neighbor", "127.0.0.1", "adj-in", "-a", "ipv4")
+        return (data or {}).get("10.20.30.0/24")
+    paths = wait_for(adj_in, 30, "10.20.30.0/24 in the route server's adj-in")
+    next_hops = [a["nexthop"] for p in paths for a in p["attrs"] if a.get("type") == 3]
+    assert next_hops == ["30.30.30.30"]
+    lab.down(lab_name)
+    assert_clean(before, lab.lab_dir(lab_name))
+
+
+def test_killed_lab_up_then_down_leaves_nothing(lab_name: str, secret_env: str) -> None:
+    before = snapshot()
+    proc = subprocess.Popen([sys.executable, "-m", "bgpgen.cli", "lab", "up", "--render",
+                             "--name", lab_name, "-i", str(EXAMPLES["dc1"])],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    d = lab.lab_dir(lab_name)
+    # Kill it halfway: once the supervisor has started some daemons, before it is ready.
+    wait_for(lambda: (d / "supervisor.json").exists() or proc.poll() is not None, 30,
+             "daemons starting")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert d.exists()
+    lab.down(lab_name)
+    assert_clean(before, d)
+
+
+def test_daemon_dying_at_start_is_reported_and_rolled_back(lab_name: str, tmp_path: Path,
+                                                           secret_env: str) -> None:
+    before = snapshot()
+    over = tmp_path / "gobgp"
+    over.mkdir()
+    good = (ROOT / "bgpgen" / "templates" / "gobgp" / "gobgpd.toml.j2").read_text()
+    (over / "gobgpd.toml.j2").write_text(good.replace("port = {{ device.bgp_port }}",
+                                                      "port = {{ device.bgp_port }}\n  bogus = 1"))
+    with pytest.raises(LabError) as info:
+        lab.up(load_fabric(EXAMPLES["dc1"]), lab_name, render_configs=True, templates=tmp_path)
+    text = str(info.value)
+    assert "node-r1-01: gobgpd exited" in text and "bogus" in text
+    assert_clean(before, lab.lab_dir(lab_name))
+
+
+def test_two_labs_side_by_side(lab_name: str) -> None:
+    fabric = load_fabric(EXAMPLES["local-rs"])
+    other = lab_name[:-1] + "z"
+    try:
+        lab.up(fabric, lab_name, "203.0.113.0/28", render_configs=True)
+        lab.up(fabric, other, "203.0.113.16/28", render_configs=True)
+        for name in (lab_name, other):
+            wait_for(lambda: _all_established(name), 30, f"{name} established")
+    finally:
+        lab.down(other)
+
+
+def test_bad_input_one_line_errors(cli: Callable[..., Run], lab_name: str) -> None:
+    r = cli("lab", "up", "--name", lab_name, "--mgmt-range", "127.0.0.0/24")
+    assert r.code == 1 and r.err.count("\n") == 1 and "overlaps 127.0.0.0/8" in r.err
+    r = cli("lab", "up", "--name", lab_name, "--mgmt-range", "10.244.0.0/24")
+    assert r.code == 1 and "of the inventory" in r.err and "pod CIDR" in r.err
+    r = cli("lab", "up", "--name", "Bad_Name")
+    assert r.code == 1 and "lab name 'Bad_Name' is not valid" in r.err
+    r = cli("lab", "status", "--name", lab_name)
+    assert r.code == 1 and f"lab {lab_name} is not up" in r.err
+    r = cli("lab", "down", "--name", lab_name)
+    assert r.code == 0
+    env = {**os.environ, "PATH": "/nonexistent"}
+    p = subprocess.run([sys.executable, "-m", "bgpgen.cli", "lab", "up", "--name", lab_name],
+                       cwd=ROOT, env=env, capture_output=True, text=True)
+    assert p.returncode == 1 and "is not installed" in p.stderr and "apt-get install" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+
+def test_not_root_is_a_one_line_error(cli: Callable[..., Run],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lab.os, "geteuid", lambda: 1000)
+    for action in ("up", "down"):
+        r = cli("lab", action, "--name", "nobody")
+        assert r.code == 1 and r.err.count("\n") == 1 and "needs root" in r.err
