@@ -258,12 +258,11 @@ def down(name: str = DEFAULT_NAME) -> list[str]:
     for proc in sup.get("procs", []):  # daemons a killed supervisor left behind
         if _alive(proc["pid"], proc["starttime"]):
             os.kill(proc["pid"], signal.SIGKILL)
-    for ns in sorted(spaces):
-        for p in netns.netns_pids(ns):
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    for p in netns.netns_pids(sorted(spaces)):
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     tag = state.get("tag") or plan_tag(name)
     links = sorted(set(state.get("root_links", [])) | set(netns.lab_links(tag)))
     netns.destroy(sorted(spaces), links)

@@ -32,6 +32,7 @@ class Proc:
     log: str
     ready: dict[str, Any]          #: {"listen": port} or {"path": file}
     hostname: str = ""
+    after: str = ""                #: start once this process of the same device is ready
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +101,14 @@ def processes(dev: LabDevice, device: Device, paths: DevicePaths, lab_root: str)
                   p.run, "-u", "frr", "-g", "frr", "--log", "stdout"]
         procs.append(Proc(dev.name, "zebra", dev.netns,
                           [f"{FRR_BIN}/zebra", "-i", f"{p.run}/zebra.pid", *common],
-                          f"{log}/zebra.log", {"path": f"{p.run}/zebra.vty"}, dev.name))
+                          f"{log}/zebra.log", {"path": f"{p.run}/zserv.api"}, dev.name))
         procs.append(Proc(dev.name, "bgpd", dev.netns,
                           [f"{FRR_BIN}/bgpd", "-i", f"{p.run}/bgpd.pid", "-p",
                            str(device.bgp_port), *common],
-                          f"{log}/bgpd.log", {"path": f"{p.run}/bgpd.vty"}, dev.name))
+                          f"{log}/bgpd.log", {"path": f"{p.run}/bgpd.vty"}, dev.name,
+                          # bgpd retries a missing zebra only after seconds, and until it
+                          # has zebra, peers stay Idle (no next-hop tracking).
+                          after="zebra"))
     procs.append(Proc(dev.name, "sshd", dev.netns,
                       ["/usr/sbin/sshd", "-D", "-f", f"{p.etc}/sshd_config", "-E",
                        f"{log}/sshd.log"], f"{log}/sshd.stderr", {"listen": dev.ssh_port},

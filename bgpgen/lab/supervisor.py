@@ -19,7 +19,6 @@ from typing import Any
 from .nsenter import preexec
 
 READY_TIMEOUT = 30.0
-STOP_GRACE = 3.0
 
 
 def starttime(pid: int) -> int | None:
@@ -81,19 +80,26 @@ class Supervisor:
         self.status.update(status="failed", error=message)
         self.stop()
 
+    def spawn(self, proc: dict[str, Any]) -> int:
+        with open(proc["log"], "ab") as log:
+            child = subprocess.Popen(proc["argv"], stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=subprocess.STDOUT, close_fds=True,
+                                     preexec_fn=preexec(proc["netns"], proc["hostname"]))
+        self.children[child.pid] = (child, proc)
+        self.status["procs"].append({"device": proc["device"], "name": proc["name"],
+                                     "pid": child.pid, "starttime": starttime(child.pid)})
+        return child.pid
+
     def start(self) -> bool:
+        later = [p for p in self.spec["procs"] if p.get("after")]
+        waiting = {}
         for proc in self.spec["procs"]:
-            with open(proc["log"], "ab") as log:
-                child = subprocess.Popen(proc["argv"], stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, close_fds=True,
-                                         preexec_fn=preexec(proc["netns"], proc["hostname"]))
-            self.children[child.pid] = (child, proc)
-            self.status["procs"].append({"device": proc["device"], "name": proc["name"],
-                                         "pid": child.pid, "starttime": starttime(child.pid)})
+            if not proc.get("after"):
+                pid = self.spawn(proc)
+                waiting[pid] = self.children[pid]
         self.write()
         deadline = time.monotonic() + READY_TIMEOUT
-        waiting = dict(self.children)
-        while waiting:
+        while waiting or later:
             for pid, (child, proc) in list(waiting.items()):
                 rc = child.poll()
                 if rc is not None:
@@ -102,12 +108,22 @@ class Supervisor:
                     return False
                 if _ready(proc, pid):
                     del waiting[pid]
+                    for dep in [p for p in later if p["device"] == proc["device"]
+                                and p["after"] == proc["name"]]:
+                        later.remove(dep)
+                        new = self.spawn(dep)
+                        waiting[new] = self.children[new]
+                        self.write()
             if time.monotonic() > deadline:
-                names = ", ".join(f"{p['device']}/{p['name']}" for _, p in waiting.values())
+                names = ", ".join(f"{p['device']}/{p['name']}"
+                                  for p in [*(x for _, x in waiting.values()), *later])
                 self.fail(f"not ready after {READY_TIMEOUT:.0f} s: {names}")
                 return False
             if waiting:
-                time.sleep(0.02)
+                time.sleep(0.01)
+            elif later:
+                self.fail("never started: " + ", ".join(p["name"] for p in later))
+                return False
         return self.post()
 
     def post(self) -> bool:
@@ -126,17 +142,14 @@ class Supervisor:
         return True
 
     def stop(self) -> None:
+        """Kill and reap every daemon. A lab is torn down whole, so nothing is gained by a
+        graceful exit (the peers go too); SIGKILL makes teardown as fast as a shell's."""
         self.stopping = True
         for child, _ in self.children.values():
             if child.poll() is None:
-                child.terminate()
-        deadline = time.monotonic() + STOP_GRACE
-        for child, _ in self.children.values():
-            try:
-                child.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
                 child.kill()
-                child.wait()
+        for child, _ in self.children.values():
+            child.wait()
         if self.status["status"] != "failed":
             self.status["status"] = "stopped"
         self.write()

@@ -1,0 +1,160 @@
+"""Benchmark: `bgpgen lab up` to all sessions Established, and `lab down`, against in the same
+run the bare cost of the same thing from a shell script (the limit): the same namespaces and
+links (`ip -batch`), the same daemons with the same configs (`ip netns exec` + `unshare`), the
+same FRR config load and gobgp route adds, and teardown by PID and `ip netns del`.
+
+Sizes: 2 ToRs + 20 nodes, and 50 nodes (4 ToRs), from gen.py. Needs root. Runs interleave.
+
+    .venv/bin/python bench/lab.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gen import generate  # noqa: E402
+
+from bgpgen import lab, load_fabric, render  # noqa: E402
+from bgpgen.lab import _device_files, _in_ns, _ssh_keys  # noqa: E402
+from bgpgen.lab.netns import create  # noqa: E402
+from bgpgen.lab.plan import LabPlan, plan  # noqa: E402
+from bgpgen.model import Fabric  # noqa: E402
+from bgpgen.secrets import resolve_all  # noqa: E402
+
+MGMT = "198.51.100.0/24"
+
+
+def established(fabric: Fabric, runs: dict[str, tuple[str, str]]) -> bool:
+    """Every switch reports every one of its sessions Established (read from FRR)."""
+    for sw in fabric.switches:
+        netns, run = runs[sw.name]
+        r = _in_ns(netns, ["vtysh", "--vty_socket", run, "-c", "show bgp summary json"])
+        try:
+            data = json.loads(r.stdout or "{}")
+        except ValueError:
+            return False
+        up = sum(1 for af in data.values() for p in (af.get("peers") or {}).values()
+                 if p.get("state") == "Established")
+        if up < len(fabric.sessions_of(sw.name)):
+            return False
+    return True
+
+
+def wait_established(fabric: Fabric, runs: dict[str, tuple[str, str]]) -> None:
+    deadline = time.monotonic() + 60
+    while not established(fabric, runs):
+        if time.monotonic() > deadline:
+            raise SystemExit("sessions did not come up within 60 s")
+        time.sleep(0.05)
+
+
+def bgpgen_once(fabric: Fabric, name: str) -> tuple[float, float, float]:
+    t0 = time.perf_counter()
+    info = lab.up(fabric, name, MGMT, render_configs=True)
+    t1 = time.perf_counter()
+    runs = {d: (e["netns"], e["run"]) for d, e in info["devices"].items()}
+    wait_established(fabric, runs)
+    t2 = time.perf_counter()
+    lab.down(name)
+    t3 = time.perf_counter()
+    return t1 - t0, t2 - t0, t3 - t2
+
+
+def shell_scripts(fabric: Fabric, p: LabPlan, d: Path) -> tuple[Path, Path]:
+    """Prepare files (untimed) and write the up / down shell scripts of the limit."""
+    build = render(fabric)
+    _ssh_keys(d)
+    procs, post = _device_files(p, fabric, d, build, resolve_all(build.secrets))
+    # Namespaces, links and addresses: the same ip -batch input bgpgen uses.
+    lines = ["#!/bin/bash", "set -e", f"cd {d}"]
+    batch_file = d / "ip.batch"
+    lines.append(f"# topology from {batch_file} and per-namespace batches")
+    pids = d / "pids"
+    for proc in procs:
+        cmd = " ".join(shlex.quote(a) for a in proc.argv)
+        lines.append(f"ip netns exec {proc.netns} unshare --uts sh -c "
+                     f"{shlex.quote(f'hostname {proc.hostname}; exec {cmd}')} "
+                     f"> {proc.log} 2>&1 & echo $! >> {pids}")
+    for cmd in post:
+        argv = " ".join(shlex.quote(a) for a in cmd.argv)
+        if cmd.argv[0] == "vtysh":  # FRR: load the config once bgpd and zebra listen
+            run = cmd.argv[2]
+            lines.append(f"(until [ -S {run}/bgpd.vty ] && [ -S {run}/zebra.vty ]; do sleep 0.02; "
+                         f"done; ip netns exec {cmd.netns} {argv} >/dev/null) &")
+        else:
+            lines.append(f"(until ip netns exec {cmd.netns} {argv} 2>/dev/null; do sleep 0.05; "
+                         f"done) &")
+    lines.append("wait $(jobs -p | grep -v -F -f " + str(pids) + ") 2>/dev/null || true")
+    up = d / "up.sh"
+    up.write_text("\n".join(lines) + "\n")
+    spaces = " ".join(p.namespaces)
+    links = " ".join([p.bridge] + [v for _, v in p.mgmt_links])
+    down = d / "down.sh"
+    down.write_text("#!/bin/bash\n"
+                    f"kill -9 $(cat {pids}) 2>/dev/null\n"
+                    f"for ns in {spaces}; do kill -9 $(ip netns pids $ns) 2>/dev/null; done\n"
+                    f"(for l in {links}; do echo link del $l; done; "
+                    f"for ns in {spaces}; do echo netns del $ns; done) | ip -force -batch -\n")
+    return up, down
+
+
+def shell_once(fabric: Fabric, name: str) -> tuple[float, float, float]:
+    p = plan(fabric, name, MGMT)
+    d = Path(tempfile.mkdtemp(prefix="bench-", dir="/run"))
+    d.chmod(0o711)
+    up, down = shell_scripts(fabric, p, d)
+    runs = {dev.name: (dev.netns, str(d / "dev" / dev.name / "run")) for dev in p.devices}
+    t0 = time.perf_counter()
+    create(p)  # the same ip -batch calls bgpgen makes: the limit cannot do fewer
+    subprocess.run(["bash", str(up)], check=True)
+    t1 = time.perf_counter()
+    wait_established(fabric, runs)
+    t2 = time.perf_counter()
+    subprocess.run(["bash", str(down)], check=True, capture_output=True)
+    t3 = time.perf_counter()
+    shutil.rmtree(d)
+    return t1 - t0, t2 - t0, t3 - t2
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("bench/lab.py needs root")
+    os.environ["BGPGEN_BENCH_MD5"] = "bench-secret"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, n in (("2 ToRs + 20 nodes", 20), ("4 ToRs + 50 nodes", 50)):
+            fabric = load_fabric(generate(n, Path(tmp) / f"inv{n}"))
+            res: dict[str, list[tuple[float, float, float]]] = {"bgpgen": [], "shell": []}
+            for _ in range(args.repeat):
+                res["bgpgen"].append(bgpgen_once(fabric, "benchlab"))
+                res["shell"].append(shell_once(fabric, "benchsh"))
+            med = {k: tuple(statistics.median(x[i] for x in v) for i in range(3))
+                   for k, v in res.items()}
+            rows.append((label, med))
+            print(label, json.dumps(med), flush=True)
+    print()
+    print("| lab | bgpgen up | bgpgen up -> Established | shell script -> Established | ratio "
+          "| bgpgen down | shell down | ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for label, m in rows:
+        b, s = m["bgpgen"], m["shell"]
+        print(f"| {label} | {b[0]:.2f} s | {b[1]:.2f} s | {s[1]:.2f} s | {b[1] / s[1]:.2f}x | "
+              f"{b[2]:.2f} s | {s[2]:.2f} s | {b[2] / s[2]:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
