@@ -99,6 +99,19 @@ def test_local_route_server_example(lab_name: str) -> None:
     paths = wait_for(adj_in, 30, "10.20.30.0/24 in the route server's adj-in")
     next_hops = [a["nexthop"] for p in paths for a in p["attrs"] if a.get("type") == 3]
     assert next_hops == ["30.30.30.30"]
+    # The same, the way a user reads it: the gobgp CLI inside the lab, through bgpgen lab exec.
+    r = subprocess.run([sys.executable, "-m", "bgpgen.cli", "lab", "exec", "--name", lab_name,
+                        "rs", "--", "gobgp", "-p", "50051", "neighbor", "127.0.0.1", "adj-in"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0 and "10.20.30.0/24" in r.stdout and "30.30.30.30" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "bgpgen.cli", "lab", "exec", "--name", lab_name,
+                        "speaker", "--", "hostname"], cwd=ROOT, capture_output=True, text=True)
+    assert r.stdout.strip() == "speaker"
+    st = json.loads(subprocess.run([sys.executable, "-m", "bgpgen.cli", "lab", "status",
+                                    "--name", lab_name, "--format", "json"], cwd=ROOT,
+                                   capture_output=True, text=True).stdout)
+    assert st["supervisor_alive"] and st["devices"]["rs"]["sessions"] == {"127.0.0.1": "Established"}
+    assert all(p["alive"] for d in st["devices"].values() for p in d["processes"])
     lab.down(lab_name)
     assert_clean(before, lab.lab_dir(lab_name))
 
