@@ -56,7 +56,130 @@ def _parser() -> argparse.ArgumentParser:
                    "<secret:NAME> tokens, for CI builds and diffs without secrets")
     sub.add_parser("schema", help="print the inventory JSON Schema (for editors)")
     _lab_parser(sub)
+    _push_parsers(sub)
     return p
+
+
+def _push_parsers(sub: Any) -> None:
+    def common(sp: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
+        sp.add_argument("-i", "--inventory", type=Path, default=Path("inventory"))
+        sp.add_argument("--lab", metavar="NAME", default=None,
+                        help="reach the devices of this lab (its connection overlay)")
+        sp.add_argument("--limit", nargs="+", default=None, metavar="PATTERN",
+                        help="device names, globs, group:NAME, rack:NAME, role:node|switch")
+        sp.add_argument("--templates", type=Path, default=None)
+        sp.add_argument("--workers", type=int, default=10)
+        sp.add_argument("--format", choices=formats, default="text")
+
+    d = sub.add_parser("diff", help="what would change: against a previous build or live")
+    common(d, ("text", "unified", "json", "markdown"))
+    g = d.add_mutually_exclusive_group(required=True)
+    g.add_argument("--against", type=Path, metavar="BUILD_DIR",
+                   help="a previous render (e.g. the base branch's build); no device access")
+    g.add_argument("--live", action="store_true", help="what runs on each device, over SSH")
+    p = sub.add_parser("deploy", help="push the rendered configs safely (check, backup, "
+                       "activate, verify, restore on failure)")
+    common(p, ("text", "json"))
+    p.add_argument("--dry-run", action="store_true", help="print the live plan, change nothing")
+    p.add_argument("--yes", action="store_true", help="do not ask before pushing")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds for sessions to re-establish after a push (default 60)")
+
+
+def _targets(args: argparse.Namespace, fabric: Any) -> tuple[dict[str, Any], list[Any]]:
+    from . import targets
+    if args.lab:
+        from .lab import overlay
+        tg = targets.from_overlay(fabric, overlay(args.lab))
+    else:
+        tg = targets.from_inventory(fabric)
+    return tg, targets.select(fabric, tg, args.limit)
+
+
+def _diff(args: argparse.Namespace, out: TextIO) -> int:
+    from . import plan as planmod
+    fabric = load_fabric(args.inventory)
+    build = render(fabric, args.templates)
+    if args.against is not None:
+        plan = planmod.against(build, args.against)
+        if args.limit:
+            from .targets import select
+            everyone: dict[str, Any] = {d.name: d for d in fabric.devices}
+            names = {d.name for d in select(fabric, everyone, args.limit)}
+            plan.devices = [d for d in plan.devices if d.device in names]
+    else:
+        from .deploy import close
+        plan, nr, _ = _live_plan(args, fabric, build)
+        close(nr)
+    out.write(planmod.render_plan(plan, fabric, args.format))
+    return int(plan.exit)
+
+
+def _live_plan(args: argparse.Namespace, fabric: Any, build: Any) -> Any:
+    from .deploy import close, live_plan, nornir_for
+    tg, devices = _targets(args, fabric)
+    values = resolve_all(build.secrets)
+    nr = nornir_for(devices, tg, args.workers)
+    try:
+        baseline = f"lab {args.lab}" if args.lab else "the running devices"
+        return live_plan(nr, build, values, baseline), nr, values
+    except BaseException:
+        close(nr)
+        raise
+
+
+def _deploy(args: argparse.Namespace, out: TextIO) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from . import plan as planmod
+    from .deploy import apply, close
+    fabric = load_fabric(args.inventory)
+    build = render(fabric, args.templates)
+    err = Console(stderr=True)
+    plan, nr, values = _live_plan(args, fabric, build)
+    try:
+        if args.format == "text":
+            out.write(planmod.as_text(plan, fabric))
+        if args.dry_run or plan.exit == planmod.Exit.NO_CHANGES:
+            if args.format == "json":
+                out.write(planmod.as_json(plan))
+            if plan.exit == planmod.Exit.NO_CHANGES and args.format == "text":
+                out.write("No changes: nothing written, nothing reloaded.\n")
+            return int(plan.exit)
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise BgpgenError("no terminal to confirm on: review the plan, then rerun with "
+                                  "--yes")
+            answer = input("Push these changes? Only 'yes' is accepted: ")
+            if answer.strip() != "yes":
+                out.write("Cancelled: nothing was pushed.\n")
+                return 1
+        todo = [p.device for p in plan.devices if p.changed]
+        with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+            task = bar.add_task("deploying", total=len(todo))
+            report = apply(nr, build, plan, values, args.timeout,
+                           lambda dev, what: bar.advance(task))
+    finally:
+        close(nr)
+    if args.format == "json":
+        out.write(json.dumps({"plan": json.loads(planmod.as_json(plan)),
+                              "results": [r.as_dict() for r in report.results],
+                              "failed": report.failed_hosts}, indent=1) + "\n")
+    else:
+        table = Table(title="bgpgen deploy")
+        for col in ("device", "result", "seconds", "detail"):
+            table.add_column(col)
+        for r in report.results:
+            table.add_row(r.device, r.status, f"{r.seconds:.1f}", escape(r.message))
+        Console(file=out, width=160).print(table)
+        c = {s: sum(1 for r in report.results if r.status == s)
+             for s in ("changed", "unchanged", "failed")}
+        out.write(f"Deploy: {c['changed']} changed, {c['unchanged']} unchanged, "
+                  f"{c['failed']} failed.\n")
+    return 1 if report.failed_hosts else 0
 
 
 def _lab_parser(sub: Any) -> None:
@@ -88,7 +211,7 @@ def _lab_parser(sub: Any) -> None:
     sh.add_argument("argv", nargs=argparse.REMAINDER)
 
 
-def _lab(args: argparse.Namespace, out: TextIO) -> ExitStatus:
+def _lab(args: argparse.Namespace, out: TextIO) -> int:
     from . import lab
     cmd = args.lab_command
     if cmd == "up":
@@ -132,7 +255,7 @@ def _summary(fabric: Any) -> dict[str, Any]:
             "sessions": len(fabric.sessions), "routes": len(fabric.routes)}
 
 
-def _validate(args: argparse.Namespace, out: TextIO) -> ExitStatus:
+def _validate(args: argparse.Namespace, out: TextIO) -> int:
     fabric = load_fabric(args.inventory)
     s = _summary(fabric)
     if args.format == "json":
@@ -143,7 +266,7 @@ def _validate(args: argparse.Namespace, out: TextIO) -> ExitStatus:
     return ExitStatus.OK
 
 
-def _render(args: argparse.Namespace, out: TextIO) -> ExitStatus:
+def _render(args: argparse.Namespace, out: TextIO) -> int:
     check_output_dir(args.output)
     fabric = load_fabric(args.inventory)
     build = render(fabric, args.templates)
@@ -193,8 +316,9 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
         if args.command == "schema":
             out.write(inventory_schema_text())
             return ExitStatus.OK
-        handler = {"validate": _validate, "render": _render, "lab": _lab}[args.command]
-        return handler(args, out)
+        handler = {"validate": _validate, "render": _render, "lab": _lab, "diff": _diff,
+                   "deploy": _deploy}[args.command]
+        return int(handler(args, out))
     except BgpgenError as exc:
         _emit_errors(exc, fmt, out, err)
         return ExitStatus.ERROR

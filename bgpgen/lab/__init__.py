@@ -22,6 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..collect import parse_sessions, sessions_command
 from ..errors import Problem
 from ..model import Fabric, Platform
 from ..netutil import Tagged, overlaps, parse_network
@@ -295,35 +296,8 @@ def sessions(name: str = DEFAULT_NAME) -> dict[str, dict[str, str]]:
 
 def read_sessions(e: Mapping[str, Any]) -> dict[str, str]:
     platform = Platform(e["platform"])
-    peers: dict[str, str] = {}
-    if platform in (Platform.GOBGP, Platform.GOBGP_RS):
-        r = _in_ns(e["netns"], ["gobgp", "-p", str(e["api_port"]), "-j", "neighbor"])
-        for n in json.loads(r.stdout or "[]"):
-            st = n.get("state", {})
-            state = st.get("session_state", 0)
-            names = {1: "Idle", 2: "Connect", 3: "Active", 4: "OpenSent", 5: "OpenConfirm",
-                     6: "Established"}
-            peers[n["conf"]["neighbor_address"]] = names.get(state, str(state))
-    elif platform is Platform.BIRD:
-        r = _in_ns(e["netns"], ["birdc", "-s", f"{e['run']}/bird.ctl", "show", "protocols",
-                                "all"])
-        current = None
-        for line in r.stdout.splitlines():
-            cols = line.split()
-            if len(cols) >= 2 and cols[1] == "BGP":
-                current = cols
-            elif current and line.strip().startswith("Neighbor address:"):
-                state = current[5] if len(current) > 5 else current[3]
-                peers[line.split(":", 1)[1].strip()] = state
-                current = None
-    else:
-        r = _in_ns(e["netns"], ["vtysh", "--vty_socket", e["run"], "-c",
-                                "show bgp summary json"])
-        data = json.loads(r.stdout or "{}")
-        for af in data.values():
-            for peer, v in (af.get("peers") or {}).items():
-                peers[peer] = v.get("state", "?")
-    return peers
+    r = _in_ns(e["netns"], sessions_command(platform, e["api_port"], e["run"]))
+    return parse_sessions(platform, r.stdout)
 
 
 def exec_in(name: str, device: str, argv: list[str]) -> int:

@@ -159,17 +159,22 @@ class Supervisor:
         signal.signal(signal.SIGINT, lambda *_: setattr(self, "stopping", True))
         if not self.start():
             return 1
-        exited: list[str] = []
         while not self.stopping:
-            for child, proc in self.children.values():
+            for pid, (child, proc) in list(self.children.items()):
                 rc = child.poll()
-                tag = f"{proc['device']}/{proc['name']}"
-                if rc is not None and tag not in exited:
-                    exited.append(tag)
-                    self.status.setdefault("exited", []).append(
-                        {"device": proc["device"], "name": proc["name"], "code": rc})
-                    self.write()
-            time.sleep(0.2)
+                if rc is None:
+                    continue
+                # Like a service manager: a daemon that exits is started again (deploy
+                # restarts gobgpd by ending it), unless a hold file says to leave it down.
+                del self.children[pid]
+                self.status["procs"] = [p for p in self.status["procs"] if p["pid"] != pid]
+                self.status.setdefault("exited", []).append(
+                    {"device": proc["device"], "name": proc["name"], "code": rc})
+                hold = self.dir / "hold" / f"{proc['device']}.{proc['name']}"
+                if not hold.exists():
+                    self.spawn(proc)
+                self.write()
+            time.sleep(0.05)
         self.stop()
         return 0
 
