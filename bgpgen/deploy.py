@@ -145,9 +145,15 @@ def apply(nr: Nornir, build: Build, plan: Plan, values: Mapping[str, str], timeo
     plans = {p.device: p for p in plan.devices}
     todo = [p.device for p in plan.devices if p.changed]
     report = Report()
-    agg = nr.filter(filter_func=lambda h: h.name in todo).run(
-        task=_apply_task, plans=plans, arts=_artifacts(build), values=values, timeout=timeout,
-        progress=progress) if todo else {}
+    agg: dict[str, Any] = {}
+    # Switches first, then nodes: a node's push is verified against switches that are already
+    # settled (pushed, or restored), never against one that is mid-change.
+    switches = {d.name for d in build.fabric.switches}
+    for wave in ([d for d in todo if d in switches], [d for d in todo if d not in switches]):
+        if wave:
+            agg.update(nr.filter(filter_func=lambda h, w=wave: h.name in w).run(
+                task=_apply_task, plans=plans, arts=_artifacts(build), values=values,
+                timeout=timeout, progress=progress))
     for p in plan.devices:
         if p.action == "failed":
             report.results.append(DeviceResult(p.device, "failed", message=p.error))

@@ -328,9 +328,11 @@ class FrrDriver:
         conf = _text(arts, "frr.conf")
         assert conf is not None
         p = DevicePlan(t.name, t.platform.value)
-        cand = self.candidate(t)
-        r.write(cand, fill(conf.text, values), 0o600)
-        rc, out = r.run(shell(_reload_argv(t, "--test", cand)), timeout=120)
+        # The candidate goes in on stdin, into a private temporary file that frr-reload reads
+        # and that is removed at once: planning leaves nothing on the device.
+        test = shell(_reload_argv(t, "--test", "__CAND__")).replace("__CAND__", '"$f"')
+        rc, out = r.run(f'f=$(mktemp) && cat > "$f" && {test}; rc=$?; rm -f "$f"; exit $rc',
+                        timeout=120, stdin=fill(conf.text, values))
         if rc != 0:
             raise DeployFailed(Problem("", t.name, "frr-reload.py --test failed: "
                                        + _last_error(redact(out, values)), ""))
@@ -351,7 +353,10 @@ class FrrDriver:
     def apply(self, r: Remote, p: DevicePlan, arts: list[Artifact], values: Mapping[str, str],
               timeout: float) -> Outcome:
         t = r.target
+        conf = _text(arts, "frr.conf")
+        assert conf is not None
         before = sessions(r)
+        r.write(self.candidate(t), fill(conf.text, values), 0o600)
         saved = f"{t.run}/bgpgen-previous.conf"
         running = r.check(shell(["vtysh", "--vty_socket", t.run, "-c", "show running-config"]),
                           "show running-config")

@@ -40,9 +40,12 @@ class Remote:
     def _client(self) -> Any:
         return self.conn.remote_conn_pre
 
-    def run(self, command: str, timeout: float = 60) -> tuple[int, str]:
-        """Run a shell command; returns (exit code, stdout + stderr)."""
-        _, out, err = self._client.exec_command(command, timeout=timeout)
+    def run(self, command: str, timeout: float = 60, stdin: str | None = None) -> tuple[int, str]:
+        """Run a shell command (``stdin`` fed to it); returns (exit code, stdout + stderr)."""
+        inp, out, err = self._client.exec_command(command, timeout=timeout)
+        if stdin is not None:
+            inp.write(stdin.encode())
+            inp.channel.shutdown_write()
         text = out.read().decode(errors="replace") + err.read().decode(errors="replace")
         return out.channel.recv_exit_status(), text
 
