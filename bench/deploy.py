@@ -1,0 +1,100 @@
+"""Benchmark: a no-op `bgpgen deploy` over a lab of 2 ToRs + 20 nodes against, in the same run,
+the limit: one parallel round of plain OpenSSH sessions to the same hosts, each running the
+commands bgpgen's plan runs there (read the config, list originated routes, frr-reload --test
+on the candidate). Same worker count. Needs root.
+
+    .venv/bin/python bench/deploy.py [--repeat 5] [--workers 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gen import generate  # noqa: E402
+
+from bgpgen import lab, load_fabric, render  # noqa: E402
+from bgpgen.cli import main  # noqa: E402
+from bgpgen.drivers import FRR_RELOAD  # noqa: E402
+from bgpgen.secrets import fill, resolve_all  # noqa: E402
+
+NAME = "benchdeploy"
+
+
+def plain_round(inv: Path, workers: int) -> float:
+    fabric = load_fabric(inv)
+    build = render(fabric)
+    values = resolve_all(build.secrets)
+    info = lab.overlay(NAME)["devices"]
+    jobs = []
+    for d in fabric.devices:
+        e = info[d.name]
+        conf = next(a for a in build.artifacts if a.device == d.name and a.name != "originate.json")
+        if d.platform.value == "frr":
+            cmd = (f'f=$(mktemp) && cat > "$f" && {FRR_RELOAD} --test --stdout --bindir /usr/bin '
+                   f'--confdir {Path(e["config"]).parent} --rundir {e["run"]} --vty_socket '
+                   f'{e["run"]} "$f"; rm -f "$f"')
+            stdin = fill(conf.text, values)
+        elif d.platform.value == "gobgp":
+            cmd = (f"cat {e['config']}; gobgp -p {e['api_port']} -j global rib -a ipv4; "
+                   f"gobgp -p {e['api_port']} -j global rib -a ipv6")
+            stdin = ""
+        else:
+            cmd, stdin = f"cat {e['config']}", ""
+        jobs.append((lab.ssh_argv(NAME, d.name) + [cmd], stdin))
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda j: subprocess.run(j[0], input=j[1], capture_output=True, text=True,
+                                               check=True), jobs))
+    return time.perf_counter() - t0
+
+
+def bgpgen_noop(inv: Path, workers: int) -> float:
+    out = io.StringIO()
+    t0 = time.perf_counter()
+    code = main(["deploy", "-i", str(inv), "--lab", NAME, "--yes", "--workers", str(workers)],
+                stdout=out, stderr=io.StringIO())
+    elapsed = time.perf_counter() - t0
+    assert code == 0 and "No changes" in out.getvalue(), out.getvalue()
+    return elapsed
+
+
+def main_() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=10)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("bench/deploy.py needs root")
+    os.environ.setdefault("BGPGEN_BENCH_MD5", "bench-secret")
+    with tempfile.TemporaryDirectory() as tmp:
+        inv = generate(20, Path(tmp) / "inv")
+        lab.up(load_fabric(inv), NAME, render_configs=True)
+        try:
+            times: dict[str, list[float]] = {"bgpgen": [], "plain": []}
+            for _ in range(args.repeat):
+                times["bgpgen"].append(bgpgen_noop(inv, args.workers))
+                times["plain"].append(plain_round(inv, args.workers))
+        finally:
+            lab.down(NAME)
+    b, p = statistics.median(times["bgpgen"]), statistics.median(times["plain"])
+    print("| lab | no-op bgpgen deploy | one parallel round of plain ssh | ratio |")
+    print("|---|---:|---:|---:|")
+    print(f"| 2 ToRs + 20 nodes, {args.workers} workers | {b:.2f} s | {p:.2f} s | {b / p:.2f}x |")
+    print(f"(medians of {args.repeat}; all runs: bgpgen "
+          f"{', '.join(f'{x:.2f}' for x in times['bgpgen'])}; plain "
+          f"{', '.join(f'{x:.2f}' for x in times['plain'])})")
+
+
+if __name__ == "__main__":
+    main_()
