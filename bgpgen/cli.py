@@ -77,6 +77,11 @@ def _push_parsers(sub: Any) -> None:
     g.add_argument("--against", type=Path, metavar="BUILD_DIR",
                    help="a previous render (e.g. the base branch's build); no device access")
     g.add_argument("--live", action="store_true", help="what runs on each device, over SSH")
+    v = sub.add_parser("verify", help="every session and expected route, read from each peer")
+    common(v, ("table", "json", "markdown"))
+    v.set_defaults(format="table")
+    v.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="poll until everything holds or the time is up")
     p = sub.add_parser("deploy", help="push the rendered configs safely (check, backup, "
                        "activate, verify, restore on failure)")
     common(p, ("text", "json"))
@@ -126,6 +131,49 @@ def _live_plan(args: argparse.Namespace, fabric: Any, build: Any) -> Any:
     except BaseException:
         close(nr)
         raise
+
+
+def _verify(args: argparse.Namespace, out: TextIO) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from . import verify
+    from .deploy import close, collect, nornir_for
+    fabric = load_fabric(args.inventory)
+    tg, devices = _targets(args, fabric)
+    values = resolve_all(tuple(s for s in fabric.secrets))
+    nr = nornir_for(devices, tg, args.workers)
+    chosen = {d.name for d in devices}
+    try:
+        report = verify.wait(fabric, lambda: collect(nr, fabric, values), args.wait, chosen)
+    finally:
+        close(nr)
+    if args.format == "json":
+        out.write(verify.as_json(report))
+        return report.exit
+    headers = ["switch", "node", "family", "switch end", "node end", "uptime", "expected",
+               "received", "missing", "unexpected"]
+    rows = verify.format_table(report)
+    if args.format == "markdown":
+        out.write("| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n")
+        out.writelines("| " + " | ".join(r) + " |\n" for r in rows)
+        out.writelines(f"- {p}\n" for p in report.errors + report.problems)
+        out.write(f"\n**{verify.summary(report)}**\n")
+        return report.exit
+    table = Table(title=f"bgpgen verify: {fabric.name}")
+    for h in headers:
+        table.add_column(h)
+    for r in rows:
+        table.add_row(*(escape(x) for x in r))
+    console = Console(file=out, width=140)
+    console.print(table)
+    for line in report.errors:
+        out.write(f"error: {line}\n")
+    for line in report.problems:
+        out.write(f"problem: {line}\n")
+    out.write(verify.summary(report) + "\n")
+    return report.exit
 
 
 def _deploy(args: argparse.Namespace, out: TextIO) -> int:
@@ -317,7 +365,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
             out.write(inventory_schema_text())
             return ExitStatus.OK
         handler = {"validate": _validate, "render": _render, "lab": _lab, "diff": _diff,
-                   "deploy": _deploy}[args.command]
+                   "deploy": _deploy, "verify": _verify}[args.command]
         return int(handler(args, out))
     except BgpgenError as exc:
         _emit_errors(exc, fmt, out, err)

@@ -166,3 +166,28 @@ def apply(nr: Nornir, build: Build, plan: Plan, values: Mapping[str, str], timeo
 
 def close(nr: Nornir) -> None:
     nr.close_connections(on_good=True, on_failed=True)
+
+
+def _collect_task(task: Task, fabric: Any, values: Mapping[str, str]) -> Result:
+    from .verify import SEP, DeviceView, command, parse
+    t: Target = task.host.data["target"]
+    try:
+        r = _remote(task)
+        rc, out, err = r.run3(command(t, fabric), timeout=30)
+        try:
+            view = parse(t, out)
+        except (ValueError, KeyError, IndexError):  # a daemon mid-restart answers half
+            view = DeviceView(t.name, down="the BGP daemon's answer could not be read")
+            return Result(host=task.host, result=view)
+        if rc != 0 and not view.peers:
+            text = redact(out + err, values).replace(SEP, " ")
+            view.down = " ".join(text.split())[:200] or f"exit code {rc}"
+    except Exception as exc:  # noqa: BLE001 - an unreadable device is reported, not raised
+        view = DeviceView(t.name, error=redact(describe(exc), values))
+    return Result(host=task.host, result=view)
+
+
+def collect(nr: Nornir, fabric: Any, values: Mapping[str, str]) -> dict[str, Any]:
+    """Every selected device's sessions and RIB, normalised (see :mod:`bgpgen.verify`)."""
+    agg = nr.run(task=_collect_task, fabric=fabric, values=values)
+    return {name: res[0].result for name, res in agg.items()}

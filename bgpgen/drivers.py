@@ -50,7 +50,7 @@ class Driver(Protocol):
 
 def sessions(r: Remote) -> dict[str, str]:
     t = r.target
-    rc, out = r.run(shell(sessions_command(t.platform, t.api_port, t.run)), timeout=20)
+    rc, out, _ = r.run3(shell(sessions_command(t.platform, t.api_port, t.run)), timeout=20)
     try:
         return parse_sessions(t.platform, out) if rc == 0 else {}
     except ValueError:

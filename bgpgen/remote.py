@@ -40,21 +40,30 @@ class Remote:
     def _client(self) -> Any:
         return self.conn.remote_conn_pre
 
-    def run(self, command: str, timeout: float = 60, stdin: str | None = None) -> tuple[int, str]:
-        """Run a shell command (``stdin`` fed to it); returns (exit code, stdout + stderr)."""
+    def run3(self, command: str, timeout: float = 60,
+             stdin: str | None = None) -> tuple[int, str, str]:
+        """Run a shell command (``stdin`` fed to it); returns (exit code, stdout, stderr)."""
         inp, out, err = self._client.exec_command(command, timeout=timeout)
         if stdin is not None:
             inp.write(stdin.encode())
             inp.channel.shutdown_write()
-        text = out.read().decode(errors="replace") + err.read().decode(errors="replace")
-        return out.channel.recv_exit_status(), text
+        stdout = out.read().decode(errors="replace")
+        stderr = err.read().decode(errors="replace")
+        return out.channel.recv_exit_status(), stdout, stderr
+
+    def run(self, command: str, timeout: float = 60, stdin: str | None = None) -> tuple[int, str]:
+        """Run a shell command; returns (exit code, stdout + stderr)."""
+        rc, out, err = self.run3(command, timeout, stdin)
+        return rc, out + err
 
     def check(self, command: str, what: str, timeout: float = 60) -> str:
-        rc, text = self.run(command, timeout)
+        """Run a command that must succeed; returns its stdout alone (fit to parse)."""
+        rc, out, err = self.run3(command, timeout)
         if rc != 0:
+            text = out + err
             last = " | ".join(text.strip().splitlines()[-3:]) or f"exit code {rc}"
             raise RemoteError(Problem("", self.target.name, f"{what} failed: {last}", ""))
-        return text
+        return out
 
     def read(self, path: str) -> str | None:
         """A file's text, or None when it does not exist."""

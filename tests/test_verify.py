@@ -1,0 +1,168 @@
+"""bgpgen verify against labs: the whole fabric, four kinds of fault, --wait, the route server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from bgpgen import lab, load_fabric
+
+from .conftest import EXAMPLES, SECRET, Run, require
+from .lab_helpers import is_root, wait_for
+
+
+@pytest.fixture(autouse=True)
+def _needs_root(secret_env: str) -> None:
+    if not is_root():
+        if os.environ.get("CI"):
+            pytest.fail("verify tests need root; CI runs as root")
+        pytest.skip("verify tests need root")
+    for binary in ("gobgpd", "bird", "vtysh", "sshd"):
+        require(binary)
+
+
+@pytest.fixture
+def lab_name(request: pytest.FixtureRequest) -> Iterator[str]:
+    name = f"v{os.getpid() % 10000}{abs(hash(request.node.name)) % 1000}"[:15]
+    yield name
+    lab.down(name)
+
+
+def _verify(cli: Callable[..., Run], name: str, *extra: str) -> tuple[int, dict[str, Any]]:
+    r = cli("verify", "--lab", name, "--format", "json", *extra)
+    assert SECRET not in r.out + r.err and "Traceback" not in r.err
+    return r.code, json.loads(r.out)
+
+
+def _in_lab(name: str, device: str, *argv: str) -> None:
+    e = lab.overlay(name)["devices"][device]
+    subprocess.run(list(argv), check=True, capture_output=True,
+                   preexec_fn=lab.preexec(e["netns"], device))
+
+
+def test_verify_after_deploy_lists_every_session(lab_name: str, cli: Callable[..., Run]) -> None:
+    fabric = load_fabric(EXAMPLES["dc1"])
+    lab.up(fabric, lab_name)
+    r = cli("deploy", "--lab", lab_name, "--yes")
+    assert r.code == 0, r.out
+    t0 = time.monotonic()
+    code, report = _verify(cli, lab_name, "--wait", "30")
+    assert code == 0 and report["ok"], report["problems"]
+    # Counts computed here, independently, from the model.
+    assert len(report["sessions"]) == len(fabric.sessions) == 28
+    rows = {r["id"]: r for r in report["sessions"]}
+    for s in fabric.sessions:
+        row = rows[s.id]
+        assert row["switch_state"] == row["node_state"] == "Established"
+        node = fabric.device(s.node)
+        expected = len(node.prefixes(s.family))  # type: ignore[attr-defined]
+        assert row["expected"] == row["received"] == expected, s.id
+    assert time.monotonic() - t0 < 30
+    text = cli("verify", "--lab", lab_name)
+    assert text.code == 0 and "28/28 sessions Established on both ends" in text.out
+    assert "36/36 expected routes in place" in text.out
+
+
+def test_verify_wait_returns_right_after_convergence(lab_name: str,
+                                                    cli: Callable[..., Run]) -> None:
+    fabric = load_fabric(EXAMPLES["dc1"])
+    lab.up(fabric, lab_name)
+    r = cli("deploy", "--lab", lab_name, "--yes")
+    assert r.code == 0, r.out
+    # Kick every session on the switches, then race verify --wait against the daemons.
+    for sw in ("tor-r1-a", "tor-r1-b", "tor-r2-a", "tor-r2-b"):
+        e = lab.overlay(lab_name)["devices"][sw]
+        _in_lab(lab_name, sw, "vtysh", "--vty_socket", e["run"], "-c", "clear bgp *")
+    established_at: list[float] = []
+
+    def watch() -> bool:
+        states = lab.sessions(lab_name)
+        ok = all(s == "Established" for peers in states.values() for s in peers.values())
+        if ok and not established_at:
+            established_at.append(time.monotonic())
+        return ok
+    import threading
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set() and not established_at:
+            watch()
+            time.sleep(0.05)
+    t = threading.Thread(target=poll)
+    t.start()
+    code, _ = _verify(cli, lab_name, "--wait", "30")
+    done = time.monotonic()
+    stop.set()
+    t.join()
+    assert code == 0 and established_at
+    assert done - established_at[0] < 1.5, f"verify returned {done - established_at[0]:.2f} s late"
+
+
+def test_negative_cases(lab_name: str, cli: Callable[..., Run]) -> None:
+    fabric = load_fabric(EXAMPLES["dc1"])
+    lab.up(fabric, lab_name, render_configs=True)
+    code, report = _verify(cli, lab_name, "--wait", "30")
+    assert code == 0, report["problems"]
+    info = lab.overlay(lab_name)["devices"]
+    # 1. a node withdraws a pod CIDR
+    _in_lab(lab_name, "node-r1-01", "gobgp", "global", "rib", "del", "-a", "ipv4",
+            "10.244.1.0/24")
+    # 2. a BIRD node's daemon stops (held down)
+    hold = lab.lab_dir(lab_name) / "hold"
+    hold.mkdir()
+    (hold / "node-r1-02.bird").touch()
+    bird = next(p for p in lab.status(lab_name)["devices"]["node-r1-02"]["processes"]
+                if p["name"] == "bird")
+    os.kill(bird["pid"], signal.SIGTERM)
+    # 3. a switch announces a prefix nobody expects
+    run = info["tor-r2-a"]["run"]
+    _in_lab(lab_name, "tor-r2-a", "vtysh", "--vty_socket", run, "-c", "conf t", "-c",
+            "router bgp 65201", "-c", "no bgp network import-check", "-c",
+            "address-family ipv4 unicast", "-c", "network 198.18.250.0/24")
+    # 4. a route-map rewrites a next hop
+    run = info["tor-r1-a"]["run"]
+    _in_lab(lab_name, "tor-r1-a", "vtysh", "--vty_socket", run, "-c", "conf t", "-c",
+            "route-map BGPGEN-node-r1-03-IN-V4 permit 10", "-c", "set ip next-hop 198.18.11.250",
+            "-c", "end", "-c", "clear bgp ipv4 unicast 198.18.11.103 soft in")
+
+    def report_all() -> dict[str, Any] | None:
+        code, rep = _verify(cli, lab_name)
+        text = "\n".join(rep["problems"])
+        want = ["missing: 10.244.1.0/24 from node-r1-01 on tor-r1-a",
+                "missing: 10.244.1.0/24 from node-r1-01 on tor-r1-b",
+                "unexpected route: 198.18.250.0/24 on tor-r2-a",
+                "wrong next hop: 10.244.3.0/24 on tor-r1-a: next hop 198.18.11.250, "
+                "expected 198.18.11.103"]
+        down = [r for r in rep["sessions"] if r["node"] == "node-r1-02"]
+        ok = all(w in text for w in want) and down and all(
+            r["switch_state"] != "Established" for r in down)
+        return rep if code == 3 and ok else None
+    rep = wait_for(report_all, 30, "all four faults reported")
+    assert "node-r1-02: BGP daemon not answering" in "\n".join(rep["problems"])
+
+
+def test_route_server_example_verifies(lab_name: str, cli: Callable[..., Run]) -> None:
+    lab.up(load_fabric(EXAMPLES["local-rs"]), lab_name, "203.0.113.0/28", render_configs=True)
+    r = cli("verify", "-i", str(EXAMPLES["local-rs"]), "--lab", lab_name, "--wait", "30",
+            "--format", "json")
+    report = json.loads(r.out)
+    assert r.code == 0, report["problems"]
+    (row,) = report["sessions"]
+    assert (row["switch"], row["node"], row["expected"], row["received"]) == \
+        ("rs", "speaker", 1, 1)
+
+
+def test_unreachable_device_is_an_error(lab_name: str, cli: Callable[..., Run]) -> None:
+    lab.up(load_fabric(EXAMPLES["local-rs"]), lab_name, "203.0.113.16/28", render_configs=True)
+    kh = lab.overlay(lab_name)["devices"]["rs"]["known_hosts"]
+    with open(kh, "w") as fh:
+        fh.write("")
+    r = cli("verify", "-i", str(EXAMPLES["local-rs"]), "--lab", lab_name)
+    assert r.code == 1 and "host key verification failed" in r.out
