@@ -89,6 +89,9 @@ def _push_parsers(sub: Any) -> None:
     p.add_argument("--yes", action="store_true", help="do not ask before pushing")
     p.add_argument("--timeout", type=float, default=60.0,
                    help="seconds for sessions to re-establish after a push (default 60)")
+    p.add_argument("--verify", action="store_true",
+                   help="after the push, verify the fabric (sessions and routes) and roll every "
+                   "changed device back if it does not hold within --timeout")
 
 
 def _targets(args: argparse.Namespace, fabric: Any) -> tuple[dict[str, Any], list[Any]]:
@@ -176,6 +179,23 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
     return report.exit
 
 
+def _verify_after(args: argparse.Namespace, fabric: Any, nr: Any, values: Any, plan: Any,
+                  report: Any) -> str:
+    """deploy --verify: the fabric's verify decides; every changed device is confirmed or
+    rolled back (BIRD configure confirm / undo, FRR and gobgp previous config)."""
+    from . import verify
+    from .deploy import collect, finish
+    chosen = {h for h in nr.inventory.hosts}
+    result = verify.wait(fabric, lambda: collect(nr, fabric, values), args.timeout, chosen)
+    if result.ok:
+        finish(nr, plan, report, "confirm", args.timeout, values)
+        return verify.summary(result) + "\n"
+    reason = "; ".join(result.problems[:3] + result.errors[:3])
+    finish(nr, plan, report, "rollback", args.timeout, values, reason)
+    return verify.summary(result) + "\n" + "".join(f"problem: {p}\n"
+                                                    for p in result.problems + result.errors)
+
+
 def _deploy(args: argparse.Namespace, out: TextIO) -> int:
     from rich.console import Console
     from rich.markup import escape
@@ -206,10 +226,15 @@ def _deploy(args: argparse.Namespace, out: TextIO) -> int:
                 out.write("Cancelled: nothing was pushed.\n")
                 return 1
         todo = [p.device for p in plan.devices if p.changed]
+        for p in plan.devices:
+            p.extra["defer_confirm"] = args.verify
         with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
             task = bar.add_task("deploying", total=len(todo))
             report = apply(nr, build, plan, values, args.timeout,
                            lambda dev, what: bar.advance(task))
+        if args.verify:
+            verified = _verify_after(args, fabric, nr, values, plan, report)
+            out.write(verified)
     finally:
         close(nr)
     if args.format == "json":
@@ -224,10 +249,12 @@ def _deploy(args: argparse.Namespace, out: TextIO) -> int:
             table.add_row(r.device, r.status, f"{r.seconds:.1f}", escape(r.message))
         Console(file=out, width=160).print(table)
         c = {s: sum(1 for r in report.results if r.status == s)
-             for s in ("changed", "unchanged", "failed")}
+             for s in ("changed", "unchanged", "failed", "rolled_back")}
         out.write(f"Deploy: {c['changed']} changed, {c['unchanged']} unchanged, "
-                  f"{c['failed']} failed.\n")
-    return 1 if report.failed_hosts else 0
+                  f"{c['failed']} failed" + (f", {c['rolled_back']} rolled back"
+                                             if c["rolled_back"] else "") + ".\n")
+    bad = report.failed_hosts or any(r.status == "rolled_back" for r in report.results)
+    return 1 if bad else 0
 
 
 def _lab_parser(sub: Any) -> None:

@@ -164,6 +164,42 @@ def apply(nr: Nornir, build: Build, plan: Plan, values: Mapping[str, str], timeo
     return report
 
 
+def _finish_task(task: Task, plans: dict[str, DevicePlan], action: str, timeout: float,
+                 values: Mapping[str, str]) -> Result:
+    t: Target = task.host.data["target"]
+    driver = DRIVERS[t.platform]
+    try:
+        r = _remote(task)
+        if action == "confirm":
+            driver.confirm(r, plans[t.name])
+        else:
+            driver.rollback(r, plans[t.name], timeout)
+        return Result(host=task.host, result="")
+    except Exception as exc:  # noqa: BLE001
+        return Result(host=task.host, result=redact(describe(exc), values))
+
+
+def finish(nr: Nornir, plan: Plan, report: Report, action: str, timeout: float,
+           values: Mapping[str, str], reason: str = "") -> None:
+    """Confirm or roll back every device this run changed, after the fabric's verify."""
+    plans = {p.device: p for p in plan.devices}
+    changed = [r.device for r in report.results if r.status == "changed"]
+    if not changed:
+        return
+    agg = nr.filter(filter_func=lambda h: h.name in changed).run(
+        task=_finish_task, plans=plans, action=action, timeout=timeout, values=values)
+    for res in report.results:
+        if res.device not in agg:
+            continue
+        problem = agg[res.device][0].result
+        if action == "rollback":
+            res.status = "failed" if problem else "rolled_back"
+            res.message = f"verify failed ({reason}); " + (
+                f"rollback failed: {problem}" if problem else "previous config restored")
+        elif problem:
+            res.status, res.message = "failed", f"confirm failed: {problem}"
+
+
 def close(nr: Nornir) -> None:
     nr.close_connections(on_good=True, on_failed=True)
 

@@ -47,6 +47,12 @@ class Driver(Protocol):
     def apply(self, r: Remote, p: DevicePlan, arts: list[Artifact], values: Mapping[str, str],
               timeout: float) -> Outcome: ...
 
+    def confirm(self, r: Remote, p: DevicePlan) -> None:
+        """Make a push final (BIRD: configure confirm). After a verified fabric only."""
+
+    def rollback(self, r: Remote, p: DevicePlan, timeout: float) -> None:
+        """Put the previous config back after a push that the fabric's verify rejected."""
+
 
 def sessions(r: Remote) -> dict[str, str]:
     t = r.target
@@ -198,6 +204,7 @@ class GobgpDriver:
             if old_orig is not None:
                 r.copy(t.originate, t.originate + PREV)
         restart = p.cost == 4
+        p.extra.update(had_file=had_file, restart=restart, pushed=True)
         try:
             r.rename(new, t.config)
             if orig:
@@ -214,6 +221,15 @@ class GobgpDriver:
             raise DeployFailed(Problem("", t.name, f"{exc.problems[0].message}; previous "
                                        "config restored", "")) from None
         return Outcome("changed", p.cost_detail)
+
+    def confirm(self, r: Remote, p: DevicePlan) -> None:
+        return None  # the previous file stays beside the new one as *.bgpgen-prev
+
+    def rollback(self, r: Remote, p: DevicePlan, timeout: float) -> None:
+        if p.extra.get("pushed"):
+            self._restore(r, p.extra["had_file"], p.extra["restart"], timeout)
+        else:  # only routes were reconciled: put back what the previous originate.json says
+            _reconcile(r, _wanted_routes(r.read(r.target.originate)))
 
     def _restore(self, r: Remote, had_file: bool, restart: bool, timeout: float) -> None:
         t = r.target
@@ -270,6 +286,7 @@ class BirdDriver:
         t = r.target
         conf = _text(arts, "bird.conf")
         assert conf is not None
+        defer = bool(p.extra.get("defer_confirm"))
         before = sessions(r)
         new = f"{t.config}.bgpgen-new"
         r.write(new, fill(conf.text, values), 0o600)
@@ -282,10 +299,13 @@ class BirdDriver:
         r.copy(t.config, t.config + PREV)
         r.rename(new, t.config)
         try:
-            _birdc(r, "configure", f'"{t.config}"', "timeout", str(int(timeout) + 30),
+            # Unconfirmed, BIRD reverts by itself: a push cannot outlive a lost controller.
+            undo_after = int(timeout) * (4 if defer else 1) + 30
+            _birdc(r, "configure", f'"{t.config}"', "timeout", str(undo_after),
                    what="birdc configure timeout")
             wait_sessions(r, before, timeout)
-            _birdc(r, "configure", "confirm", what="birdc configure confirm")
+            if not defer:
+                _birdc(r, "configure", "confirm", what="birdc configure confirm")
         except RemoteError as exc:
             r.run(shell(["birdc", "-s", t.bird_socket, "configure", "undo"]))
             r.rename(t.config + PREV, t.config)
@@ -293,12 +313,30 @@ class BirdDriver:
                                        "restored the previous config", "")) from None
         return Outcome("changed", p.cost_detail)
 
+    def confirm(self, r: Remote, p: DevicePlan) -> None:
+        if p.extra.get("defer_confirm"):
+            _birdc(r, "configure", "confirm", what="birdc configure confirm")
+
+    def rollback(self, r: Remote, p: DevicePlan, timeout: float) -> None:
+        t = r.target
+        r.run(shell(["birdc", "-s", t.bird_socket, "configure", "undo"]))
+        if r.read(t.config + PREV) is not None:
+            r.rename(t.config + PREV, t.config)
+
 
 # --- FRR ---------------------------------------------------------------------------------------
 
 def _reload_argv(t: Target, mode: str, path: str) -> list[str]:
     return [FRR_RELOAD, mode, "--stdout", "--bindir", "/usr/bin", "--confdir", t.confdir,
             "--rundir", t.run, "--vty_socket", t.run, path]
+
+
+def _soft_in(r: Remote) -> None:
+    """Ask every peer to resend its routes (route refresh: hitless), so that routes an older
+    inbound policy rejected are judged again by the policy now in place."""
+    t = r.target
+    r.run(shell(["vtysh", "--vty_socket", t.run, "-c", "clear bgp ipv4 unicast * soft in",
+                 "-c", "clear bgp ipv6 unicast * soft in"]))
 
 
 def _delta(text: str) -> tuple[list[str], list[str]]:
@@ -366,13 +404,24 @@ class FrrDriver:
         try:
             r.check(shell(_reload_argv(t, "--reload", self.candidate(t))), "frr-reload.py "
                     "--reload", timeout=120)
+            _soft_in(r)
             wait_sessions(r, before, timeout)
         except RemoteError as exc:
             r.run(shell(_reload_argv(t, "--reload", saved)), timeout=120)
+            _soft_in(r)
             message = redact(exc.problems[0].message, values)
             raise DeployFailed(Problem("", t.name, f"{message}; the previous running config "
                                        "was reloaded", "")) from None
         return Outcome("changed", p.cost_detail)
+
+    def confirm(self, r: Remote, p: DevicePlan) -> None:
+        return None  # the saved running config stays in the run directory
+
+    def rollback(self, r: Remote, p: DevicePlan, timeout: float) -> None:
+        t = r.target
+        r.check(shell(_reload_argv(t, "--reload", f"{t.run}/bgpgen-previous.conf")),
+                "frr-reload.py --reload of the previous config", timeout=120)
+        _soft_in(r)
 
 
 DRIVERS: dict[Platform, Driver] = {Platform.GOBGP: GobgpDriver(),

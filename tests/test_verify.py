@@ -166,3 +166,43 @@ def test_unreachable_device_is_an_error(lab_name: str, cli: Callable[..., Run]) 
         fh.write("")
     r = cli("verify", "-i", str(EXAMPLES["local-rs"]), "--lab", lab_name)
     assert r.code == 1 and "host key verification failed" in r.out
+
+
+def test_deploy_verify_confirms_or_rolls_back(lab_name: str, cli: Callable[..., Run],
+                                              tmp_path: Any) -> None:
+    import shutil
+    from pathlib import Path
+
+    from .conftest import ROOT
+    fabric = load_fabric(EXAMPLES["dc1"])
+    lab.up(fabric, lab_name, render_configs=True)
+    assert _verify(cli, lab_name, "--wait", "30")[0] == 0
+    inv = Path(tmp_path) / "inv"
+    shutil.copytree(EXAMPLES["dc1"], inv, ignore=shutil.ignore_patterns("examples"))
+    nodes = inv / "nodes.yaml"
+    nodes.write_text(nodes.read_text().replace("[10.244.2.0/24,", "[10.244.32.0/24,"))
+    # A push that every device accepts but that breaks the fabric: the switches rewrite the
+    # next hop of what the nodes announce. Only the fabric's verify can see it.
+    tpl = Path(tmp_path) / "t" / "frr"
+    tpl.mkdir(parents=True)
+    text = (ROOT / "bgpgen" / "templates" / "frr" / "frr.conf.j2").read_text()
+    old = ' match {{ "ip" if fam == "ipv4" else "ipv6" }} address prefix-list ' \
+          '{{ n.prefix_list[fam] }}\n'
+    assert old in text
+    (tpl / "frr.conf.j2").write_text(text.replace(
+        old, old + '{% if fam == "ipv4" %}\n set ip next-hop 198.18.99.99\n{% endif %}\n'))
+    r = cli("deploy", "-i", str(inv), "--lab", lab_name, "--yes", "--verify", "--timeout", "8",
+            "--templates", str(tpl.parent), "--format", "json")
+    assert r.code == 1 and SECRET not in r.out
+    res = {x["device"]: x for x in json.loads(r.out[r.out.index("{"):])["results"]}
+    assert res["tor-r1-a"]["status"] == "rolled_back" and res["node-r1-02"]["status"] == \
+        "rolled_back", res
+    assert "wrong next hop" in res["tor-r1-a"]["message"]
+    code, rep = _verify(cli, lab_name, "--wait", "30")  # back as it was
+    assert code == 0, rep["problems"]
+    # The same change without the breakage verifies and is kept.
+    r = cli("deploy", "-i", str(inv), "--lab", lab_name, "--yes", "--verify", "--timeout", "30")
+    assert r.code == 0, r.out
+    assert "36/36 expected routes in place" in r.out
+    code, rep = _verify(cli, lab_name, "-i", str(inv))
+    assert code == 0, rep["problems"]
