@@ -7,7 +7,7 @@ racks, multihop, loopback setups) or override the derived ones (profile, passive
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import fields
 from ipaddress import ip_network
 from typing import Any
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from .collect import ESTABLISHED, parse_sessions, sessions_command, shell
 from .errors import Problem
@@ -82,6 +82,18 @@ def wait_sessions(r: Remote, before: dict[str, str], timeout: float) -> None:
 
 def _text(arts: list[Artifact], name: str) -> Artifact | None:
     return next((a for a in arts if a.name == name), None)
+
+
+def _need(arts: list[Artifact], name: str) -> Artifact:
+    art = _text(arts, name)
+    if art is None:  # pragma: no cover - the platform registry guarantees the file
+        raise KeyError(name)
+    return art
+
+
+def _shown(platform: Platform, text: str, values: Mapping[str, str]) -> str:
+    """Device text fit to show: known secret values as tokens, any other password masked."""
+    return mask(platform, redact(text, values), dict(values))
 
 
 # --- gobgp -------------------------------------------------------------------------------------
@@ -157,11 +169,10 @@ def _gobgp_restart(r: Remote, timeout: float) -> None:
 class GobgpDriver:
     def plan(self, r: Remote, arts: list[Artifact], values: Mapping[str, str]) -> DevicePlan:
         t = r.target
-        conf, orig = _text(arts, "gobgpd.toml"), _text(arts, "originate.json")
-        assert conf is not None
+        conf, orig = _need(arts, "gobgpd.toml"), _text(arts, "originate.json")
         p = DevicePlan(t.name, t.platform.value)
         current = r.read(t.config) or ""
-        shown = mask(t.platform, redact(current, values), dict(values))
+        shown = _shown(t.platform, current, values)
         p.extra.update(config_same=current == fill(conf.text, values), current=shown)
         if not p.extra["config_same"]:
             p.diff += unified(shown, conf.text, "gobgpd.toml")
@@ -182,8 +193,7 @@ class GobgpDriver:
     def apply(self, r: Remote, p: DevicePlan, arts: list[Artifact], values: Mapping[str, str],
               timeout: float) -> Outcome:
         t = r.target
-        conf, orig = _text(arts, "gobgpd.toml"), _text(arts, "originate.json")
-        assert conf is not None
+        conf, orig = _need(arts, "gobgpd.toml"), _text(arts, "originate.json")
         wanted = _wanted_routes(orig.text if orig else None)
         before = sessions(r)
         if p.extra["config_same"]:
@@ -270,12 +280,11 @@ def _birdc(r: Remote, *args: str, what: str = "birdc") -> str:
 class BirdDriver:
     def plan(self, r: Remote, arts: list[Artifact], values: Mapping[str, str]) -> DevicePlan:
         t = r.target
-        conf = _text(arts, "bird.conf")
-        assert conf is not None
+        conf = _need(arts, "bird.conf")
         p = DevicePlan(t.name, t.platform.value)
         current = r.read(t.config) or ""
         if current != fill(conf.text, values):
-            shown = mask(t.platform, redact(current, values), dict(values))
+            shown = _shown(t.platform, current, values)
             p.diff = unified(shown, conf.text, "bird.conf")
             classify(t.platform, shown, conf.text, p)
             p.action = "update"
@@ -284,8 +293,7 @@ class BirdDriver:
     def apply(self, r: Remote, p: DevicePlan, arts: list[Artifact], values: Mapping[str, str],
               timeout: float) -> Outcome:
         t = r.target
-        conf = _text(arts, "bird.conf")
-        assert conf is not None
+        conf = _need(arts, "bird.conf")
         defer = bool(p.extra.get("defer_confirm"))
         before = sessions(r)
         new = f"{t.config}.bgpgen-new"
@@ -363,8 +371,7 @@ class FrrDriver:
 
     def plan(self, r: Remote, arts: list[Artifact], values: Mapping[str, str]) -> DevicePlan:
         t = r.target
-        conf = _text(arts, "frr.conf")
-        assert conf is not None
+        conf = _need(arts, "frr.conf")
         p = DevicePlan(t.name, t.platform.value)
         # The candidate goes in on stdin, into a private temporary file that frr-reload reads
         # and that is removed at once: planning leaves nothing on the device.
@@ -380,8 +387,8 @@ class FrrDriver:
         for fwd in ("ip forwarding", "ipv6 forwarding"):
             if fwd in add and f"no {fwd}" not in delete:
                 add.remove(fwd)
-        delete = [mask(t.platform, redact(ln, values), dict(values)) for ln in delete]
-        add = [mask(t.platform, redact(ln, values), dict(values)) for ln in add]
+        delete = [_shown(t.platform, ln, values) for ln in delete]
+        add = [_shown(t.platform, ln, values) for ln in add]
         if delete or add:
             p.diff = [f"-{ln}" for ln in delete] + [f"+{ln}" for ln in add]
             classify_frr_delta(delete, add, p)
@@ -391,8 +398,7 @@ class FrrDriver:
     def apply(self, r: Remote, p: DevicePlan, arts: list[Artifact], values: Mapping[str, str],
               timeout: float) -> Outcome:
         t = r.target
-        conf = _text(arts, "frr.conf")
-        assert conf is not None
+        conf = _need(arts, "frr.conf")
         before = sessions(r)
         r.write(self.candidate(t), fill(conf.text, values), 0o600)
         saved = f"{t.run}/bgpgen-previous.conf"

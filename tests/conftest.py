@@ -54,3 +54,18 @@ def require(binary: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"{binary} is not installed; scripts/setup installs it")
         pytest.skip(f"{binary} not installed (run scripts/setup)")
+
+
+def require_lab_environment(what: str) -> None:
+    """Lab-backed tests need root and the daemons; in CI (root) they must run, never skip."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"{what} need root; CI runs as root")
+        pytest.skip(f"{what} need root")
+    for binary in ("gobgpd", "bird", "vtysh", "sshd", "ssh-keygen"):
+        require(binary)
+
+
+def unique_lab_name(prefix: str, request: pytest.FixtureRequest) -> str:
+    """A lab name of at most 15 characters, unique per test and per run."""
+    return f"{prefix}{os.getpid() % 10000}{abs(hash(request.node.name)) % 1000}"[:15]

@@ -9,30 +9,24 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bgpgen import lab, load_fabric
 
-from .conftest import EXAMPLES, ROOT, SECRET, Run, require
-from .lab_helpers import is_root, vtysh_json, wait_for
+from .conftest import EXAMPLES, ROOT, Run, SECRET, require_lab_environment, unique_lab_name
+from .lab_helpers import vtysh_json, wait_for
 
 CONFIGS = ("gobgpd.toml", "originate.json", "bird.conf", "frr.conf")
 
 
 @pytest.fixture(autouse=True)
 def _needs_root(secret_env: str) -> None:
-    if not is_root():
-        if os.environ.get("CI"):
-            pytest.fail("deploy tests need root; CI runs as root")
-        pytest.skip("deploy tests need root")
-    for binary in ("gobgpd", "bird", "vtysh", "sshd"):
-        require(binary)
+    require_lab_environment("deploy tests")
 
 
 def _name(request: pytest.FixtureRequest) -> str:
-    return f"d{os.getpid() % 10000}{abs(hash(request.node.name)) % 1000}"[:15]
+    return unique_lab_name("d", request)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,24 +16,19 @@ import pytest
 from bgpgen import lab, load_fabric
 from bgpgen.lab.plan import LabError
 
-from .conftest import EXAMPLES, ROOT, Run, require
-from .lab_helpers import assert_clean, gobgp_json, is_root, snapshot, vtysh_json, wait_for
+from .conftest import EXAMPLES, ROOT, Run, require_lab_environment, unique_lab_name
+from .lab_helpers import assert_clean, gobgp_json, snapshot, vtysh_json, wait_for
 
 
 @pytest.fixture(autouse=True)
 def _needs_root_and_daemons() -> None:
-    if not is_root():
-        if os.environ.get("CI"):
-            pytest.fail("lab tests need root; CI runs as root")
-        pytest.skip("lab tests need root")
-    for binary in ("gobgpd", "bird", "vtysh", "sshd", "ssh-keygen"):
-        require(binary)
+    require_lab_environment("lab tests")
 
 
 @pytest.fixture
 def lab_name(request: pytest.FixtureRequest) -> Iterator[str]:
     """A unique lab name, torn down even when the test fails."""
-    name = f"t{os.getpid() % 10000}{abs(hash(request.node.name)) % 1000}"[:15]
+    name = unique_lab_name("t", request)
     yield name
     lab.down(name)
 
@@ -175,7 +169,6 @@ def test_bad_input_one_line_errors(cli: Callable[..., Run], lab_name: str) -> No
                        cwd=ROOT, env=env, capture_output=True, text=True)
     assert p.returncode == 1 and "is not installed" in p.stderr and "apt-get install" in p.stderr
     assert "Traceback" not in p.stderr
-
 
 
 def test_not_root_is_a_one_line_error(cli: Callable[..., Run],

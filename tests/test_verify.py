@@ -14,23 +14,18 @@ import pytest
 
 from bgpgen import lab, load_fabric
 
-from .conftest import EXAMPLES, SECRET, Run, require
-from .lab_helpers import is_root, wait_for
+from .conftest import EXAMPLES, Run, SECRET, require_lab_environment, unique_lab_name
+from .lab_helpers import wait_for
 
 
 @pytest.fixture(autouse=True)
 def _needs_root(secret_env: str) -> None:
-    if not is_root():
-        if os.environ.get("CI"):
-            pytest.fail("verify tests need root; CI runs as root")
-        pytest.skip("verify tests need root")
-    for binary in ("gobgpd", "bird", "vtysh", "sshd"):
-        require(binary)
+    require_lab_environment("verify tests")
 
 
 @pytest.fixture
 def lab_name(request: pytest.FixtureRequest) -> Iterator[str]:
-    name = f"v{os.getpid() % 10000}{abs(hash(request.node.name)) % 1000}"[:15]
+    name = unique_lab_name("v", request)
     yield name
     lab.down(name)
 
