@@ -149,7 +149,8 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
     nr = nornir_for(devices, tg, args.workers)
     chosen = {d.name for d in devices}
     try:
-        report = verify.wait(fabric, lambda: collect(nr, fabric, values), args.wait, chosen)
+        report = verify.wait(fabric, lambda only: collect(nr, fabric, values, only), args.wait,
+                             chosen)
     finally:
         close(nr)
     if args.format == "json":
@@ -186,7 +187,8 @@ def _verify_after(args: argparse.Namespace, fabric: Any, nr: Any, values: Any, p
     from . import verify
     from .deploy import collect, finish
     chosen = {h for h in nr.inventory.hosts}
-    result = verify.wait(fabric, lambda: collect(nr, fabric, values), args.timeout, chosen)
+    result = verify.wait(fabric, lambda only: collect(nr, fabric, values, only), args.timeout,
+                         chosen)
     if result.ok:
         finish(nr, plan, report, "confirm", args.timeout, values)
         return verify.summary(result) + "\n"

@@ -223,7 +223,11 @@ def _collect_task(task: Task, fabric: Any, values: Mapping[str, str]) -> Result:
     return Result(host=task.host, result=view)
 
 
-def collect(nr: Nornir, fabric: Any, values: Mapping[str, str]) -> dict[str, Any]:
-    """Every selected device's sessions and RIB, normalised (see :mod:`bgpgen.verify`)."""
+def collect(nr: Nornir, fabric: Any, values: Mapping[str, str],
+            only: set[str] | None = None) -> dict[str, Any]:
+    """Every selected device's sessions and RIB (or only these devices'), normalised (see
+    :mod:`bgpgen.verify`)."""
+    if only is not None:
+        nr = nr.filter(filter_func=lambda h: h.name in only)
     agg = nr.run(task=_collect_task, fabric=fabric, values=values)
     return {name: res[0].result for name, res in agg.items()}
