@@ -89,6 +89,12 @@ def _push_parsers(sub: Any) -> None:
     p.add_argument("--yes", action="store_true", help="do not ask before pushing")
     p.add_argument("--timeout", type=float, default=60.0,
                    help="seconds for sessions to re-establish after a push (default 60)")
+    rn = sub.add_parser("run", help="run a playbook: batched rollouts with verify gates")
+    rn.add_argument("playbook", type=Path)
+    common(rn, ("text", "json"))
+    rn.add_argument("--check", action="store_true",
+                    help="print the batches and each one's plan; change nothing")
+    rn.add_argument("--yes", action="store_true", help="confirm every pause that asks")
     p.add_argument("--verify", action="store_true",
                    help="after the push, verify the fabric (sessions and routes) and roll every "
                    "changed device back if it does not hold within --timeout")
@@ -196,6 +202,39 @@ def _verify_after(args: argparse.Namespace, fabric: Any, nr: Any, values: Any, p
     finish(nr, plan, report, "rollback", args.timeout, values, reason)
     return verify.summary(result) + "\n" + "".join(f"problem: {p}\n"
                                                     for p in result.problems + result.errors)
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from . import playbook, run
+    pb = playbook.load(args.playbook)
+    fabric = load_fabric(args.inventory)
+    build = render(fabric, args.templates)
+    tg, _ = _targets(args, fabric)
+    values = resolve_all(build.secrets)
+    say = (lambda text: None) if args.format == "json" else \
+        (lambda text: (out.write(text.rstrip("\n") + "\n"), out.flush()) and None)
+    results = run.execute(pb, fabric, build, tg, values, check=args.check, yes=args.yes,
+                          workers=args.workers, say=say)
+    ok = all(r.status in ("ok", "checked") for r in results)
+    if args.format == "json":
+        out.write(json.dumps({"playbook": pb.name, "check": args.check, "ok": ok,
+                              "batches": [r.as_dict() for r in results]}, indent=1) + "\n")
+        return 0 if ok else 1
+    table = Table(title=f"bgpgen run {pb.name}" + (" (check)" if args.check else ""))
+    for col in ("play", "batch", "devices", "result", "failed"):
+        table.add_column(col)
+    for r in results:
+        failed = "; ".join(f"{f['device']} ({f['gate']}): {f['message']}" for f in r.failed)
+        table.add_row(r.play, str(r.index), ", ".join(r.devices), r.status, escape(failed))
+    Console(file=out, width=160).print(table)
+    done = sum(1 for r in results if r.status in ("ok", "checked"))
+    out.write(f"Run: {done} of {len(results)} batches done"
+              + ("" if ok else ", stopped at the first failed batch") + ".\n")
+    return 0 if ok else 1
 
 
 def _deploy(args: argparse.Namespace, out: TextIO) -> int:
@@ -394,7 +433,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
             out.write(inventory_schema_text())
             return ExitStatus.OK
         handler = {"validate": _validate, "render": _render, "lab": _lab, "diff": _diff,
-                   "deploy": _deploy, "verify": _verify}[args.command]
+                   "deploy": _deploy, "verify": _verify, "run": _run}[args.command]
         return int(handler(args, out))
     except BgpgenError as exc:
         _emit_errors(exc, fmt, out, err)

@@ -57,13 +57,13 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _hint(kind: str, path: PathT, message: str) -> str:
+def _hint(kind: str, path: PathT, message: str, hints: dict[str, str]) -> str:
     leaf = next((str(p) for p in reversed(path) if isinstance(p, str)), "")
     if kind == "AdditionalProperties":
         return "remove it or fix its spelling; `bgpgen schema` lists every key"
     if kind == "Required":
         return "add it; `bgpgen schema` shows what each entry needs"
-    return _HINTS.get(leaf, "see `bgpgen schema` for the expected form")
+    return hints.get(leaf, "see `bgpgen schema` for the expected form")
 
 
 def _non_json(value: Any, path: PathT = ()) -> tuple[PathT, str] | None:
@@ -83,11 +83,13 @@ def _non_json(value: Any, path: PathT = ()) -> tuple[PathT, str] | None:
     return None
 
 
-def check_schema(doc: dict[str, Any], source: Source) -> None:
-    """Raise :class:`InventoryError` with one problem per schema violation."""
+def check_schema(doc: dict[str, Any], source: Source, validator: Any = None,
+                 hints: dict[str, str] | None = None) -> None:
+    """Raise :class:`InventoryError` with one problem per schema violation (the inventory's
+    schema unless another ``validator`` is given, with its own ``hints`` by key)."""
     out = Collector(source)
     try:
-        errors = list(_validator().iter_errors(doc))
+        errors = list((validator or _validator()).iter_errors(doc))
     except ValueError:
         found = _non_json(doc)
         bad, message = found if found else ((), "the document is not JSON-compatible")
@@ -105,7 +107,7 @@ def check_schema(doc: dict[str, Any], source: Source) -> None:
             message = f"{_short(err.instance)} is not a valid {format_path(path[-1:]) or 'value'}"
             if isinstance(path[-1:][0] if path else None, int) and len(path) > 1:
                 message = f"{_short(err.instance)} is not a valid entry of {path[-2]}"
-        out.add(path, message, _hint(kind, path, err.message))
+        out.add(path, message, _hint(kind, path, err.message, hints or _HINTS))
     if len(errors) > MAX_SCHEMA_PROBLEMS:
         out.add((), f"{len(errors) - MAX_SCHEMA_PROBLEMS} more schema problems not shown",
                 "fix the ones above first")

@@ -240,9 +240,14 @@ def _state(view: DeviceView | None, peer: Peer | None) -> str:
 
 
 def evaluate(fabric: Fabric, views: Mapping[str, DeviceView],
-             devices: set[str] | None = None) -> Report:
-    """Compare what the devices hold with what the model expects."""
+             devices: set[str] | None = None, pending: set[str] | None = None) -> Report:
+    """Compare what the devices hold with what the model expects.
+
+    ``pending``: devices that have not received their new config yet (a later batch of a
+    rollout): routes they originate are not expected yet, and what they send is not judged.
+    """
     chosen = devices if devices is not None else {d.name for d in fabric.devices}
+    pending = pending or set()
     errors = [f"{v.device}: {v.error}" for v in views.values() if v.error]
     problems: list[str] = []
     rows: list[SessionRow] = []
@@ -262,6 +267,8 @@ def evaluate(fabric: Fabric, views: Mapping[str, DeviceView],
         row = SessionRow(s.id, s.switch, s.node, s.family, _state(sw, sp), _state(nd, np_),
                          sp.uptime if sp else None, 0, 0)
         for r in by_session.get(s.id, []):
+            if r.origin in pending:
+                continue
             holder = views.get(r.seen_by)
             if holder is None or holder.error:
                 continue
@@ -283,7 +290,7 @@ def evaluate(fabric: Fabric, views: Mapping[str, DeviceView],
     for row, s in zip(rows, [x for x in fabric.sessions if x.node in chosen or x.switch in chosen]):
         row_of[(s.switch, str(s.node_address))] = row
         row_of[(s.node, str(s.switch_address))] = row
-    for name in sorted(chosen):
+    for name in sorted(chosen - pending):  # a pending device's own RIB is not judged yet
         view = views.get(name)
         if view is None or view.error:
             continue
@@ -297,6 +304,9 @@ def evaluate(fabric: Fabric, views: Mapping[str, DeviceView],
                 continue
             text = f"{e.prefix} on {name}" + (f" from {e.peer}" if e.peer else " (originated there)")
             holder_row = row_of.get((name, e.peer))
+            if holder_row is not None and (holder_row.node in pending or
+                                           holder_row.switch in pending):
+                continue
             if holder_row is not None:
                 holder_row.unexpected.append(text)
             else:
@@ -355,7 +365,7 @@ Collector = Callable[[set[str] | None], dict[str, DeviceView]]
 
 
 def wait(fabric: Fabric, collect: Collector, seconds: float,
-         devices: set[str] | None = None) -> Report:
+         devices: set[str] | None = None, pending: set[str] | None = None) -> Report:
     """Collect and evaluate until everything holds or ``seconds`` pass.
 
     The first round reads every device; later rounds read again only the devices that some
@@ -367,7 +377,7 @@ def wait(fabric: Fabric, collect: Collector, seconds: float,
     deadline = time.monotonic() + seconds
     views = collect(None)
     while True:
-        report = evaluate(fabric, views, devices)
+        report = evaluate(fabric, views, devices, pending)
         if report.ok or time.monotonic() >= deadline:
             return report
         time.sleep(0.05)

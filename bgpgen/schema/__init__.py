@@ -17,3 +17,10 @@ def inventory_schema_text() -> str:
 def inventory_schema() -> dict[str, Any]:
     data: dict[str, Any] = json.loads(inventory_schema_text())
     return data
+
+
+@functools.cache
+def playbook_schema() -> dict[str, Any]:
+    text = resources.files(__package__).joinpath("playbook.schema.json").read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
