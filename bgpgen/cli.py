@@ -212,6 +212,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     from . import playbook, run
     pb = playbook.load(args.playbook)
     fabric = load_fabric(args.inventory)
+    run.prepare(pb, fabric, args.yes or sys.stdin.isatty())  # every check before any access
     build = render(fabric, args.templates)
     tg, _ = _targets(args, fabric)
     values = resolve_all(build.secrets)
