@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gen import generate  # noqa: E402
+from common import side_by_side  # noqa: E402
 
 from bgpgen import lab, load_fabric, render  # noqa: E402
 from bgpgen.cli import main  # noqa: E402
@@ -73,26 +70,8 @@ def main_() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--workers", type=int, default=10)
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("bench/deploy.py needs root")
-    os.environ.setdefault("BGPGEN_BENCH_MD5", "bench-secret")
-    with tempfile.TemporaryDirectory() as tmp:
-        inv = generate(20, Path(tmp) / "inv")
-        lab.up(load_fabric(inv), NAME, render_configs=True)
-        try:
-            times: dict[str, list[float]] = {"bgpgen": [], "plain": []}
-            for _ in range(args.repeat):
-                times["bgpgen"].append(bgpgen_noop(inv, args.workers))
-                times["plain"].append(plain_round(inv, args.workers))
-        finally:
-            lab.down(NAME)
-    b, p = statistics.median(times["bgpgen"]), statistics.median(times["plain"])
-    print("| lab | no-op bgpgen deploy | one parallel round of plain ssh | ratio |")
-    print("|---|---:|---:|---:|")
-    print(f"| 2 ToRs + 20 nodes, {args.workers} workers | {b:.2f} s | {p:.2f} s | {b / p:.2f}x |")
-    print(f"(medians of {args.repeat}; all runs: bgpgen "
-          f"{', '.join(f'{x:.2f}' for x in times['bgpgen'])}; plain "
-          f"{', '.join(f'{x:.2f}' for x in times['plain'])})")
+    side_by_side(NAME, 20, bgpgen_noop, plain_round, args.repeat, args.workers,
+                 ("no-op bgpgen deploy", "one parallel round of plain ssh"))
 
 
 if __name__ == "__main__":

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gen import generate  # noqa: E402
+from common import side_by_side  # noqa: E402
 
 from bgpgen import lab, load_fabric  # noqa: E402
 from bgpgen.cli import main  # noqa: E402
@@ -50,34 +47,19 @@ def bgpgen_verify(inv: Path, workers: int) -> float:
     return elapsed
 
 
+def _converged(inv: Path) -> None:
+    code = main(["verify", "-i", str(inv), "--lab", NAME, "--wait", "60"],
+                stdout=io.StringIO(), stderr=io.StringIO())
+    assert code == 0, "the lab did not converge"
+
+
 def main_() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--workers", type=int, default=10)
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("bench/verify.py needs root")
-    os.environ.setdefault("BGPGEN_BENCH_MD5", "bench-secret")
-    with tempfile.TemporaryDirectory() as tmp:
-        inv = generate(20, Path(tmp) / "inv")
-        lab.up(load_fabric(inv), NAME, render_configs=True)
-        try:
-            code = main(["verify", "-i", str(inv), "--lab", NAME, "--wait", "60"],
-                        stdout=io.StringIO(), stderr=io.StringIO())
-            assert code == 0, "the lab did not converge"
-            times: dict[str, list[float]] = {"bgpgen": [], "plain": []}
-            for _ in range(args.repeat):
-                times["bgpgen"].append(bgpgen_verify(inv, args.workers))
-                times["plain"].append(plain_round(inv, args.workers))
-        finally:
-            lab.down(NAME)
-    b, p = statistics.median(times["bgpgen"]), statistics.median(times["plain"])
-    print("| lab | bgpgen verify | one parallel round of plain ssh, same commands | ratio |")
-    print("|---|---:|---:|---:|")
-    print(f"| 2 ToRs + 20 nodes, {args.workers} workers | {b:.2f} s | {p:.2f} s | {b / p:.2f}x |")
-    print(f"(medians of {args.repeat}; all runs: bgpgen "
-          f"{', '.join(f'{x:.2f}' for x in times['bgpgen'])}; plain "
-          f"{', '.join(f'{x:.2f}' for x in times['plain'])})")
+    side_by_side(NAME, 20, bgpgen_verify, plain_round, args.repeat, args.workers,
+                 ("bgpgen verify", "one parallel round of plain ssh, same commands"), _converged)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ def nornir_for(devices: list[Device], targets: Mapping[str, Target], workers: in
         opts = connect_options(t)
         extras = {k: v for k, v in opts.items() if k not in ("host", "port", "username",
                                                             "device_type")}
+        extras["auto_connect"] = False
         hosts[d.name] = Host(
             name=d.name, hostname=t.host, port=t.port, username=t.user, platform="linux",
             data={"target": t},
@@ -91,6 +92,13 @@ def describe(exc: BaseException) -> str:
 
 def _remote(task: Task) -> Remote:
     conn = task.host.get_connection("netmiko", task.nornir.config)
+    if getattr(conn, "remote_conn_pre", None) is None:
+        # Netmiko builds the SSH client (its host key policy and known_hosts, its key and agent
+        # handling) and connects it; bgpgen uses exec channels and SFTP on that session, so the
+        # interactive shell and its prompt discovery (a login shell per device, ~0.2 s of
+        # sleeps) are left out.
+        conn.remote_conn_pre = conn._build_ssh_client()
+        conn.remote_conn_pre.connect(**conn._connect_params_dict())
     return Remote(conn, task.host.data["target"])
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,3 +69,12 @@ def require_lab_environment(what: str) -> None:
 def unique_lab_name(prefix: str, request: pytest.FixtureRequest) -> str:
     """A lab name of at most 15 characters, unique per test and per run."""
     return f"{prefix}{os.getpid() % 10000}{abs(hash(request.node.name)) % 1000}"[:15]
+
+
+@pytest.fixture
+def lab_name(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A unique lab name for this test, whose lab is torn down even when the test fails."""
+    from bgpgen import lab
+    name = unique_lab_name(request.module.__name__.rsplit("_", 1)[-1][:1], request)
+    yield name
+    lab.down(name)

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 from bgpgen import lab, load_fabric
 from bgpgen.lab.plan import LabError
 
-from .conftest import EXAMPLES, ROOT, Run, require_lab_environment, unique_lab_name
+from .conftest import EXAMPLES, ROOT, Run, require_lab_environment
 from .lab_helpers import assert_clean, gobgp_json, snapshot, vtysh_json, wait_for
 
 
@@ -25,12 +25,6 @@ def _needs_root_and_daemons() -> None:
     require_lab_environment("lab tests")
 
 
-@pytest.fixture
-def lab_name(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A unique lab name, torn down even when the test fails."""
-    name = unique_lab_name("t", request)
-    yield name
-    lab.down(name)
 
 
 def _all_established(name: str) -> dict[str, dict[str, str]] | None:

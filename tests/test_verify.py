@@ -7,14 +7,14 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from bgpgen import lab, load_fabric
 
-from .conftest import EXAMPLES, Run, SECRET, require_lab_environment, unique_lab_name
+from .conftest import EXAMPLES, Run, SECRET, require_lab_environment
 from .lab_helpers import wait_for
 
 
@@ -23,11 +23,6 @@ def _needs_root(secret_env: str) -> None:
     require_lab_environment("verify tests")
 
 
-@pytest.fixture
-def lab_name(request: pytest.FixtureRequest) -> Iterator[str]:
-    name = unique_lab_name("v", request)
-    yield name
-    lab.down(name)
 
 
 def _verify(cli: Callable[..., Run], name: str, *extra: str) -> tuple[int, dict[str, Any]]:
