@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .collect import ESTABLISHED, parse_sessions, shell
-from .model import Fabric, Node, Platform
+from .model import Fabric, Node, Platform, Route, Session
 from .targets import Target
 
 SEP = "@@bgpgen@@"
@@ -248,69 +248,17 @@ def evaluate(fabric: Fabric, views: Mapping[str, DeviceView],
     """
     chosen = devices if devices is not None else {d.name for d in fabric.devices}
     pending = pending or set()
-    errors = [f"{v.device}: {v.error}" for v in views.values() if v.error]
-    problems: list[str] = []
-    rows: list[SessionRow] = []
-    expected_at: dict[str, set[tuple[str, str]]] = {}
-    for r in fabric.routes:
-        expected_at.setdefault(r.seen_by, set()).add((str(r.prefix), str(r.next_hop)))
-    ok_routes = 0
-    by_session: dict[str, list[Any]] = {}
+    by_session: dict[str, list[Route]] = {}
     for r in fabric.routes:
         by_session.setdefault(r.session, []).append(r)
-    for s in fabric.sessions:
-        if s.node not in chosen and s.switch not in chosen:
-            continue
-        sw, nd = views.get(s.switch), views.get(s.node)
-        sp = sw.peers.get(str(s.node_address)) if sw else None
-        np_ = nd.peers.get(str(s.switch_address)) if nd else None
-        row = SessionRow(s.id, s.switch, s.node, s.family, _state(sw, sp), _state(nd, np_),
-                         sp.uptime if sp else None, 0, 0)
-        for r in by_session.get(s.id, []):
-            if r.origin in pending:
-                continue
-            holder = views.get(r.seen_by)
-            if holder is None or holder.error:
-                continue
-            row.expected += 1
-            peer = str(s.node_address) if r.seen_by == s.switch else str(s.switch_address)
-            if r.seen_by not in (s.switch, s.node):  # route-server client: from the server
-                peer = str(s.switch_address)
-            found = [e for e in holder.rib if e.prefix == str(r.prefix) and e.peer == peer]
-            if not found:
-                row.missing.append(f"{r.prefix} from {r.origin} on {r.seen_by}")
-            elif not any(e.next_hop == str(r.next_hop) for e in found):
-                row.wrong_next_hop.append(f"{r.prefix} on {r.seen_by}: next hop "
-                                          f"{found[0].next_hop}, expected {r.next_hop}")
-            else:
-                row.received += 1
-                ok_routes += 1
-        rows.append(row)
+    sessions = [s for s in fabric.sessions if s.node in chosen or s.switch in chosen]
+    rows = [_row(s, views, by_session.get(s.id, []), pending) for s in sessions]
     row_of: dict[tuple[str, str], SessionRow] = {}
-    for row, s in zip(rows, [x for x in fabric.sessions if x.node in chosen or x.switch in chosen]):
+    for row, s in zip(rows, sessions):
         row_of[(s.switch, str(s.node_address))] = row
         row_of[(s.node, str(s.switch_address))] = row
-    for name in sorted(chosen - pending):  # a pending device's own RIB is not judged yet
-        view = views.get(name)
-        if view is None or view.error:
-            continue
-        own = set()
-        device = fabric.device(name)
-        if isinstance(device, Node):
-            own = {str(p) for fam in ("ipv4", "ipv6") for p in device.prefixes(fam)}
-        wanted = {p for p, _ in expected_at.get(name, set())}
-        for e in view.rib:
-            if e.prefix in wanted or (e.peer == "" and e.prefix in own):
-                continue
-            text = f"{e.prefix} on {name}" + (f" from {e.peer}" if e.peer else " (originated there)")
-            holder_row = row_of.get((name, e.peer))
-            if holder_row is not None and (holder_row.node in pending or
-                                           holder_row.switch in pending):
-                continue
-            if holder_row is not None:
-                holder_row.unexpected.append(text)
-            else:
-                problems.append(f"unexpected route: {text}")
+    stray = _unexpected(fabric, views, chosen - pending, row_of, pending)
+    problems = [f"unexpected route: {text}" for text in stray]
     problems += [f"{v.device}: BGP daemon not answering: {v.down}" for v in views.values()
                  if v.down and v.device in chosen]
     for row in rows:
@@ -321,13 +269,64 @@ def evaluate(fabric: Fabric, views: Mapping[str, DeviceView],
             if state != ESTABLISHED:
                 problems.append(f"session {row.id} is {state} on {end}")
     implicated = {v.device for v in views.values() if v.error or v.down}
-    for row in rows:
-        if not row.ok:
-            implicated |= {row.switch, row.node}
-    implicated |= {p.split(" on ", 1)[1].split()[0] for p in problems
-                   if p.startswith("unexpected route:")}
-    return Report(rows, problems, errors, sum(r.expected for r in rows), ok_routes,
+    implicated |= {end for row in rows if not row.ok for end in (row.switch, row.node)}
+    implicated |= {text.split(" on ", 1)[1].split()[0] for text in stray}
+    return Report(rows, problems, [f"{v.device}: {v.error}" for v in views.values() if v.error],
+                  sum(r.expected for r in rows), sum(r.received for r in rows),
                   implicated & chosen)
+
+
+def _row(s: Session, views: Mapping[str, DeviceView], routes: list[Route],
+         pending: set[str]) -> SessionRow:
+    """One session: both ends' states, and the routes it should carry, found or not."""
+    sw, nd = views.get(s.switch), views.get(s.node)
+    sp = sw.peers.get(str(s.node_address)) if sw else None
+    np_ = nd.peers.get(str(s.switch_address)) if nd else None
+    row = SessionRow(s.id, s.switch, s.node, s.family, _state(sw, sp), _state(nd, np_),
+                     sp.uptime if sp else None, 0, 0)
+    for r in routes:
+        holder = views.get(r.seen_by)
+        if r.origin in pending or holder is None or holder.error:
+            continue
+        row.expected += 1
+        # From the node on the switch; from the switch on a node (a route server's clients too).
+        peer = str(s.node_address) if r.seen_by == s.switch else str(s.switch_address)
+        found = [e for e in holder.rib if e.prefix == str(r.prefix) and e.peer == peer]
+        if not found:
+            row.missing.append(f"{r.prefix} from {r.origin} on {r.seen_by}")
+        elif not any(e.next_hop == str(r.next_hop) for e in found):
+            row.wrong_next_hop.append(f"{r.prefix} on {r.seen_by}: next hop "
+                                      f"{found[0].next_hop}, expected {r.next_hop}")
+        else:
+            row.received += 1
+    return row
+
+
+def _unexpected(fabric: Fabric, views: Mapping[str, DeviceView], judged: set[str],
+                row_of: dict[tuple[str, str], SessionRow], pending: set[str]) -> list[str]:
+    """RIB entries nobody expects: filed under their session's row, or returned."""
+    expected_at: dict[str, set[str]] = {}
+    for r in fabric.routes:
+        expected_at.setdefault(r.seen_by, set()).add(str(r.prefix))
+    stray = []
+    for name in sorted(judged):
+        view = views.get(name)
+        if view is None or view.error:
+            continue
+        device = fabric.device(name)
+        own = {str(p) for fam in ("ipv4", "ipv6") for p in device.prefixes(fam)} \
+            if isinstance(device, Node) else set()
+        wanted = expected_at.get(name, set())
+        for e in view.rib:
+            if e.prefix in wanted or (e.peer == "" and e.prefix in own):
+                continue
+            text = f"{e.prefix} on {name}" + (f" from {e.peer}" if e.peer else " (originated there)")
+            row = row_of.get((name, e.peer))
+            if row is None:
+                stray.append(text)
+            elif row.node not in pending and row.switch not in pending:
+                row.unexpected.append(text)
+    return stray
 
 
 def format_table(report: Report) -> list[list[str]]:
