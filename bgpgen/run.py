@@ -122,67 +122,109 @@ def execute(pb: Playbook, fabric: Fabric, build: Build, targets: Mapping[str, Ta
     return results
 
 
+@dataclass(slots=True)
+class _Batch:
+    """One batch of a play, run step by step; each step returns False when the gate fails."""
+
+    play: Play
+    names: list[str]
+    res: BatchResult
+    nr: Any
+    fabric: Fabric
+    build: Build
+    values: Mapping[str, str]
+    later: set[str]
+    yes: bool
+    say: Say
+    report: Report = field(default_factory=Report)
+    plan: Any = None
+
+    @property
+    def sub(self) -> Any:
+        names = self.names
+        return self.nr.filter(filter_func=lambda h: h.name in names)
+
+    def diff(self, params: dict[str, Any]) -> bool:
+        self.say(as_text(live_plan(self.sub, self.build, self.values, "the running devices"),
+                         self.fabric))
+        return True
+
+    def deploy(self, params: dict[str, Any]) -> bool:
+        self.plan = live_plan(self.sub, self.build, self.values, "the running devices")
+        gate_follows = any(s.kind == "verify" for s in self.play.steps)
+        for p in self.plan.devices:
+            p.extra["defer_confirm"] = gate_follows
+        self.report = apply(self.sub, self.build, self.plan, self.values,
+                            float(params.get("timeout", 60)))
+        self.res.results = [r.as_dict() for r in self.report.results]
+        failed = [r for r in self.report.results if r.status == "failed"]
+        self.say(f"  deploy: {sum(r.status == 'changed' for r in self.report.results)} "
+                 f"changed, {len(failed)} failed")
+        if 100.0 * len(failed) / len(self.names) <= self.play.max_fail_percentage:
+            return True
+        self.res.failed += [{"device": r.device, "gate": "deploy", "message": r.message}
+                            for r in failed]
+        self.rollback("the batch's deploy failed")
+        return False
+
+    def verify(self, params: dict[str, Any]) -> bool:
+        fabric = self.fabric
+        scope = set(self.names) | {x for d in self.names for s in fabric.sessions_of(d)
+                                   for x in (s.node, s.switch)}
+        rep = verify.wait(fabric, lambda only: collect(self.nr, fabric, self.values, only),
+                          float(params.get("wait", 60)), scope, self.later)
+        self.say(f"  verify: {verify.summary(rep)}")
+        if rep.ok:
+            if self.plan is not None:
+                finish(self.sub, self.plan, self.report, "confirm", 60, self.values)
+            return True
+        self.res.failed += [{"device": _device_of(x, self.names), "gate": "verify",
+                             "message": x} for x in rep.problems + rep.errors]
+        if self.plan is not None:
+            self.rollback("; ".join(rep.problems[:2]))
+        return False
+
+    def pause(self, params: dict[str, Any]) -> bool:
+        if "seconds" in params:
+            time.sleep(float(params["seconds"]))
+        elif not self.yes and input(f"{params['prompt']} [yes/no] ").strip() != "yes":
+            self.res.failed.append({"device": "", "gate": "pause", "message": "not confirmed"})
+            return False
+        return True
+
+    def drain(self, params: dict[str, Any], on: bool = True) -> bool:
+        errors = _drain(self.sub, self.fabric, self.names, on)
+        self.res.failed += [{"device": e.split(":")[0], "gate": "drain" if on else "undrain",
+                             "message": e} for e in errors]
+        return not errors
+
+    def undrain(self, params: dict[str, Any]) -> bool:
+        return self.drain(params, on=False)
+
+    def rollback(self, reason: str) -> None:
+        finish(self.sub, self.plan, self.report, "rollback", 60, self.values, reason)
+        self.res.results = [r.as_dict() for r in self.report.results]
+        rolled = [r.device for r in self.report.results if r.status == "rolled_back"]
+        self.say(f"  rolled back: {', '.join(rolled) or 'nothing had changed'}")
+
+
 def _batch(play: Play, batch: list[Device], res: BatchResult, nr: Any, fabric: Fabric,
            build: Build, values: Mapping[str, str], later: set[str], check: bool, yes: bool,
            say: Say) -> bool:
-    names = [d.name for d in batch]
-    sub = nr.filter(filter_func=lambda h: h.name in names)
-    report = Report()
-    plan = None
-    gate_follows = any(s.kind == "verify" for s in play.steps)
+    run = _Batch(play, [d.name for d in batch], res, nr, fabric, build, values, later, yes, say)
+    steps: dict[str, Callable[[dict[str, Any]], bool]] = {
+        "diff": run.diff, "deploy": run.deploy, "verify": run.verify, "pause": run.pause,
+        "drain": run.drain, "undrain": run.undrain}
     for step in play.steps:
-        if check:
-            if step.kind in ("diff", "deploy") and plan is None:
-                plan = live_plan(sub, build, values, "the running devices")
-                say(as_text(plan, fabric))
+        if check:  # print the batch's plan once, touch nothing
+            if step.kind in ("diff", "deploy") and run.plan is None:
+                run.plan = live_plan(run.sub, build, values, "the running devices")
+                say(as_text(run.plan, fabric))
             res.steps.append(f"{step.kind} (checked)")
             continue
-        if step.kind == "diff":
-            say(as_text(live_plan(sub, build, values, "the running devices"), fabric))
-        elif step.kind == "deploy":
-            plan = live_plan(sub, build, values, "the running devices")
-            for p in plan.devices:
-                p.extra["defer_confirm"] = gate_follows
-            report = apply(sub, build, plan, values, float(step.params.get("timeout", 60)))
-            res.results = [r.as_dict() for r in report.results]
-            failed = [r for r in report.results if r.status == "failed"]
-            share = 100.0 * len(failed) / len(batch)
-            say(f"  deploy: {sum(r.status == 'changed' for r in report.results)} changed, "
-                f"{len(failed)} failed")
-            if share > play.max_fail_percentage:
-                res.failed += [{"device": r.device, "gate": "deploy", "message": r.message}
-                               for r in failed]
-                _rollback(sub, plan, report, values, "the batch's deploy failed", res, say)
-                return False
-        elif step.kind == "verify":
-            peers = {x for d in names for s in fabric.sessions_of(d) for x in (s.node, s.switch)}
-            scope = set(names) | peers
-            rep = verify.wait(fabric, lambda only: collect(nr, fabric, values, only),
-                              float(step.params.get("wait", 60)), scope, later)
-            say(f"  verify: {verify.summary(rep)}")
-            if not rep.ok:
-                res.failed += [{"device": _device_of(x, names), "gate": "verify", "message": x}
-                               for x in rep.problems + rep.errors]
-                if plan is not None:
-                    _rollback(sub, plan, report, values, "; ".join(rep.problems[:2]), res, say)
-                res.status = "failed"
-                return False
-            if plan is not None:
-                finish(sub, plan, report, "confirm", 60, values)
-        elif step.kind == "pause":
-            if "seconds" in step.params:
-                time.sleep(float(step.params["seconds"]))
-            elif not yes and input(f"{step.params['prompt']} [yes/no] ").strip() != "yes":
-                res.failed.append({"device": "", "gate": "pause", "message": "not confirmed"})
-                res.status = "failed"
-                return False
-        else:
-            errors = _drain(sub, fabric, names, step.kind == "drain")
-            if errors:
-                res.failed += [{"device": e.split(":")[0], "gate": step.kind, "message": e}
-                               for e in errors]
-                res.status = "failed"
-                return False
+        if not steps[step.kind](step.params):
+            res.status = "failed"
+            return False
         res.steps.append(step.kind)
     res.status = "checked" if check else "ok"
     return True
@@ -190,15 +232,6 @@ def _batch(play: Play, batch: list[Device], res: BatchResult, nr: Any, fabric: F
 
 def _device_of(problem: str, names: list[str]) -> str:
     return next((n for n in names if n in problem), "")
-
-
-def _rollback(sub: Any, plan: Any, report: Report, values: Mapping[str, str], reason: str,
-              res: BatchResult, say: Say) -> None:
-    finish(sub, plan, report, "rollback", 60, values, reason)
-    res.results = [r.as_dict() for r in report.results]
-    res.status = "failed"
-    rolled = [r.device for r in report.results if r.status == "rolled_back"]
-    say(f"  rolled back: {', '.join(rolled) or 'nothing had changed'}")
 
 
 __all__ = ["BatchResult", "DeviceResult", "execute", "prepare"]
