@@ -1,0 +1,253 @@
+"""The fleet commands of the CLI: diff, deploy, verify and run (device access over SSH)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from .errors import BgpgenError
+from .render import render
+from .secrets import resolve_all
+from .validate import load_fabric
+
+
+def add_parsers(sub: Any) -> None:
+    def common(sp: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
+        sp.add_argument("-i", "--inventory", type=Path, default=Path("inventory"))
+        sp.add_argument("--lab", metavar="NAME", default=None,
+                        help="reach the devices of this lab (its connection overlay)")
+        sp.add_argument("--limit", nargs="+", default=None, metavar="PATTERN",
+                        help="device names, globs, group:NAME, rack:NAME, role:node|switch")
+        sp.add_argument("--templates", type=Path, default=None)
+        sp.add_argument("--workers", type=int, default=10)
+        sp.add_argument("--format", choices=formats, default="text")
+
+    d = sub.add_parser("diff", help="what would change: against a previous build or live")
+    common(d, ("text", "unified", "json", "markdown"))
+    g = d.add_mutually_exclusive_group(required=True)
+    g.add_argument("--against", type=Path, metavar="BUILD_DIR",
+                   help="a previous render (e.g. the base branch's build); no device access")
+    g.add_argument("--live", action="store_true", help="what runs on each device, over SSH")
+    v = sub.add_parser("verify", help="every session and expected route, read from each peer")
+    common(v, ("table", "json", "markdown"))
+    v.set_defaults(format="table")
+    v.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="poll until everything holds or the time is up")
+    p = sub.add_parser("deploy", help="push the rendered configs safely (check, backup, "
+                       "activate, verify, restore on failure)")
+    common(p, ("text", "json"))
+    p.add_argument("--dry-run", action="store_true", help="print the live plan, change nothing")
+    p.add_argument("--yes", action="store_true", help="do not ask before pushing")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds for sessions to re-establish after a push (default 60)")
+    rn = sub.add_parser("run", help="run a playbook: batched rollouts with verify gates")
+    rn.add_argument("playbook", type=Path)
+    common(rn, ("text", "json"))
+    rn.add_argument("--check", action="store_true",
+                    help="print the batches and each one's plan; change nothing")
+    rn.add_argument("--yes", action="store_true", help="confirm every pause that asks")
+    p.add_argument("--verify", action="store_true",
+                   help="after the push, verify the fabric (sessions and routes) and roll every "
+                   "changed device back if it does not hold within --timeout")
+
+
+def _targets(args: argparse.Namespace, fabric: Any) -> tuple[dict[str, Any], list[Any]]:
+    from . import targets
+    if args.lab:
+        from .lab import overlay
+        tg = targets.from_overlay(fabric, overlay(args.lab))
+    else:
+        tg = targets.from_inventory(fabric)
+    return tg, targets.select(fabric, tg, args.limit)
+
+
+def diff(args: argparse.Namespace, out: TextIO) -> int:
+    from . import plan as planmod
+    fabric = load_fabric(args.inventory)
+    build = render(fabric, args.templates)
+    if args.against is not None:
+        plan = planmod.against(build, args.against)
+        if args.limit:
+            from .targets import select
+            everyone: dict[str, Any] = {d.name: d for d in fabric.devices}
+            names = {d.name for d in select(fabric, everyone, args.limit)}
+            plan.devices = [d for d in plan.devices if d.device in names]
+    else:
+        from .deploy import close
+        plan, nr, _ = _live_plan(args, fabric, build)
+        close(nr)
+    out.write(planmod.render_plan(plan, fabric, args.format))
+    return int(plan.exit)
+
+
+def _live_plan(args: argparse.Namespace, fabric: Any, build: Any) -> Any:
+    from .deploy import close, live_plan, nornir_for
+    tg, devices = _targets(args, fabric)
+    values = resolve_all(build.secrets)
+    nr = nornir_for(devices, tg, args.workers)
+    try:
+        baseline = f"lab {args.lab}" if args.lab else "the running devices"
+        return live_plan(nr, build, values, baseline), nr, values
+    except BaseException:
+        close(nr)
+        raise
+
+
+def verify(args: argparse.Namespace, out: TextIO) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from . import verify
+    from .deploy import close, collect, nornir_for
+    fabric = load_fabric(args.inventory)
+    tg, devices = _targets(args, fabric)
+    values = resolve_all(tuple(s for s in fabric.secrets))
+    nr = nornir_for(devices, tg, args.workers)
+    chosen = {d.name for d in devices}
+    try:
+        report = verify.wait(fabric, lambda only: collect(nr, fabric, values, only), args.wait,
+                             chosen)
+    finally:
+        close(nr)
+    if args.format == "json":
+        out.write(verify.as_json(report))
+        return report.exit
+    headers = ["switch", "node", "family", "switch end", "node end", "uptime", "expected",
+               "received", "missing", "unexpected"]
+    rows = verify.format_table(report)
+    if args.format == "markdown":
+        out.write("| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n")
+        out.writelines("| " + " | ".join(r) + " |\n" for r in rows)
+        out.writelines(f"- {p}\n" for p in report.errors + report.problems)
+        out.write(f"\n**{verify.summary(report)}**\n")
+        return report.exit
+    table = Table(title=f"bgpgen verify: {fabric.name}")
+    for h in headers:
+        table.add_column(h)
+    for r in rows:
+        table.add_row(*(escape(x) for x in r))
+    console = Console(file=out, width=140)
+    console.print(table)
+    for line in report.errors:
+        out.write(f"error: {line}\n")
+    for line in report.problems:
+        out.write(f"problem: {line}\n")
+    out.write(verify.summary(report) + "\n")
+    return report.exit
+
+
+def _verify_after(args: argparse.Namespace, fabric: Any, nr: Any, values: Any, plan: Any,
+                  report: Any) -> str:
+    """deploy --verify: the fabric's verify decides; every changed device is confirmed or
+    rolled back (BIRD configure confirm / undo, FRR and gobgp previous config)."""
+    from . import verify
+    from .deploy import collect, finish
+    chosen = {h for h in nr.inventory.hosts}
+    result = verify.wait(fabric, lambda only: collect(nr, fabric, values, only), args.timeout,
+                         chosen)
+    if result.ok:
+        finish(nr, plan, report, "confirm", args.timeout, values)
+        return verify.summary(result) + "\n"
+    reason = "; ".join(result.problems[:3] + result.errors[:3])
+    finish(nr, plan, report, "rollback", args.timeout, values, reason)
+    return verify.summary(result) + "\n" + "".join(f"problem: {p}\n"
+                                                    for p in result.problems + result.errors)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from . import playbook, run
+    pb = playbook.load(args.playbook)
+    fabric = load_fabric(args.inventory)
+    run.prepare(pb, fabric, args.yes or sys.stdin.isatty())  # every check before any access
+    build = render(fabric, args.templates)
+    tg, _ = _targets(args, fabric)
+    values = resolve_all(build.secrets)
+    say = (lambda text: None) if args.format == "json" else \
+        (lambda text: (out.write(text.rstrip("\n") + "\n"), out.flush()) and None)
+    results = run.execute(pb, fabric, build, tg, values, check=args.check, yes=args.yes,
+                          workers=args.workers, say=say)
+    ok = all(r.status in ("ok", "checked") for r in results)
+    if args.format == "json":
+        out.write(json.dumps({"playbook": pb.name, "check": args.check, "ok": ok,
+                              "batches": [r.as_dict() for r in results]}, indent=1) + "\n")
+        return 0 if ok else 1
+    table = Table(title=f"bgpgen run {pb.name}" + (" (check)" if args.check else ""))
+    for col in ("play", "batch", "devices", "result", "failed"):
+        table.add_column(col)
+    for r in results:
+        failed = "; ".join(f"{f['device']} ({f['gate']}): {f['message']}" for f in r.failed)
+        table.add_row(r.play, str(r.index), ", ".join(r.devices), r.status, escape(failed))
+    Console(file=out, width=160).print(table)
+    done = sum(1 for r in results if r.status in ("ok", "checked"))
+    out.write(f"Run: {done} of {len(results)} batches done"
+              + ("" if ok else ", stopped at the first failed batch") + ".\n")
+    return 0 if ok else 1
+
+
+def deploy(args: argparse.Namespace, out: TextIO) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from . import plan as planmod
+    from .deploy import apply, close
+    fabric = load_fabric(args.inventory)
+    build = render(fabric, args.templates)
+    err = Console(stderr=True)
+    plan, nr, values = _live_plan(args, fabric, build)
+    try:
+        if args.format == "text":
+            out.write(planmod.as_text(plan, fabric))
+        if args.dry_run or plan.exit == planmod.Exit.NO_CHANGES:
+            if args.format == "json":
+                out.write(planmod.as_json(plan))
+            if plan.exit == planmod.Exit.NO_CHANGES and args.format == "text":
+                out.write("No changes: nothing written, nothing reloaded.\n")
+            return int(plan.exit)
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise BgpgenError("no terminal to confirm on: review the plan, then rerun with "
+                                  "--yes")
+            answer = input("Push these changes? Only 'yes' is accepted: ")
+            if answer.strip() != "yes":
+                out.write("Cancelled: nothing was pushed.\n")
+                return 1
+        todo = [p.device for p in plan.devices if p.changed]
+        for p in plan.devices:
+            p.extra["defer_confirm"] = args.verify
+        with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+            task = bar.add_task("deploying", total=len(todo))
+            report = apply(nr, build, plan, values, args.timeout,
+                           lambda dev, what: bar.advance(task))
+        if args.verify:
+            verified = _verify_after(args, fabric, nr, values, plan, report)
+            out.write(verified)
+    finally:
+        close(nr)
+    if args.format == "json":
+        out.write(json.dumps({"plan": json.loads(planmod.as_json(plan)),
+                              "results": [r.as_dict() for r in report.results],
+                              "failed": report.failed_hosts}, indent=1) + "\n")
+    else:
+        table = Table(title="bgpgen deploy")
+        for col in ("device", "result", "seconds", "detail"):
+            table.add_column(col)
+        for r in report.results:
+            table.add_row(r.device, r.status, f"{r.seconds:.1f}", escape(r.message))
+        Console(file=out, width=160).print(table)
+        c = {s: sum(1 for r in report.results if r.status == s)
+             for s in ("changed", "unchanged", "failed", "rolled_back")}
+        out.write(f"Deploy: {c['changed']} changed, {c['unchanged']} unchanged, "
+                  f"{c['failed']} failed" + (f", {c['rolled_back']} rolled back"
+                                             if c["rolled_back"] else "") + ".\n")
+    bad = report.failed_hosts or any(r.status == "rolled_back" for r in report.results)
+    return 1 if bad else 0
