@@ -128,6 +128,10 @@ def frr_line(value: object) -> str:
 
 def environment(templates: Path | None = None) -> jinja2.Environment:
     """The Jinja2 environment: strict, with the escaping filters. ``templates`` overrides files."""
+    if templates is not None and not Path(templates).is_dir():
+        raise RenderError(Problem(str(templates), "--templates", "is not a directory",
+                                  "give a directory laid out like bgpgen/templates "
+                                  "(e.g. DIR/frr/frr.conf.j2)"))
     dirs = [str(templates)] if templates is not None else []
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([*dirs, str(PACKAGE_TEMPLATES)]),

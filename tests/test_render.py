@@ -155,3 +155,16 @@ def test_rerender_replaces_stale_devices(tmp_path: Path, secret_env: str,
     (out / "gone-device").mkdir()
     assert cli("render", "-o", str(out)).code == 0
     assert not (out / "gone-device").exists()
+
+
+def test_missing_template_dir_is_a_one_line_error(tmp_path: Path, secret_env: str,
+                                                  cli: Callable[..., Run]) -> None:
+    r = cli("render", "-o", str(tmp_path / "b"), "--templates", str(tmp_path / "nope"))
+    assert r.code == 1 and r.err.count("\n") == 1 and "--templates: is not a directory" in r.err
+    assert not (tmp_path / "b").exists()
+
+
+def test_diff_against_a_non_build_is_a_one_line_error(tmp_path: Path, secret_env: str,
+                                                      cli: Callable[..., Run]) -> None:
+    r = cli("diff", "--against", str(tmp_path))
+    assert r.code == 1 and r.err.count("\n") == 1 and "is not a bgpgen build" in r.err
