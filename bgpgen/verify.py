@@ -146,8 +146,22 @@ def _bird(view: DeviceView, parts: list[str]) -> None:
             name = cols[0]
         elif line.strip().startswith("Neighbor address:") and name:
             proto_peer[name] = line.split(":", 1)[1].strip()
+    counts: dict[str, dict[str, int]] = {}  # per protocol: hold, imported, exported
+    name = None
+    for line in parts[0].splitlines():
+        cols = line.split()
+        if len(cols) >= 2 and cols[1] == "BGP":
+            name = cols[0]
+        elif name and line.strip().startswith("Hold timer:") and "/" in line:
+            counts.setdefault(name, {})["hold"] = int(line.rsplit("/", 1)[1].split()[0])
+        elif name and line.strip().startswith("Routes:"):
+            found = re.findall(r"(\d+) (imported|exported)", line)
+            counts.setdefault(name, {}).update({k: int(v) for v, k in found})
+    by_addr = {addr: counts.get(proto, {}) for proto, addr in proto_peer.items()}
     for addr, state in parse_sessions(Platform.BIRD, parts[0]).items():
-        view.peers[addr] = Peer(addr, state)
+        c = by_addr.get(addr, {})
+        view.peers[addr] = Peer(addr, state, None, c.get("hold"), c.get("imported"),
+                                c.get("imported"), c.get("exported"))
     prefix = None
     entry: dict[str, str] | None = None
 

@@ -62,3 +62,40 @@ def test_names_cannot_escape_symbols(name: str) -> None:
     evil = dataclasses.replace(fabric, sessions=sessions)
     with pytest.raises(RenderError):
         _artifact(evil, Platform.BIRD)
+
+
+def test_bird_protocol_text_is_parsed() -> None:
+    """The BIRD parser on text as birdc 2.0.12 prints it (no JSON in BIRD)."""
+    from bgpgen.targets import Target
+    from bgpgen.verify import SEP, parse
+    t = Target("n", Platform.BIRD, "h", 22, "root", None, "kh", "/c", "/r", "/", 0)
+    protocols = """BIRD 2.0.12 ready.
+Name       Proto      Table      State  Since         Info
+tor_a_ipv4 BGP        ---        up     11:39:06.591  Established
+  BGP state:          Established
+    Neighbor address: 198.18.11.1
+    Hold timer:       7.575/9
+  Channel ipv4
+    Routes:         1 imported, 2 exported, 1 preferred
+tor_b_ipv4 BGP        ---        start  11:39:06.591  Active
+  BGP state:          Active
+    Neighbor address: 198.18.12.1
+"""
+    routes = """BIRD 2.0.12 ready.
+Table master4:
+0.0.0.0/0            unicast [tor_a_ipv4 11:39:07.000] * (100) [AS65101i]
+\tvia 198.18.11.1 on fab0
+\tType: BGP univ
+\tBGP.origin: IGP
+\tBGP.as_path: 65101
+\tBGP.next_hop: 198.18.11.1
+10.244.2.0/24        blackhole [bgpgen_own_ipv4 11:39:06.000] * (200)
+\tType: static univ
+"""
+    view = parse(t, protocols + SEP + "\n" + routes)
+    assert view.peers["198.18.11.1"].state == "Established"
+    assert (view.peers["198.18.11.1"].hold, view.peers["198.18.11.1"].received,
+            view.peers["198.18.11.1"].sent) == (9, 1, 2)
+    assert view.peers["198.18.12.1"].state == "Active"
+    assert [(e.prefix, e.next_hop, e.peer, e.as_path) for e in view.rib] == [
+        ("0.0.0.0/0", "198.18.11.1", "198.18.11.1", "65101"), ("10.244.2.0/24", "", "", "")]
