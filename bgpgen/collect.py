@@ -29,6 +29,13 @@ def shell(argv: list[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
+def gobgp_state(neighbor: dict[str, object]) -> str:
+    """The session state of one entry of ``gobgp -j neighbor`` (an int there; 6 = up)."""
+    state = neighbor.get("state", {})
+    code = state.get("session_state", 0) if isinstance(state, dict) else 0
+    return _GOBGP_STATES.get(code, str(code))
+
+
 def parse_sessions(platform: Platform, output: str) -> dict[str, str]:
     """Peer address -> session state, from the output of :func:`sessions_command`.
 
@@ -45,8 +52,7 @@ def parse_sessions(platform: Platform, output: str) -> dict[str, str]:
     peers: dict[str, str] = {}
     if platform in (Platform.GOBGP, Platform.GOBGP_RS):
         for n in json.loads(output or "[]") or []:
-            state = n.get("state", {}).get("session_state", 0)
-            peers[n["conf"]["neighbor_address"]] = _GOBGP_STATES.get(state, str(state))
+            peers[n["conf"]["neighbor_address"]] = gobgp_state(n)
     elif platform is Platform.BIRD:
         state = None
         for line in output.splitlines():

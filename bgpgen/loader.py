@@ -81,13 +81,10 @@ class Source:
         """A problem at a path of the merged document, placed in its file with its line."""
         file, local = self.locate(path)
         if file is None:
-            shown = self.display(self.files[0]) if len(self.files) == 1 else self.display(self.root)
+            shown = str(self.files[0] if len(self.files) == 1 else self.root)
             return Problem(shown, format_path(path), message, hint)
-        return Problem(self.display(file), format_path(local), message, hint,
+        return Problem(str(file), format_path(local), message, hint,
                        line_of(file, local))
-
-    def display(self, file: Path) -> str:
-        return str(file)
 
 
 @functools.lru_cache(maxsize=64)

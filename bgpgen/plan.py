@@ -8,6 +8,7 @@ values never reach a plan: device text is redacted before it is compared or show
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import re
 import tomllib
@@ -143,7 +144,6 @@ _FRR_NBR = re.compile(r"^\s*neighbor (\S+) (\S+)")
 
 
 def _is_ip(text: str) -> bool:
-    import ipaddress
     try:
         ipaddress.ip_address(text)
     except ValueError:

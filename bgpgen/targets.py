@@ -75,10 +75,8 @@ def from_overlay(fabric: Fabric, overlay: dict[str, Any]) -> dict[str, Target]:
 
 
 def select(fabric: Fabric, targets: dict[str, Target], limit: list[str] | None) -> list[Device]:
-    """Devices matching ``--limit`` (names, globs, ``group:NAME``, ``rack:NAME``), in model order.
-
-    >>> # see tests/test_deploy.py for examples against the shipped inventory
-    """
+    """Devices matching ``--limit`` (names, globs, ``group:NAME``, ``rack:NAME``,
+    ``role:node|switch``), in model order."""
     from fnmatch import fnmatchcase
     if not limit:
         return [d for d in fabric.devices if d.name in targets]

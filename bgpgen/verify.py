@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .collect import ESTABLISHED, parse_sessions, shell
+from .collect import ESTABLISHED, gobgp_state, parse_sessions, shell
 from .model import Fabric, Node, Platform, Route, Session
 from .targets import Target
 
@@ -101,17 +101,15 @@ def parse(t: Target, output: str, now: float | None = None) -> DeviceView:
 
 def _gobgp(view: DeviceView, parts: list[str], now: float) -> None:
     for n in json.loads(parts[0] or "[]") or []:
-        st = n.get("state", {})
         timers = n.get("timers", {}).get("state", {})
         afs = [a.get("state", {}) for a in n.get("afi_safis", [])]
-        state = parse_sessions(Platform.GOBGP, json.dumps([n]))
+        state = gobgp_state(n)
         addr = n["conf"]["neighbor_address"]
         up = timers.get("uptime", {}).get("seconds")
         view.peers[addr] = Peer(
-            addr, state[addr], now - up if up and state[addr] == ESTABLISHED else None,
+            addr, state, now - up if up and state == ESTABLISHED else None,
             timers.get("negotiated_hold_time"), sum(a.get("received", 0) for a in afs),
             sum(a.get("accepted", 0) for a in afs), sum(a.get("advertised", 0) for a in afs))
-        del st
     for chunk in parts[1:3]:
         view.rib += _gobgp_paths(json.loads(chunk or "{}") or {}, None)
     for chunk in parts[3:]:

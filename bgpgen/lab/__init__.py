@@ -31,7 +31,7 @@ from ..secrets import fill, resolve_all
 from . import daemons, netns
 from .daemons import CLI_PORT, DevicePaths, Post, Proc
 from .nsenter import preexec
-from .plan import LabError, LabPlan, check_name, netns_name, plan
+from .plan import LabError, LabPlan, check_name, netns_name, plan, tag_of
 from .supervisor import starttime
 
 DEFAULT_NAME = "lab"
@@ -264,7 +264,7 @@ def down(name: str = DEFAULT_NAME) -> list[str]:
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    tag = state.get("tag") or plan_tag(name)
+    tag = state.get("tag") or tag_of(name)
     links = sorted(set(state.get("root_links", [])) | set(netns.lab_links(tag)))
     netns.destroy(sorted(spaces), links)
     if spaces or links:
@@ -273,11 +273,6 @@ def down(name: str = DEFAULT_NAME) -> list[str]:
         shutil.rmtree(d)
         done.append(f"removed {d}")
     return done
-
-
-def plan_tag(name: str) -> str:
-    import hashlib
-    return hashlib.sha256(name.encode()).hexdigest()[:4]
 
 
 def _in_ns(netns_: str, argv: list[str], timeout: float = 10) -> subprocess.CompletedProcess[str]:

@@ -72,6 +72,15 @@ def netns_name(lab: str, device: str) -> str:
     return f"bgpgen.{lab}.{device}"
 
 
+def tag_of(name: str) -> str:
+    """Four hex digits naming a lab in root-namespace interface names (15 characters at most).
+
+    >>> tag_of("lab")
+    'a511'
+    """
+    return hashlib.sha256(name.encode()).hexdigest()[:4]
+
+
 def check_name(name: str) -> None:
     if not NAME.fullmatch(name):
         raise LabError(Problem("", "--name", f"lab name {name!r} is not valid",
@@ -98,7 +107,7 @@ def _loopback_groups(fabric: Fabric) -> dict[str, str]:
 
 def plan(fabric: Fabric, name: str, mgmt_net: str) -> LabPlan:
     check_name(name)
-    tag = hashlib.sha256(name.encode()).hexdigest()[:4]
+    tag = tag_of(name)
     net = ipaddress.ip_network(mgmt_net)
     hosts = net.hosts()
     gateway = str(next(hosts))
