@@ -21,7 +21,7 @@ from common import side_by_side  # noqa: E402
 
 from bgpgen import lab, load_fabric, render  # noqa: E402
 from bgpgen.cli import main  # noqa: E402
-from bgpgen.drivers import FRR_RELOAD  # noqa: E402
+from bgpgen.platforms.frr import FRR_RELOAD  # noqa: E402
 from bgpgen.secrets import fill, resolve_all  # noqa: E402
 
 NAME = "benchdeploy"

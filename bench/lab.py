@@ -28,7 +28,7 @@ from gen import generate  # noqa: E402
 from bgpgen import lab, load_fabric, render  # noqa: E402
 from bgpgen.lab import _device_files, _in_ns, _ssh_keys  # noqa: E402
 from bgpgen.lab.netns import create  # noqa: E402
-from bgpgen.lab.plan import LabPlan, plan  # noqa: E402
+from bgpgen.lab.layout import LabLayout, layout  # noqa: E402
 from bgpgen.model import Fabric  # noqa: E402
 from bgpgen.secrets import resolve_all  # noqa: E402
 
@@ -71,7 +71,7 @@ def bgpgen_once(fabric: Fabric, name: str) -> tuple[float, float, float]:
     return t1 - t0, t2 - t0, t3 - t2
 
 
-def shell_scripts(fabric: Fabric, p: LabPlan, d: Path) -> tuple[Path, Path]:
+def shell_scripts(fabric: Fabric, p: LabLayout, d: Path) -> tuple[Path, Path]:
     """Prepare files (untimed) and write the up / down shell scripts of the limit."""
     build = render(fabric)
     _ssh_keys(d)
@@ -110,7 +110,7 @@ def shell_scripts(fabric: Fabric, p: LabPlan, d: Path) -> tuple[Path, Path]:
 
 
 def shell_once(fabric: Fabric, name: str) -> tuple[float, float, float]:
-    p = plan(fabric, name, MGMT)
+    p = layout(fabric, name, MGMT)
     d = Path(tempfile.mkdtemp(prefix="bench-", dir="/run"))
     d.chmod(0o711)
     up, down = shell_scripts(fabric, p, d)

@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 from .errors import (BgpgenError, CheckError, InventoryError, Problem, RenderError,  # noqa: E402
                      SecretError)
 from .model import Fabric, Node, Platform, Route, Session, Switch  # noqa: E402
-from .render import Artifact, Build, render, write  # noqa: E402
+from .artifacts import Artifact, Build  # noqa: E402
+from .render import render, write  # noqa: E402
 from .secrets import SecretMode, resolve_all  # noqa: E402
 from .validate import load_fabric  # noqa: E402
 

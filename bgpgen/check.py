@@ -1,4 +1,4 @@
-"""Check rendered files with each daemon's own checker: ``gobgpd -d``, ``bird -p``, ``vtysh -C``.
+"""Check rendered files with each daemon's own checker (each platform names its own).
 
 A checker that is not installed is skipped and reported as skipped (never as passed). Checker
 output is redacted before it is shown: a secret value turns back into its token.
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CheckError, Problem
-from .platforms import REGISTRY
-from .render import Build
+from .artifacts import Build
+from .platforms import REGISTRY, spec
 from .secrets import redact
 
 TIMEOUT = 60
@@ -55,16 +55,15 @@ class CheckReport:
         return out
 
 
-def _message(checker: str, output: str) -> str:
+def _message(output: str) -> str:
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
-    if checker == "gobgpd":
-        for ln in reversed(lines):
-            try:
-                entry = json.loads(ln)
-            except ValueError:
-                continue
-            if isinstance(entry, dict) and entry.get("level") in ("fatal", "error"):
-                return " ".join(str(entry.get("Error") or entry.get("msg")).split())
+    for ln in reversed(lines):  # daemons that log JSON lines (gobgpd)
+        try:
+            entry = json.loads(ln)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("fatal", "error"):
+            return " ".join(str(entry.get("Error") or entry.get("msg")).split())
     bad = [ln for ln in lines if "rror" in ln or "Unknown" in ln or "unexpected" in ln]
     return (bad or lines or ["no output"])[-1]
 
@@ -88,7 +87,7 @@ def _run_one(argv: list[str], device: str, file: str, checker: str,
     if proc.returncode == 0:
         return CheckResult(device, file, checker, True)
     text = redact(proc.stdout + "\n" + proc.stderr, values)
-    return CheckResult(device, file, checker, False, message=_message(checker, text))
+    return CheckResult(device, file, checker, False, message=_message(text))
 
 
 def check_build(build: Build, build_dir: Path, values: Mapping[str, str] | None = None,
@@ -96,23 +95,26 @@ def check_build(build: Build, build_dir: Path, values: Mapping[str, str] | None 
     """Run every applicable checker on the files of ``build`` written under ``build_dir``."""
     values = values or {}
     with tempfile.TemporaryDirectory(prefix="bgpgen-check-") as confdir:
-        Path(confdir, "vtysh.conf").write_text("service integrated-vtysh-config\n")
+        for ps in REGISTRY.values():  # what each checker expects in its scratch directory
+            for name, text in ps.checker.scratch.items():
+                Path(confdir, name).write_text(text)
         jobs_list: list[tuple[list[str], str, str, str]] = []
         results: list[CheckResult] = []
         for a in build.artifacts:
             if a.name.endswith(".toml"):
                 results.append(_parse_back(a.text, a.device, a.name))
-            spec = REGISTRY[build.fabric.device(a.device).platform]
-            if not a.name.endswith((".toml", ".conf")) or not spec.check:
+            ps = spec(build.fabric.device(a.device).platform)
+            if a.name != ps.config_file:  # the checker reads the daemon's own config
                 continue
-            binary = spec.check_binary
+            checker = ps.checker
+            binary = checker.binary
             if shutil.which(binary) is None:
                 results.append(CheckResult(a.device, a.name, binary, False, skipped=True,
                                            message=f"{binary} not installed "
-                                           f"(Debian package {spec.debian_package})"))
+                                           f"(Debian package {checker.package})"))
                 continue
             path = str(build_dir / a.device / a.name)
-            argv = [x.format(file=path, dir=confdir) for x in spec.check]
+            argv = [x.format(file=path, dir=confdir) for x in checker.argv]
             jobs_list.append((argv, a.device, a.name, binary))
         workers = jobs or max(2, (os.cpu_count() or 1) * 2)
         with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", type=Path, default=Path("build"),
                    help="build directory (default: ./build); replaced atomically")
     r.add_argument("--check", action="store_true",
-                   help="run gobgpd -d, bird -p and vtysh -C on every file before writing")
+                   help="check every file with its daemon's own checker (gobgpd -d, bird -p, "
+                   "vtysh -C, ...) before writing")
     r.add_argument("--templates", type=Path, default=None,
                    help="a directory of template overrides (same layout as bgpgen/templates)")
     r.add_argument("--secrets", choices=[m.value for m in SecretMode], default="resolve",
@@ -84,7 +85,7 @@ def _lab_parser(sub: Any) -> None:
     e.add_argument("argv", nargs=argparse.REMAINDER)
     sh = lsub.add_parser("ssh", help="ssh to a lab device (as deploy does)")
     named(sh)
-    sh.add_argument("--cli", action="store_true", help="the switch CLI port (vtysh)")
+    sh.add_argument("--cli", action="store_true", help="the device's own CLI port (switches)")
     sh.add_argument("device")
     sh.add_argument("argv", nargs=argparse.REMAINDER)
 

@@ -76,24 +76,25 @@ def diff(args: argparse.Namespace, out: TextIO) -> int:
             names = {d.name for d in select(fabric, everyone, args.limit)}
             plan.devices = [d for d in plan.devices if d.device in names]
     else:
-        from .deploy import close
-        plan, nr, _ = _live_plan(args, fabric, build)
-        close(nr)
+        from .fleet import close
+        tx = _transaction(args, fabric, build)
+        try:
+            plan = tx.make_plan()
+        finally:
+            close(tx.nr)
     out.write(planmod.render_plan(plan, fabric, args.format))
     return int(plan.exit)
 
 
-def _live_plan(args: argparse.Namespace, fabric: Any, build: Any) -> Any:
-    from .deploy import close, live_plan, nornir_for
+def _transaction(args: argparse.Namespace, fabric: Any, build: Any) -> Any:
+    from .deploy import Transaction
+    from .fleet import nornir_for
     tg, devices = _targets(args, fabric)
     values = resolve_all(build.secrets)
     nr = nornir_for(devices, tg, args.workers)
-    try:
-        baseline = f"lab {args.lab}" if args.lab else "the running devices"
-        return live_plan(nr, build, values, baseline), nr, values
-    except BaseException:
-        close(nr)
-        raise
+    baseline = f"lab {args.lab}" if args.lab else "the running devices"
+    return Transaction(nr, build, values, timeout=getattr(args, "timeout", 60.0),
+                       baseline=baseline)
 
 
 def verify(args: argparse.Namespace, out: TextIO) -> int:
@@ -102,15 +103,15 @@ def verify(args: argparse.Namespace, out: TextIO) -> int:
     from rich.table import Table
 
     from . import verify
-    from .deploy import close, collect, nornir_for
+    from .fleet import close, nornir_for, read_states
     fabric = load_fabric(args.inventory)
     tg, devices = _targets(args, fabric)
     values = resolve_all(tuple(s for s in fabric.secrets))
     nr = nornir_for(devices, tg, args.workers)
     chosen = {d.name for d in devices}
     try:
-        report = verify.wait(fabric, lambda only: collect(nr, fabric, values, only), args.wait,
-                             chosen)
+        report = verify.wait(fabric, lambda only: read_states(nr, fabric, values, only),
+                             args.wait, chosen)
     finally:
         close(nr)
     if args.format == "json":
@@ -122,7 +123,7 @@ def verify(args: argparse.Namespace, out: TextIO) -> int:
     if args.format == "markdown":
         out.write("| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n")
         out.writelines("| " + " | ".join(r) + " |\n" for r in rows)
-        out.writelines(f"- {p}\n" for p in report.errors + report.problems)
+        out.writelines(f"- {f.message}\n" for f in report.errors + report.problems)
         out.write(f"\n**{verify.summary(report)}**\n")
         return report.exit
     table = Table(title=f"bgpgen verify: {fabric.name}")
@@ -132,30 +133,12 @@ def verify(args: argparse.Namespace, out: TextIO) -> int:
         table.add_row(*(escape(x) for x in r))
     console = Console(file=out, width=140)
     console.print(table)
-    for line in report.errors:
-        out.write(f"error: {line}\n")
-    for line in report.problems:
-        out.write(f"problem: {line}\n")
+    for f in report.errors:
+        out.write(f"error: {f.message}\n")
+    for f in report.problems:
+        out.write(f"problem: {f.message}\n")
     out.write(verify.summary(report) + "\n")
     return report.exit
-
-
-def _verify_after(args: argparse.Namespace, fabric: Any, nr: Any, values: Any, plan: Any,
-                  report: Any) -> str:
-    """deploy --verify: the fabric's verify decides; every changed device is confirmed or
-    rolled back (BIRD configure confirm / undo, FRR and gobgp previous config)."""
-    from . import verify
-    from .deploy import collect, finish
-    chosen = {h for h in nr.inventory.hosts}
-    result = verify.wait(fabric, lambda only: collect(nr, fabric, values, only), args.timeout,
-                         chosen)
-    if result.ok:
-        finish(nr, plan, report, "confirm", args.timeout, values)
-        return verify.summary(result) + "\n"
-    reason = "; ".join(result.problems[:3] + result.errors[:3])
-    finish(nr, plan, report, "rollback", args.timeout, values, reason)
-    return verify.summary(result) + "\n" + "".join(f"problem: {p}\n"
-                                                    for p in result.problems + result.errors)
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -199,12 +182,15 @@ def deploy(args: argparse.Namespace, out: TextIO) -> int:
     from rich.table import Table
 
     from . import plan as planmod
-    from .deploy import apply, close
+    from . import verify
+    from .fleet import close
+    from .platforms.base import Status
     fabric = load_fabric(args.inventory)
     build = render(fabric, args.templates)
     err = Console(stderr=True)
-    plan, nr, values = _live_plan(args, fabric, build)
+    tx = _transaction(args, fabric, build)
     try:
+        plan = tx.make_plan()
         if args.format == "text":
             out.write(planmod.as_text(plan, fabric))
         if args.dry_run or plan.exit == planmod.Exit.NO_CHANGES:
@@ -222,17 +208,16 @@ def deploy(args: argparse.Namespace, out: TextIO) -> int:
                 out.write("Cancelled: nothing was pushed.\n")
                 return 1
         todo = [p.device for p in plan.devices if p.changed]
-        for p in plan.devices:
-            p.extra["defer_confirm"] = args.verify
         with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
             task = bar.add_task("deploying", total=len(todo))
-            report = apply(nr, build, plan, values, args.timeout,
-                           lambda dev, what: bar.advance(task))
-        if args.verify:
-            verified = _verify_after(args, fabric, nr, values, plan, report)
-            out.write(verified)
+            report = tx.run(args.timeout if args.verify else None,
+                            lambda dev, what: bar.advance(task))
     finally:
-        close(nr)
+        close(tx.nr)
+    if report.gate is not None and args.format == "text":
+        out.write(verify.summary(report.gate) + "\n")
+        if not report.gate.ok:
+            out.writelines(f"problem: {f.message}\n" for f in report.gate.findings)
     if args.format == "json":
         out.write(json.dumps({"plan": json.loads(planmod.as_json(plan)),
                               "results": [r.as_dict() for r in report.results],
@@ -242,12 +227,11 @@ def deploy(args: argparse.Namespace, out: TextIO) -> int:
         for col in ("device", "result", "seconds", "detail"):
             table.add_column(col)
         for r in report.results:
-            table.add_row(r.device, r.status, f"{r.seconds:.1f}", escape(r.message))
+            table.add_row(r.device, str(r.status), f"{r.seconds:.1f}", escape(r.message))
         Console(file=out, width=160).print(table)
-        c = {s: sum(1 for r in report.results if r.status == s)
-             for s in ("changed", "unchanged", "failed", "rolled_back")}
-        out.write(f"Deploy: {c['changed']} changed, {c['unchanged']} unchanged, "
-                  f"{c['failed']} failed" + (f", {c['rolled_back']} rolled back"
-                                             if c["rolled_back"] else "") + ".\n")
-    bad = report.failed_hosts or any(r.status == "rolled_back" for r in report.results)
-    return 1 if bad else 0
+        rolled = report.count(Status.ROLLED_BACK)
+        out.write(f"Deploy: {report.count(Status.CHANGED)} changed, "
+                  f"{report.count(Status.UNCHANGED)} unchanged, "
+                  f"{report.count(Status.FAILED)} failed"
+                  + (f", {rolled} rolled back" if rolled else "") + ".\n")
+    return 0 if report.ok else 1

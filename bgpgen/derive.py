@@ -12,10 +12,11 @@ from ipaddress import ip_network
 from typing import Any
 
 from . import asn as asnlib
-from .build import Parts
+from .assemble import Parts
 from .loader import PathT
-from .model import Fabric, Node, Passive, Platform, Profile, Route, Session, Switch
+from .model import Fabric, Node, Passive, Profile, Role, Route, Session, Switch
 from .netutil import Address, family, parse_address
+from .platforms import REGISTRY, spec
 from .problems import Collector
 
 _COMPARED = [f.name for f in fields(Profile) if f.name not in ("name", "description", "peer_group")]
@@ -195,13 +196,17 @@ def _session(parts: Parts, out: Collector, node: tuple[int, Node], sw: tuple[int
         out.add(where, f"both ends are {na} port {n.bgp_port}: the session would reach itself",
                 "give the node and the switch different bgp_port values")
     for dev in (n, s):
-        if profile.bfd and dev.platform in (Platform.GOBGP, Platform.GOBGP_RS):
-            out.add(where, f"{dev.name} runs gobgpd 3.10, which has no BFD, and profile "
-                    f"{profile.name} asks for it", "use speaker: bird, or a profile with bfd: false")
-    if profile.default_originate and s.platform is not Platform.FRR:
-        out.add(where, f"default_originate is only supported on frr switches, {s.name} is {s.platform}",
-                f"set default_originate: false in profiles.{profile.name}")
-    default_passive = Passive.SWITCH if s.platform is Platform.GOBGP_RS else Passive.NONE
+        if profile.bfd and not spec(dev.platform).bfd:
+            key = "speaker" if dev.role is Role.NODE else "platform"
+            able = " or ".join(ps.inventory_name for ps in REGISTRY.values()
+                               if ps.bfd and ps.role is dev.role)
+            out.add(where, f"{dev.name} runs {dev.platform} ({spec(dev.platform).description}), "
+                    f"which has no BFD, and profile {profile.name} asks for it",
+                    f"use {key}: {able}, or a profile with bfd: false")
+    if profile.default_originate and not spec(s.platform).default_originate:
+        out.add(where, f"default_originate is not supported on {s.platform} switches, {s.name} "
+                f"is {s.platform}", f"set default_originate: false in profiles.{profile.name}")
+    default_passive = spec(s.platform).default_passive
     return Session(
         id=f"{s.name}:{n.name}:{fam}", node=n.name, switch=s.name, family=fam,
         node_address=na, switch_address=sa, node_asn=n.asn, switch_asn=s.asn,
@@ -225,7 +230,7 @@ def _routes(sessions: tuple[Session, ...], nodes: dict[str, Node],
     routes: list[Route] = []
     clients: dict[tuple[str, str], list[Session]] = {}
     for s in sessions:
-        if switches[s.switch].platform is Platform.GOBGP_RS:
+        if spec(switches[s.switch].platform).route_server:
             clients.setdefault((s.switch, s.family), []).append(s)
     for s in sessions:
         node = nodes[s.node]

@@ -18,7 +18,7 @@ import jsonschema_rs
 
 from .errors import BgpgenError, Problem
 from .loader import PathT, Source, _read, format_path, line_of
-from .model import Device, Fabric, Platform
+from .model import Device, Fabric, Role
 from .problems import Collector
 from .schema import playbook_schema
 from .validate import check_schema
@@ -165,7 +165,7 @@ def batches(pb: Playbook, play: Play, fabric: Fabric, devices: list[Device]) -> 
             by.setdefault(d.rack, []).append(d)
         return list(by.values())
     else:  # switch-pair: the i-th switch of every rack together, never both of one rack
-        nodes = [d for d in devices if d.platform not in (Platform.FRR, Platform.GOBGP_RS)]
+        nodes = [d for d in devices if d.role is Role.NODE]
         if nodes:
             raise PlaybookError(pb.problem(("plays", play.index, "serial"),
                                            f"per: switch-pair batches switches, and play "

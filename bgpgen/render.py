@@ -7,138 +7,55 @@ then swapped into place, so a failure leaves the previous build untouched.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from .artifacts import Artifact, Build
 from .errors import Problem, RenderError
-from .model import Device, Fabric, Node, Platform, SecretRef
-from .platforms import REGISTRY, FileSpec
+from .model import Device, Fabric, SecretRef
+from .platforms import REGISTRY, spec
+from .platforms.base import Context, FileSpec
 from .secrets import fill, token
 
-PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
+
+def _shipped_templates() -> Path:
+    """The templates that ship with bgpgen: inside the installed package (a wheel copies the
+    repository's top-level templates/ there), or templates/ beside the package in a checkout."""
+    here = Path(__file__).resolve().parent
+    inside = here / "templates"
+    return inside if inside.is_dir() else here.parent / "templates"
+
+
+PACKAGE_TEMPLATES = _shipped_templates()
+#: Overrides reach the shipped templates under this prefix: {% extends "bgpgen/frr/frr.conf.j2" %}
+SHIPPED_PREFIX = "bgpgen"
 MANIFEST = "manifest.json"
 FORMAT = 1
-_BIRD_SYM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_TOML_PLAIN = re.compile(r"[A-Za-z0-9 ._:/<>@,+=()-]*")
-
-
-@dataclass(frozen=True, slots=True)
-class Artifact:
-    """One rendered file. ``text`` holds secret tokens, never values."""
-
-    device: str
-    name: str
-    target: str
-    text: str
-    secrets: tuple[str, ...] = ()
-
-    @property
-    def path(self) -> str:
-        return f"{self.device}/{self.name}"
-
-    @property
-    def mode(self) -> int:
-        return 0o600 if self.secrets else 0o644
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.text.encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Build:
-    """Every artifact of a fabric, in device then file order, and the manifest describing them."""
-
-    fabric: Fabric
-    artifacts: tuple[Artifact, ...]
-    secrets: tuple[SecretRef, ...] = field(default=())
-
-    def manifest(self) -> dict[str, Any]:
-        return manifest(self)
-
-
-# --- escaping filters: every value that reaches a target's syntax goes through one --------------
-
-def _fail(what: str, value: object) -> RenderError:
-    return RenderError(Problem("", "", f"{value!r} cannot be written as {what}",
-                               "remove quotes, backslashes and control characters"))
-
-
-def toml_str(value: object) -> str:
-    """A TOML basic string (JSON string escaping is valid TOML).
-
-    >>> toml_str('say "hi"')
-    '"say \\\\"hi\\\\""'
-    """
-    text = str(value)
-    if _TOML_PLAIN.fullmatch(text):
-        return f'"{text}"'  # nothing to escape: skip the encoder (hot path on large fabrics)
-    return json.dumps(text, ensure_ascii=True)
-
-
-def toml_bool(value: object) -> str:
-    return "true" if value else "false"
-
-
-def bird_str(value: object) -> str:
-    """A BIRD string: BIRD has no escapes, so quotes, backslashes and newlines are refused."""
-    text = str(value)
-    if any(c in text for c in '"\\') or any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise _fail("a BIRD string", text)
-    return f'"{text}"'
-
-
-def bird_sym(value: object) -> str:
-    """A BIRD symbol from a name: hyphens become underscores.
-
-    >>> bird_sym("tor-r1-a_ipv4")
-    'tor_r1_a_ipv4'
-    """
-    text = str(value).replace("-", "_")
-    if not _BIRD_SYM.fullmatch(text):
-        raise _fail("a BIRD symbol", value)
-    return text
-
-
-def frr_word(value: object) -> str:
-    """One FRR word: no white space or control characters."""
-    text = str(value)
-    if not text or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text):
-        raise _fail("an FRR word", text)
-    return text
-
-
-def frr_line(value: object) -> str:
-    """The rest of an FRR line (a description): no control characters, no leading '!'."""
-    text = str(value).strip()
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise _fail("an FRR line", text)
-    return text.lstrip("!#") or "-"
 
 
 def environment(templates: Path | None = None) -> jinja2.Environment:
     """The Jinja2 environment: strict, with the escaping filters. ``templates`` overrides files."""
     if templates is not None and not Path(templates).is_dir():
         raise RenderError(Problem(str(templates), "--templates", "is not a directory",
-                                  "give a directory laid out like bgpgen/templates "
+                                  "give a directory laid out like the shipped templates "
                                   "(e.g. DIR/frr/frr.conf.j2)"))
-    dirs = [str(templates)] if templates is not None else []
+    shipped = jinja2.FileSystemLoader(str(PACKAGE_TEMPLATES))
+    loaders: list[jinja2.BaseLoader] = [jinja2.PrefixLoader({SHIPPED_PREFIX: shipped})]
+    if templates is not None:
+        loaders.insert(0, jinja2.FileSystemLoader(str(templates)))
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([*dirs, str(PACKAGE_TEMPLATES)]),
+        loader=jinja2.ChoiceLoader([*loaders, shipped]),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=True, autoescape=False)
-    env.filters.update(toml_str=toml_str, toml_bool=toml_bool, bird_str=bird_str,
-                       bird_sym=bird_sym, frr_word=frr_word, frr_line=frr_line)
+    for ps in REGISTRY.values():  # each platform's escaping filters for its own syntax
+        env.filters.update(ps.filters)
     return env
 
 
@@ -155,24 +72,11 @@ class _SecretRecorder:
         return token(ref.name)
 
 
-def _originate(fabric: Fabric, device: Node) -> str:
-    """What a gobgp node adds with ``gobgp global rib add``: gobgpd's TOML cannot originate."""
-    entries = []
-    for fam in ("ipv4", "ipv6"):
-        nh = device.next_hop_for(fam)
-        for prefix in device.prefixes(fam):
-            entry = {"family": fam, "prefix": str(prefix)}
-            if nh is not None:
-                entry["next_hop"] = str(nh)
-            entries.append(entry)
-    return json.dumps({"device": device.name, "originate": entries}, indent=1) + "\n"
-
-
 def _render_file(env: jinja2.Environment, fabric: Fabric, device: Device, fs: FileSpec,
-                 ctx: Callable[[Fabric, Device], dict[str, Any]]) -> Artifact:
+                 ctx: Context) -> Artifact:
     if fs.template is None:
-        assert isinstance(device, Node)
-        return Artifact(device.name, fs.name, fs.target, _originate(fabric, device))
+        assert fs.build is not None, f"{fs.name}: a FileSpec needs a template or a build"
+        return Artifact(device.name, fs.name, fs.target, fs.build(fabric, device))
     recorder = _SecretRecorder()
     try:
         text = env.get_template(fs.template).render(
@@ -199,9 +103,9 @@ def render(fabric: Fabric, templates: Path | None = None,
     for device in fabric.devices:
         if devices is not None and device.name not in devices:
             continue
-        spec = REGISTRY[device.platform]
-        for fs in spec.files:
-            artifacts.append(_render_file(env, fabric, device, fs, spec.context))
+        ps = spec(device.platform)
+        for fs in ps.files:
+            artifacts.append(_render_file(env, fabric, device, fs, ps.context))
     used = {n for a in artifacts for n in a.secrets}
     return Build(fabric, tuple(artifacts), tuple(s for s in fabric.secrets if s.name in used))
 
@@ -222,7 +126,7 @@ def manifest(build: Build) -> dict[str, Any]:
             "api_port": d.api_port,
             "mgmt": None if d.mgmt is None else
             {"host": d.mgmt.host, "port": d.mgmt.port, "user": d.mgmt.user},
-            "netmiko_device_type": REGISTRY[d.platform].netmiko_device_type,
+            "netmiko_device_type": spec(d.platform).netmiko_device_type,
             "files": files.get(d.name, [])}
     sessions = [{"id": s.id, "node": s.node, "switch": s.switch, "family": s.family,
                  "node_address": str(s.node_address), "switch_address": str(s.switch_address),
@@ -353,4 +257,4 @@ def load_manifest(build_dir: Path) -> dict[str, Any]:
     return data
 
 
-__all__ = ["Artifact", "Build", "render", "write", "manifest", "environment", "Platform"]
+__all__ = ["Artifact", "Build", "environment", "manifest", "render", "write"]

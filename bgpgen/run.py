@@ -14,15 +14,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nornir.core import Nornir
+
 from . import verify
-from .collect import shell
-from .deploy import DeviceResult, Report, apply, collect, finish, live_plan, nornir_for
+from .artifacts import Build
+from .deploy import Transaction
 from .errors import BgpgenError, Problem
-from .model import Device, Fabric, Platform
+from .fleet import drain_task, live_plan, nornir_for
+from .model import Device, Fabric
 from .plan import as_text
+from .platforms import REGISTRY, spec
+from .platforms.base import Status
 from .playbook import Play, Playbook, PlaybookError, batches, select
-from .remote import Remote
-from .render import Build
 from .targets import Target
 
 Say = Callable[[str], None]
@@ -60,11 +63,12 @@ def prepare(pb: Playbook, fabric: Fabric, interactive: bool
             continue
         for step in play.steps:
             if step.kind in ("drain", "undrain"):
-                bad = [d for d in devs if d.platform is not Platform.FRR]
+                bad = [d for d in devs if spec(d.platform).drain is None]
                 if bad:
+                    can = sorted(str(p) for p, s in REGISTRY.items() if s.drain is not None)
                     problems.append(pb.problem(step.path, f"{step.kind}: {bad[0].name} runs "
                                                f"{bad[0].platform}, which bgpgen cannot drain",
-                                               "drain frr switches only (bgp graceful-shutdown)"))
+                                               f"drain devices of: {', '.join(can)}"))
             if step.kind == "pause" and "prompt" in step.params and not interactive:
                 problems.append(pb.problem(step.path, "this pause asks for a confirmation and "
                                            "there is no terminal", "run it from a terminal, "
@@ -73,25 +77,6 @@ def prepare(pb: Playbook, fabric: Fabric, interactive: bool
     if problems:
         raise PlaybookError(problems)
     return out
-
-
-def _drain(nr: Any, fabric: Fabric, names: list[str], on: bool) -> list[str]:
-    """bgp graceful-shutdown on FRR switches: peers see GRACEFUL_SHUTDOWN and move away."""
-    from nornir.core.task import Result, Task
-
-    def task(t: Task) -> Result:
-        target: Target = t.host.data["target"]
-        r = Remote(t.host.get_connection("netmiko", t.nornir.config), target)
-        fabric_asn = t.host.data["asn"]
-        r.check(shell(["vtysh", "--vty_socket", target.run, "-c", "conf t", "-c",
-                       f"router bgp {fabric_asn}", "-c",
-                       ("" if on else "no ") + "bgp graceful-shutdown"]), "graceful-shutdown")
-        return Result(host=t.host)
-    sub = nr.filter(filter_func=lambda h: h.name in names)
-    for name in names:
-        sub.inventory.hosts[name].data["asn"] = fabric.device(name).asn
-    agg = sub.run(task=task)
-    return [f"{n}: {agg[n].exception}" for n in names if n in agg and agg[n].failed]
 
 
 def execute(pb: Playbook, fabric: Fabric, build: Build, targets: Mapping[str, Target],
@@ -124,23 +109,27 @@ def execute(pb: Playbook, fabric: Fabric, build: Build, targets: Mapping[str, Ta
 
 @dataclass(slots=True)
 class _Batch:
-    """One batch of a play, run step by step; each step returns False when the gate fails."""
+    """One batch of a play, run step by step; each step returns False when the gate fails.
+
+    A deploy step opens the batch's :class:`Transaction` (pushes left unconfirmed when a verify
+    step follows); verify steps are its gates; the batch ends by confirming it, or by rolling
+    it back at the first failed gate.
+    """
 
     play: Play
     names: list[str]
     res: BatchResult
-    nr: Any
+    nr: Nornir
     fabric: Fabric
     build: Build
     values: Mapping[str, str]
     later: set[str]
     yes: bool
     say: Say
-    report: Report = field(default_factory=Report)
-    plan: Any = None
+    tx: Transaction | None = None
 
     @property
-    def sub(self) -> Any:
+    def sub(self) -> Nornir:
         names = self.names
         return self.nr.filter(filter_func=lambda h: h.name in names)
 
@@ -150,16 +139,13 @@ class _Batch:
         return True
 
     def deploy(self, params: dict[str, Any]) -> bool:
-        self.plan = live_plan(self.sub, self.build, self.values, "the running devices")
+        self.tx = Transaction(self.sub, self.build, self.values,
+                              timeout=float(params.get("timeout", 60)), observer=self.nr)
         gate_follows = any(s.kind == "verify" for s in self.play.steps)
-        for p in self.plan.devices:
-            p.extra["defer_confirm"] = gate_follows
-        self.report = apply(self.sub, self.build, self.plan, self.values,
-                            float(params.get("timeout", 60)))
-        self.res.results = [r.as_dict() for r in self.report.results]
-        failed = [r for r in self.report.results if r.status == "failed"]
-        self.say(f"  deploy: {sum(r.status == 'changed' for r in self.report.results)} "
-                 f"changed, {len(failed)} failed")
+        report = self.tx.apply(defer_confirm=gate_follows)
+        self.res.results = [r.as_dict() for r in report.results]
+        failed = [r for r in report.results if r.status is Status.FAILED]
+        self.say(f"  deploy: {report.count(Status.CHANGED)} changed, {len(failed)} failed")
         if 100.0 * len(failed) / len(self.names) <= self.play.max_fail_percentage:
             return True
         self.res.failed += [{"device": r.device, "gate": "deploy", "message": r.message}
@@ -171,17 +157,15 @@ class _Batch:
         fabric = self.fabric
         scope = set(self.names) | {x for d in self.names for s in fabric.sessions_of(d)
                                    for x in (s.node, s.switch)}
-        rep = verify.wait(fabric, lambda only: collect(self.nr, fabric, self.values, only),
-                          float(params.get("wait", 60)), scope, self.later)
+        tx = self.tx or Transaction(self.sub, self.build, self.values, observer=self.nr)
+        rep = tx.gate(float(params.get("wait", 60)), scope, self.later)
         self.say(f"  verify: {verify.summary(rep)}")
         if rep.ok:
-            if self.plan is not None:
-                finish(self.sub, self.plan, self.report, "confirm", 60, self.values)
             return True
-        self.res.failed += [{"device": _device_of(x, self.names), "gate": "verify",
-                             "message": x} for x in rep.problems + rep.errors]
-        if self.plan is not None:
-            self.rollback("; ".join(rep.problems[:2]))
+        self.res.failed += [{"device": f.device, "gate": "verify", "message": f.message}
+                            for f in rep.findings]
+        if self.tx is not None:
+            self.rollback("; ".join(f.message for f in rep.findings[:2]))
         return False
 
     def pause(self, params: dict[str, Any]) -> bool:
@@ -193,45 +177,51 @@ class _Batch:
         return True
 
     def drain(self, params: dict[str, Any], on: bool = True) -> bool:
-        errors = _drain(self.sub, self.fabric, self.names, on)
-        self.res.failed += [{"device": e.split(":")[0], "gate": "drain" if on else "undrain",
-                             "message": e} for e in errors]
+        agg = self.sub.run(task=drain_task, fabric=self.fabric, on=on)
+        errors = {name: r[0].result for name, r in agg.items() if r[0].result}
+        self.res.failed += [{"device": name, "gate": "drain" if on else "undrain",
+                             "message": f"{name}: {text}"} for name, text in sorted(errors.items())]
         return not errors
 
     def undrain(self, params: dict[str, Any]) -> bool:
         return self.drain(params, on=False)
 
+    def confirm(self) -> None:
+        if self.tx is not None:
+            self.tx.confirm()
+            self.res.results = [r.as_dict() for r in self.tx.report.results]
+
     def rollback(self, reason: str) -> None:
-        finish(self.sub, self.plan, self.report, "rollback", 60, self.values, reason)
-        self.res.results = [r.as_dict() for r in self.report.results]
-        rolled = [r.device for r in self.report.results if r.status == "rolled_back"]
+        assert self.tx is not None
+        self.tx.rollback(reason)
+        self.res.results = [r.as_dict() for r in self.tx.report.results]
+        rolled = [r.device for r in self.tx.report.results if r.status is Status.ROLLED_BACK]
         self.say(f"  rolled back: {', '.join(rolled) or 'nothing had changed'}")
 
 
-def _batch(play: Play, batch: list[Device], res: BatchResult, nr: Any, fabric: Fabric,
+def _batch(play: Play, batch: list[Device], res: BatchResult, nr: Nornir, fabric: Fabric,
            build: Build, values: Mapping[str, str], later: set[str], check: bool, yes: bool,
            say: Say) -> bool:
     run = _Batch(play, [d.name for d in batch], res, nr, fabric, build, values, later, yes, say)
     steps: dict[str, Callable[[dict[str, Any]], bool]] = {
         "diff": run.diff, "deploy": run.deploy, "verify": run.verify, "pause": run.pause,
         "drain": run.drain, "undrain": run.undrain}
+    planned = False
     for step in play.steps:
         if check:  # print the batch's plan once, touch nothing
-            if step.kind in ("diff", "deploy") and run.plan is None:
-                run.plan = live_plan(run.sub, build, values, "the running devices")
-                say(as_text(run.plan, fabric))
+            if step.kind in ("diff", "deploy") and not planned:
+                say(as_text(live_plan(run.sub, build, values, "the running devices"), fabric))
+                planned = True
             res.steps.append(f"{step.kind} (checked)")
             continue
         if not steps[step.kind](step.params):
             res.status = "failed"
             return False
         res.steps.append(step.kind)
+    if not check:
+        run.confirm()  # every gate of the batch held: its pushes are final
     res.status = "checked" if check else "ok"
     return True
 
 
-def _device_of(problem: str, names: list[str]) -> str:
-    return next((n for n in names if n in problem), "")
-
-
-__all__ = ["BatchResult", "DeviceResult", "execute", "prepare"]
+__all__ = ["BatchResult", "execute", "prepare"]

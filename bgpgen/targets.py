@@ -10,6 +10,7 @@ from typing import Any
 
 from .errors import BgpgenError, Problem
 from .model import Device, Fabric, Platform
+from .platforms import spec
 
 
 class TargetError(BgpgenError):
@@ -31,22 +32,6 @@ class Target:
     api_port: int               #: gobgpd gRPC port
     lab: bool = False
 
-    @property
-    def originate(self) -> str:
-        return str(Path(self.config).with_name("originate.json"))
-
-    @property
-    def bird_socket(self) -> str:
-        return f"{self.run}/bird.ctl"
-
-
-_DEFAULTS = {
-    Platform.GOBGP: ("/etc/gobgp/gobgpd.toml", "/run/gobgp"),
-    Platform.GOBGP_RS: ("/etc/gobgp/gobgpd.toml", "/run/gobgp"),
-    Platform.BIRD: ("/etc/bird/bird.conf", "/run/bird"),
-    Platform.FRR: ("/etc/frr/frr.conf", "/var/run/frr"),
-}
-
 
 def from_inventory(fabric: Fabric) -> dict[str, Target]:
     """Targets of a real fleet: management addresses from the inventory, the user's keys."""
@@ -55,9 +40,9 @@ def from_inventory(fabric: Fabric) -> dict[str, Target]:
     for d in fabric.devices:
         if d.mgmt is None:
             continue
-        config, run = _DEFAULTS[d.platform]
+        paths = spec(d.platform).paths
         out[d.name] = Target(d.name, d.platform, d.mgmt.host, d.mgmt.port, d.mgmt.user, None,
-                             known, config, run, str(Path(config).parent), d.api_port)
+                             known, paths.config, paths.run, paths.confdir, d.api_port)
     return out
 
 

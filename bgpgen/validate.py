@@ -13,10 +13,11 @@ from typing import Any
 
 import jsonschema_rs
 
-from . import build, derive
+from . import assemble, derive
 from .errors import InventoryError
 from .loader import PathT, Source, format_path, load
-from .model import Fabric
+from .model import Fabric, Role
+from .platforms import by_inventory_name
 from .problems import Collector
 from .schema import inventory_schema
 
@@ -41,10 +42,16 @@ _HINTS = {
     "env": "an environment variable name such as BGPGEN_TOR_MD5",
     "password": "the name of an entry under secrets:, never the password itself",
     "peer_group": "a word of letters, digits, '-' and '_' starting with a letter",
-    "platform": "frr or gobgp (EOS, NX-OS, Junos and SONiC are not supported yet)",
-    "speaker": "gobgp or bird",
     "passive": "node, switch or none",
 }
+
+
+def _inventory_hints() -> dict[str, str]:
+    """The hints, with the platform names the registry knows."""
+    return {**_HINTS,
+            "platform": " or ".join(by_inventory_name(Role.SWITCH))
+            + " (other switch platforms are not supported yet)",
+            "speaker": " or ".join(by_inventory_name(Role.NODE))}
 
 
 @functools.cache
@@ -107,7 +114,7 @@ def check_schema(doc: dict[str, Any], source: Source, validator: Any = None,
             message = f"{_short(err.instance)} is not a valid {format_path(path[-1:]) or 'value'}"
             if isinstance(path[-1:][0] if path else None, int) and len(path) > 1:
                 message = f"{_short(err.instance)} is not a valid entry of {path[-2]}"
-        out.add(path, message, _hint(kind, path, err.message, hints or _HINTS))
+        out.add(path, message, _hint(kind, path, err.message, hints or _inventory_hints()))
     if len(errors) > MAX_SCHEMA_PROBLEMS:
         out.add((), f"{len(errors) - MAX_SCHEMA_PROBLEMS} more schema problems not shown",
                 "fix the ones above first")
@@ -119,7 +126,7 @@ def load_fabric(inventory: Path | str) -> Fabric:
     doc, source = load(inventory)
     check_schema(doc, source)
     out = Collector(source)
-    parts = build.build(doc, out)
+    parts = assemble.build(doc, out)
     out.raise_if_any()
     assert parts is not None
     fabric = derive.derive(parts, out)

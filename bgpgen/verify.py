@@ -1,205 +1,50 @@
 """Verify stage: read every peer (sessions and RIBs) and compare with what the model expects.
 
 Collection goes over the same SSH sessions as deploy (Nornir, in parallel); each daemon's output
-is normalised into :class:`DeviceView` (sessions and RIB entries). Expectations come from the
+is normalised by its platform module into a :class:`~bgpgen.state.DeviceState`. Expectations come from the
 model, never from the devices: every session Established on both ends; every expected route in
-the receiving RIB with the right next hop from the right peer; nothing nobody expects.
+the receiving RIB with the right next hop from the right peer; nothing nobody expects. What is
+wrong comes out as :class:`Finding` objects (device, peer, family, session, kind, message).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
 
-from .collect import ESTABLISHED, gobgp_state, parse_sessions, shell
-from .model import Fabric, Node, Platform, Route, Session
-from .targets import Target
-
-SEP = "@@bgpgen@@"
+from .model import Fabric, Node, Route, Session
+from .state import ESTABLISHED, DeviceState
 
 
-@dataclass(frozen=True, slots=True)
-class Peer:
-    address: str
-    state: str
-    uptime: float | None = None     #: seconds Established
-    hold: int | None = None         #: negotiated hold time
-    received: int | None = None
-    accepted: int | None = None
-    sent: int | None = None
+class FindingKind(StrEnum):
+    """What verify can find wrong. ``unreadable`` makes the run an error (exit 1); every other
+    kind is a finding about the fabric (exit 3)."""
+
+    SESSION_DOWN = "session_down"
+    MISSING = "missing"
+    WRONG_NEXT_HOP = "wrong_next_hop"
+    UNEXPECTED = "unexpected"
+    DAEMON_DOWN = "daemon_down"
+    UNREADABLE = "unreadable"
 
 
 @dataclass(frozen=True, slots=True)
-class RibEntry:
-    prefix: str
-    next_hop: str
-    peer: str        #: the address it came from; "" for a route the device originates
-    as_path: str = ""
+class Finding:
+    """One thing verify found wrong: where (device, peer, family, session) and what."""
 
-
-@dataclass(slots=True)
-class DeviceView:
+    kind: FindingKind
     device: str
-    peers: dict[str, Peer] = field(default_factory=dict)
-    rib: list[RibEntry] = field(default_factory=list)
-    error: str = ""      #: the device could not be read at all (SSH): verify cannot judge it
-    down: str = ""       #: reached, but the BGP daemon does not answer: a finding
+    message: str
+    peer: str = ""
+    family: str = ""
+    session: str = ""
 
-
-# --- collection commands and parsers, per platform ----------------------------------------------
-
-def command(t: Target, fabric: Fabric) -> str:
-    """One shell command that prints everything verify needs from a device, sections split."""
-    if t.platform in (Platform.GOBGP, Platform.GOBGP_RS):
-        g = ["gobgp", "-p", str(t.api_port), "-j"]
-        parts = [shell([*g, "neighbor"])]
-        parts += [shell([*g, "global", "rib", "-a", fam]) for fam in ("ipv4", "ipv6")]
-        if t.platform is Platform.GOBGP_RS:
-            for s in fabric.sessions_of(t.name):
-                parts.append(f"echo {shell([str(s.node_address)])}; " + shell(
-                    [*g, "neighbor", str(s.node_address), "adj-in", "-a", s.family]))
-        return f"; echo {SEP}; ".join(parts)
-    if t.platform is Platform.BIRD:
-        b = ["birdc", "-s", t.bird_socket]
-        return f"{shell([*b, 'show', 'protocols', 'all'])}; echo {SEP}; " \
-               f"{shell([*b, 'show', 'route', 'all'])}"
-    # One vtysh for the three commands: its JSON answers follow each other (split in _frr).
-    return shell(["vtysh", "--vty_socket", t.run, "-c", "show bgp summary json", "-c",
-                  "show bgp ipv4 unicast json", "-c", "show bgp ipv6 unicast json"])
-
-
-def _json_docs(text: str) -> list[str]:
-    """Consecutive JSON documents (what vtysh prints for several -c) as separate texts."""
-    dec = json.JSONDecoder()
-    docs, i = [], 0
-    while i < len(text):
-        while i < len(text) and text[i].isspace():
-            i += 1
-        if i >= len(text):
-            break
-        _, end = dec.raw_decode(text, i)
-        docs.append(text[i:end])
-        i = end
-    return docs
-
-
-def parse(t: Target, output: str, now: float | None = None) -> DeviceView:
-    parts = _json_docs(output) if t.platform is Platform.FRR else output.split(SEP + "\n")
-    view = DeviceView(t.name)
-    if t.platform in (Platform.GOBGP, Platform.GOBGP_RS):
-        _gobgp(view, parts, now or time.time())
-    elif t.platform is Platform.BIRD:
-        _bird(view, parts)
-    else:
-        _frr(view, parts)
-    return view
-
-
-def _gobgp(view: DeviceView, parts: list[str], now: float) -> None:
-    for n in json.loads(parts[0] or "[]") or []:
-        timers = n.get("timers", {}).get("state", {})
-        afs = [a.get("state", {}) for a in n.get("afi_safis", [])]
-        state = gobgp_state(n)
-        addr = n["conf"]["neighbor_address"]
-        up = timers.get("uptime", {}).get("seconds")
-        view.peers[addr] = Peer(
-            addr, state, now - up if up and state == ESTABLISHED else None,
-            timers.get("negotiated_hold_time"), sum(a.get("received", 0) for a in afs),
-            sum(a.get("accepted", 0) for a in afs), sum(a.get("advertised", 0) for a in afs))
-    for chunk in parts[1:3]:
-        view.rib += _gobgp_paths(json.loads(chunk or "{}") or {}, None)
-    for chunk in parts[3:]:
-        addr, _, body = chunk.partition("\n")
-        view.rib += _gobgp_paths(json.loads(body or "{}") or {}, addr.strip())
-
-
-def _gobgp_paths(data: dict[str, Any], peer: str | None) -> list[RibEntry]:
-    out = []
-    for prefix, paths in data.items():
-        for p in paths:
-            nh = next((a.get("nexthop", "") for a in p.get("attrs", [])
-                       if a.get("type") in (3, 14)), "")
-            asns = [str(x) for a in p.get("attrs", []) if a.get("type") == 2
-                    for seg in a.get("as_paths", []) for x in seg.get("asns", [])]
-            src = peer if peer is not None else p.get("neighbor-ip", "")
-            src = "" if src in ("<nil>", None) else src
-            out.append(RibEntry(prefix, "" if nh in ("0.0.0.0", "::") else nh, src,
-                                " ".join(asns)))
-    return out
-
-
-_BIRD_ROUTE = re.compile(r"^(\S+)?\s+(\w+) \[(\w+) [^\]]*\]")
-
-
-def _bird(view: DeviceView, parts: list[str]) -> None:
-    proto_peer: dict[str, str] = {}
-    name = None
-    for line in parts[0].splitlines():
-        cols = line.split()
-        if len(cols) >= 2 and cols[1] == "BGP":
-            name = cols[0]
-        elif line.strip().startswith("Neighbor address:") and name:
-            proto_peer[name] = line.split(":", 1)[1].strip()
-    counts: dict[str, dict[str, int]] = {}  # per protocol: hold, imported, exported
-    name = None
-    for line in parts[0].splitlines():
-        cols = line.split()
-        if len(cols) >= 2 and cols[1] == "BGP":
-            name = cols[0]
-        elif name and line.strip().startswith("Hold timer:") and "/" in line:
-            counts.setdefault(name, {})["hold"] = int(line.rsplit("/", 1)[1].split()[0])
-        elif name and line.strip().startswith("Routes:"):
-            found = re.findall(r"(\d+) (imported|exported)", line)
-            counts.setdefault(name, {}).update({k: int(v) for v, k in found})
-    by_addr = {addr: counts.get(proto, {}) for proto, addr in proto_peer.items()}
-    for addr, state in parse_sessions(Platform.BIRD, parts[0]).items():
-        c = by_addr.get(addr, {})
-        view.peers[addr] = Peer(addr, state, None, c.get("hold"), c.get("imported"),
-                                c.get("imported"), c.get("exported"))
-    prefix = None
-    entry: dict[str, str] | None = None
-
-    def flush() -> None:
-        if entry is not None:
-            view.rib.append(RibEntry(entry["prefix"], entry.get("nh", ""), entry["peer"],
-                                     entry.get("path", "")))
-    for line in (parts[1] if len(parts) > 1 else "").splitlines():
-        m = _BIRD_ROUTE.match(line)
-        if m and (m.group(1) or prefix):
-            flush()
-            prefix = m.group(1) or prefix
-            proto = m.group(3)
-            entry = {"prefix": prefix or "", "peer": proto_peer.get(proto, "")}
-        elif entry is not None and "BGP.next_hop:" in line:
-            entry["nh"] = line.split(":", 1)[1].split()[0]
-        elif entry is not None and "BGP.as_path:" in line:
-            entry["path"] = line.split(":", 1)[1].strip()
-    flush()
-
-
-def _frr(view: DeviceView, parts: list[str]) -> None:
-    summary = json.loads(parts[0] or "{}")
-    for af in summary.values():
-        if not isinstance(af, dict):
-            continue
-        for addr, v in (af.get("peers") or {}).items():
-            up = v.get("peerUptimeMsec")
-            view.peers[addr] = Peer(addr, v.get("state", "?"),
-                                    up / 1000 if up and v.get("state") == ESTABLISHED else None,
-                                    None, v.get("pfxRcd"), v.get("pfxRcd"), v.get("pfxSnt"))
-    for chunk in parts[1:3]:
-        data = json.loads(chunk or "{}")
-        for prefix, paths in (data.get("routes") or {}).items():
-            for p in paths:
-                nhs = [n["ip"] for n in p.get("nexthops", []) if n.get("scope") != "link-local"]
-                peer = p.get("peerId", "")
-                view.rib.append(RibEntry(prefix, nhs[0] if nhs else "",
-                                         "" if peer in ("(unspec)", "0.0.0.0", "::") else peer,
-                                         p.get("path", "")))
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": str(self.kind), "device": self.device, "peer": self.peer,
+                "family": self.family, "session": self.session, "message": self.message}
 
 
 # --- expectations -------------------------------------------------------------------------------
@@ -226,33 +71,49 @@ class SessionRow:
 
 
 @dataclass(slots=True)
-class Report:
+class VerifyReport:
     rows: list[SessionRow]
-    problems: list[str]
-    errors: list[str]
+    findings: list[Finding]
     routes_expected: int
     routes_ok: int
-    implicated: set[str] = field(default_factory=set)  #: devices some failed check involves
+    chosen: set[str] = field(default_factory=set)  #: the devices judged
+
+    @property
+    def errors(self) -> list[Finding]:
+        """Devices that could not be read at all."""
+        return [f for f in self.findings if f.kind is FindingKind.UNREADABLE]
+
+    @property
+    def problems(self) -> list[Finding]:
+        """Findings about the fabric."""
+        return [f for f in self.findings if f.kind is not FindingKind.UNREADABLE]
+
+    @property
+    def implicated(self) -> set[str]:
+        """Devices some failed check involves (read again by :func:`wait`)."""
+        found = {f.device for f in self.findings}
+        found |= {end for row in self.rows if not row.ok for end in (row.switch, row.node)}
+        return found & self.chosen
 
     @property
     def ok(self) -> bool:
-        return not self.problems and not self.errors and all(r.ok for r in self.rows)
+        return not self.findings and all(r.ok for r in self.rows)
 
     @property
     def exit(self) -> int:
         return 1 if self.errors else (0 if self.ok else 3)
 
 
-def _state(view: DeviceView | None, peer: Peer | None) -> str:
-    if peer is not None:
-        return peer.state
+def _state(view: DeviceState | None, peer: str) -> str:
     if view is None or view.error:
         return "unread"
+    if peer in view.peers:
+        return view.peers[peer].state
     return "daemon down" if view.down else "not configured"
 
 
-def evaluate(fabric: Fabric, views: Mapping[str, DeviceView],
-             devices: set[str] | None = None, pending: set[str] | None = None) -> Report:
+def evaluate(fabric: Fabric, views: Mapping[str, DeviceState],
+             devices: set[str] | None = None, pending: set[str] | None = None) -> VerifyReport:
     """Compare what the devices hold with what the model expects.
 
     ``pending``: devices that have not received their new config yet (a later batch of a
@@ -264,38 +125,32 @@ def evaluate(fabric: Fabric, views: Mapping[str, DeviceView],
     for r in fabric.routes:
         by_session.setdefault(r.session, []).append(r)
     sessions = [s for s in fabric.sessions if s.node in chosen or s.switch in chosen]
-    rows = [_row(s, views, by_session.get(s.id, []), pending) for s in sessions]
-    row_of: dict[tuple[str, str], SessionRow] = {}
+    findings: list[Finding] = []
+    rows = [_row(s, views, by_session.get(s.id, []), pending, findings) for s in sessions]
+    row_of: dict[tuple[str, str], tuple[SessionRow, Session]] = {}
     for row, s in zip(rows, sessions):
-        row_of[(s.switch, str(s.node_address))] = row
-        row_of[(s.node, str(s.switch_address))] = row
-    stray = _unexpected(fabric, views, chosen - pending, row_of, pending)
-    problems = [f"unexpected route: {text}" for text in stray]
-    problems += [f"{v.device}: BGP daemon not answering: {v.down}" for v in views.values()
-                 if v.down and v.device in chosen]
-    for row in rows:
-        for what, items in (("missing", row.missing), ("wrong next hop", row.wrong_next_hop),
-                            ("unexpected", row.unexpected)):
-            problems += [f"{what}: {x} (session {row.id})" for x in items]
-        for end, state in ((row.switch, row.switch_state), (row.node, row.node_state)):
-            if state != ESTABLISHED:
-                problems.append(f"session {row.id} is {state} on {end}")
-    implicated = {v.device for v in views.values() if v.error or v.down}
-    implicated |= {end for row in rows if not row.ok for end in (row.switch, row.node)}
-    implicated |= {text.split(" on ", 1)[1].split()[0] for text in stray}
-    return Report(rows, problems, [f"{v.device}: {v.error}" for v in views.values() if v.error],
-                  sum(r.expected for r in rows), sum(r.received for r in rows),
-                  implicated & chosen)
+        row_of[(s.switch, str(s.node_address))] = (row, s)
+        row_of[(s.node, str(s.switch_address))] = (row, s)
+    findings += _unexpected(fabric, views, chosen - pending, row_of, pending)
+    for v in views.values():
+        if v.device not in chosen:
+            continue
+        if v.error:
+            findings.append(Finding(FindingKind.UNREADABLE, v.device, f"{v.device}: {v.error}"))
+        elif v.down:
+            findings.append(Finding(FindingKind.DAEMON_DOWN, v.device,
+                                    f"{v.device}: BGP daemon not answering: {v.down}"))
+    return VerifyReport(rows, findings, sum(r.expected for r in rows),
+                        sum(r.received for r in rows), chosen)
 
 
-def _row(s: Session, views: Mapping[str, DeviceView], routes: list[Route],
-         pending: set[str]) -> SessionRow:
+def _row(s: Session, views: Mapping[str, DeviceState], routes: list[Route],
+         pending: set[str], findings: list[Finding]) -> SessionRow:
     """One session: both ends' states, and the routes it should carry, found or not."""
     sw, nd = views.get(s.switch), views.get(s.node)
     sp = sw.peers.get(str(s.node_address)) if sw else None
-    np_ = nd.peers.get(str(s.switch_address)) if nd else None
-    row = SessionRow(s.id, s.switch, s.node, s.family, _state(sw, sp), _state(nd, np_),
-                     sp.uptime if sp else None, 0, 0)
+    row = SessionRow(s.id, s.switch, s.node, s.family, _state(sw, str(s.node_address)),
+                     _state(nd, str(s.switch_address)), sp.uptime if sp else None, 0, 0)
     for r in routes:
         holder = views.get(r.seen_by)
         if r.origin in pending or holder is None or holder.error:
@@ -305,22 +160,35 @@ def _row(s: Session, views: Mapping[str, DeviceView], routes: list[Route],
         peer = str(s.node_address) if r.seen_by == s.switch else str(s.switch_address)
         found = [e for e in holder.rib if e.prefix == str(r.prefix) and e.peer == peer]
         if not found:
-            row.missing.append(f"{r.prefix} from {r.origin} on {r.seen_by}")
+            text = f"{r.prefix} from {r.origin} on {r.seen_by}"
+            row.missing.append(text)
+            findings.append(Finding(FindingKind.MISSING, r.seen_by,
+                                    f"missing: {text} (session {s.id})", peer, s.family, s.id))
         elif not any(e.next_hop == str(r.next_hop) for e in found):
-            row.wrong_next_hop.append(f"{r.prefix} on {r.seen_by}: next hop "
-                                      f"{found[0].next_hop}, expected {r.next_hop}")
+            text = f"{r.prefix} on {r.seen_by}: next hop {found[0].next_hop}, expected " \
+                   f"{r.next_hop}"
+            row.wrong_next_hop.append(text)
+            findings.append(Finding(FindingKind.WRONG_NEXT_HOP, r.seen_by,
+                                    f"wrong next hop: {text} (session {s.id})", peer, s.family,
+                                    s.id))
         else:
             row.received += 1
+    for end, addr, state in ((s.switch, str(s.node_address), row.switch_state),
+                             (s.node, str(s.switch_address), row.node_state)):
+        if state != ESTABLISHED:
+            findings.append(Finding(FindingKind.SESSION_DOWN, end,
+                                    f"session {s.id} is {state} on {end}", addr, s.family, s.id))
     return row
 
 
-def _unexpected(fabric: Fabric, views: Mapping[str, DeviceView], judged: set[str],
-                row_of: dict[tuple[str, str], SessionRow], pending: set[str]) -> list[str]:
-    """RIB entries nobody expects: filed under their session's row, or returned."""
+def _unexpected(fabric: Fabric, views: Mapping[str, DeviceState], judged: set[str],
+                row_of: dict[tuple[str, str], tuple[SessionRow, Session]],
+                pending: set[str]) -> list[Finding]:
+    """RIB entries nobody expects (also filed under their session's row)."""
     expected_at: dict[str, set[str]] = {}
     for r in fabric.routes:
         expected_at.setdefault(r.seen_by, set()).add(str(r.prefix))
-    stray = []
+    stray: list[Finding] = []
     for name in sorted(judged):
         view = views.get(name)
         if view is None or view.error:
@@ -333,15 +201,21 @@ def _unexpected(fabric: Fabric, views: Mapping[str, DeviceView], judged: set[str
             if e.prefix in wanted or (e.peer == "" and e.prefix in own):
                 continue
             text = f"{e.prefix} on {name}" + (f" from {e.peer}" if e.peer else " (originated there)")
-            row = row_of.get((name, e.peer))
-            if row is None:
-                stray.append(text)
-            elif row.node not in pending and row.switch not in pending:
+            family = "ipv6" if ":" in e.prefix else "ipv4"
+            hit = row_of.get((name, e.peer))
+            if hit is None:
+                stray.append(Finding(FindingKind.UNEXPECTED, name, f"unexpected route: {text}",
+                                     e.peer, family))
+            elif hit[0].node not in pending and hit[0].switch not in pending:
+                row, s = hit
                 row.unexpected.append(text)
+                stray.append(Finding(FindingKind.UNEXPECTED, name,
+                                     f"unexpected: {text} (session {s.id})", e.peer, s.family,
+                                     s.id))
     return stray
 
 
-def format_table(report: Report) -> list[list[str]]:
+def format_table(report: VerifyReport) -> list[list[str]]:
     out = []
     for r in report.rows:
         up = f"{r.uptime:.0f}s" if r.uptime is not None else "-"
@@ -351,7 +225,7 @@ def format_table(report: Report) -> list[list[str]]:
     return out
 
 
-def summary(report: Report) -> str:
+def summary(report: VerifyReport) -> str:
     both = sum(1 for r in report.rows if r.switch_state == ESTABLISHED == r.node_state)
     return (f"Verify: {both}/{len(report.rows)} sessions Established on both ends, "
             f"{report.routes_ok}/{report.routes_expected} expected routes in place, "
@@ -359,10 +233,12 @@ def summary(report: Report) -> str:
                                                   if report.errors else "") + ".")
 
 
-def as_json(report: Report) -> str:
-    return json.dumps({"format": 1, "ok": report.ok, "exit": report.exit,
-                       "summary": summary(report), "problems": report.problems,
-                       "errors": report.errors,
+def as_json(report: VerifyReport) -> str:
+    return json.dumps({"format": 2, "ok": report.ok, "exit": report.exit,
+                       "summary": summary(report),
+                       "findings": [f.as_dict() for f in report.findings],
+                       "problems": [f.message for f in report.problems],
+                       "errors": [f.message for f in report.errors],
                        "sessions": [{"id": r.id, "switch": r.switch, "node": r.node,
                                      "family": r.family, "switch_state": r.switch_state,
                                      "node_state": r.node_state, "uptime": r.uptime,
@@ -372,11 +248,11 @@ def as_json(report: Report) -> str:
                       indent=1) + "\n"
 
 
-Collector = Callable[[set[str] | None], dict[str, DeviceView]]
+Collector = Callable[[set[str] | None], dict[str, DeviceState]]
 
 
 def wait(fabric: Fabric, collect: Collector, seconds: float,
-         devices: set[str] | None = None, pending: set[str] | None = None) -> Report:
+         devices: set[str] | None = None, pending: set[str] | None = None) -> VerifyReport:
     """Collect and evaluate until everything holds or ``seconds`` pass.
 
     The first round reads every device; later rounds read again only the devices that some

@@ -140,7 +140,7 @@ def _override(tmp_path: Path, platform: str, old: str, new: str) -> Path:
     d = tmp_path / "templates"
     (d / platform).mkdir(parents=True, exist_ok=True)
     name = {"bird": "bird.conf.j2", "frr": "frr.conf.j2", "gobgp": "gobgpd.toml.j2"}[platform]
-    text = (ROOT / "bgpgen" / "templates" / platform / name).read_text()
+    text = (ROOT / "templates" / platform / name).read_text()
     assert old in text
     (d / platform / name).write_text(text.replace(old, new))
     return d

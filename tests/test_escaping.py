@@ -66,8 +66,9 @@ def test_names_cannot_escape_symbols(name: str) -> None:
 
 def test_bird_protocol_text_is_parsed() -> None:
     """The BIRD parser on text as birdc 2.0.12 prints it (no JSON in BIRD)."""
+    from bgpgen.platforms import spec
+    from bgpgen.platforms.bird import SEP
     from bgpgen.targets import Target
-    from bgpgen.verify import SEP, parse
     t = Target("n", Platform.BIRD, "h", 22, "root", None, "kh", "/c", "/r", "/", 0)
     protocols = """BIRD 2.0.12 ready.
 Name       Proto      Table      State  Since         Info
@@ -92,7 +93,7 @@ Table master4:
 10.244.2.0/24        blackhole [bgpgen_own_ipv4 11:39:06.000] * (200)
 \tType: static univ
 """
-    view = parse(t, protocols + SEP + "\n" + routes)
+    view = spec(Platform.BIRD).state.parse(t, protocols + SEP + "\n" + routes, 0.0)
     assert view.peers["198.18.11.1"].state == "Established"
     assert (view.peers["198.18.11.1"].hold, view.peers["198.18.11.1"].received,
             view.peers["198.18.11.1"].sent) == (9, 1, 2)

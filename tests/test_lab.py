@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bgpgen import lab, load_fabric
-from bgpgen.lab.plan import LabError
+from bgpgen.lab.layout import LabError
 
 from .conftest import EXAMPLES, ROOT, Run, require_lab_environment
 from .lab_helpers import assert_clean, gobgp_json, snapshot, vtysh_json, wait_for
@@ -125,7 +125,7 @@ def test_daemon_dying_at_start_is_reported_and_rolled_back(lab_name: str, tmp_pa
     before = snapshot()
     over = tmp_path / "gobgp"
     over.mkdir()
-    good = (ROOT / "bgpgen" / "templates" / "gobgp" / "gobgpd.toml.j2").read_text()
+    good = (ROOT / "templates" / "gobgp" / "gobgpd.toml.j2").read_text()
     (over / "gobgpd.toml.j2").write_text(good.replace("port = {{ device.bgp_port }}",
                                                       "port = {{ device.bgp_port }}\n  bogus = 1"))
     with pytest.raises(LabError) as info:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bgpgen import lab, load_fabric
+from bgpgen.lab import _in_ns
 
 from .conftest import EXAMPLES, ROOT, SECRET, Run, require_lab_environment, unique_lab_name
 from .lab_helpers import wait_for
@@ -114,7 +115,7 @@ def test_rollout_runs_batches_in_order(rendered_lab: str, cli: Callable[..., Run
     wait_for(lambda: cli("verify", "--lab", name).code == 0, 30, "the lab converged")
     before = _mtimes(name)
     code, out = _run(cli, str(PLAYBOOKS / "rollout.yaml"), "-i", str(inv), "--lab", name)
-    assert code == 0 and out["ok"], out
+    assert code == 0 and out["ok"], out["batches"][0]["failed"]
     batches = out["batches"]
     assert [(b["play"], b["batch"]) for b in batches] == [
         ("switches", 1), ("switches", 2), ("nodes", 1), ("nodes", 2)]
@@ -139,7 +140,7 @@ def test_failed_gate_restores_the_batch_and_stops(rendered_lab: str, cli: Callab
     inv = _inventory(tmp_path, *BOTH_RACKS, ("[10.244.21.0/24,", "[10.244.121.0/24,"))
     tpl = tmp_path / "t" / "gobgp"
     tpl.mkdir(parents=True)
-    text = (ROOT / "bgpgen" / "templates" / "gobgp" / "gobgpd.toml.j2").read_text()
+    text = (ROOT / "templates" / "gobgp" / "gobgpd.toml.j2").read_text()
     old = "  port = {{ device.bgp_port }}\n"
     (tpl / "gobgpd.toml.j2").write_text(text.replace(
         old, old + "{% if device.name == 'node-r2-03' %}\n  bogus = 1\n{% endif %}\n"))
@@ -173,3 +174,26 @@ def test_check_changes_nothing(rendered_lab: str, cli: Callable[..., Run],
     assert after[0] == before[0]
     pids = {d: [p["pid"] for p in v["processes"]] for d, v in before[1].items()}
     assert {d: [p["pid"] for p in v["processes"]] for d, v in after[1].items()} == pids
+
+
+def test_a_play_that_starts_with_drain(rendered_lab: str, cli: Callable[..., Run],
+                                       tmp_path: Path) -> None:
+    """drain / undrain as a play's first step: graceful shutdown on the switch's router bgp,
+    sessions and routes still verified, and off again."""
+    name = rendered_lab
+    entry = lab.overlay(name)["devices"]["tor-r1-a"]
+
+    def running() -> str:
+        return _in_ns(entry["netns"], ["vtysh", "--vty_socket", entry["run"], "-c",
+                                       "show running-config"]).stdout
+    wait_for(lambda: cli("verify", "--lab", name).code == 0, 30, "the lab converged")
+    assert "bgp graceful-shutdown" not in running()
+    for step, present in (("drain", True), ("undrain", False)):
+        pb = tmp_path / f"{step}.yaml"
+        pb.write_text(f"name: {step}\nplays:\n  - name: {step} tor-r1-a\n"
+                      f"    select: {{names: [tor-r1-a]}}\n"
+                      f"    steps: [{step}, {{verify: {{wait: 30}}}}]\n")
+        code, out = _run(cli, str(pb), "--lab", name)
+        assert code == 0 and out["ok"], out["batches"][0]["failed"]
+        assert out["batches"][0]["steps"] == [step, "verify"]
+        assert ("bgp graceful-shutdown" in running()) is present, step

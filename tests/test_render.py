@@ -41,7 +41,7 @@ def test_check_failure_names_device_and_writes_nothing(tmp_path: Path, secret_en
     require("bird")
     over = tmp_path / "templates" / "bird"
     over.mkdir(parents=True)
-    good = (ROOT / "bgpgen" / "templates" / "bird" / "bird.conf.j2").read_text()
+    good = (ROOT / "templates" / "bird" / "bird.conf.j2").read_text()
     (over / "bird.conf.j2").write_text(good.replace("hold time", "hold tiem"))
     out = tmp_path / "build"
     r = cli("render", "-o", str(out), "--check", "--templates", str(tmp_path / "templates"))
@@ -62,7 +62,7 @@ def test_failed_check_keeps_the_previous_build(tmp_path: Path, secret_env: str,
     before = _files(out)
     over = tmp_path / "t" / "gobgp"
     over.mkdir(parents=True)
-    good = (ROOT / "bgpgen" / "templates" / "gobgp" / "gobgpd.toml.j2").read_text()
+    good = (ROOT / "templates" / "gobgp" / "gobgpd.toml.j2").read_text()
     (over / "gobgpd.toml.j2").write_text(good.replace("peer-as =", "peer-asn ="))
     r = cli("render", "-o", str(out), "--check", "--templates", str(tmp_path / "t"))
     assert r.code == 1 and "gobgpd rejects it" in r.err and "peer-asn" in r.err

@@ -139,6 +139,15 @@ FAULTS: dict[str, tuple[Callable[[str], None], list[str]]] = {
 }
 
 
+#: per fault, a finding object verify's JSON must hold: kind, device, peer, family
+FINDINGS = {
+    "pod-cidr-withdrawn": ("missing", "tor-r1-a", "198.18.11.101", "ipv4"),
+    "bird-daemon-stopped": ("daemon_down", "node-r1-02", "", ""),
+    "unexpected-prefix": ("unexpected", "tor-r2-a", "", "ipv4"),
+    "next-hop-rewritten": ("wrong_next_hop", "tor-r1-a", "198.18.11.103", "ipv4"),
+}
+
+
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_negative_case(fault: str, lab_name: str, cli: Callable[..., Run]) -> None:
     fabric = load_fabric(EXAMPLES["dc1"])
@@ -156,6 +165,11 @@ def test_negative_case(fault: str, lab_name: str, cli: Callable[..., Run]) -> No
     if fault == "bird-daemon-stopped":  # down on the switches, read from the switches
         rows = [r for r in rep["sessions"] if r["node"] == "node-r1-02"]
         assert rows and all(r["switch_state"] != "Established" for r in rows)
+    kind, device, peer, family = FINDINGS[fault]
+    assert all(set(f) == {"kind", "device", "peer", "family", "session", "message"}
+               for f in rep["findings"]), rep["findings"]
+    assert any(f["kind"] == kind and f["device"] == device and f["peer"] == peer
+               and f["family"] == family for f in rep["findings"]), rep["findings"]
     others = [p for p in rep["problems"] if not any(e in p for e in expected)
               and "node-r1-02" not in p]
     if fault != "bird-daemon-stopped":
@@ -199,7 +213,7 @@ def test_deploy_verify_confirms_or_rolls_back(lab_name: str, cli: Callable[..., 
     # next hop of what the nodes announce. Only the fabric's verify can see it.
     tpl = Path(tmp_path) / "t" / "frr"
     tpl.mkdir(parents=True)
-    text = (ROOT / "bgpgen" / "templates" / "frr" / "frr.conf.j2").read_text()
+    text = (ROOT / "templates" / "frr" / "frr.conf.j2").read_text()
     old = ' match {{ "ip" if fam == "ipv4" else "ipv6" }} address prefix-list ' \
           '{{ n.prefix_list[fam] }}\n'
     assert old in text

@@ -22,16 +22,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..collect import parse_sessions, sessions_command
+from ..artifacts import Build
 from ..errors import Problem
 from ..model import Fabric, Platform
 from ..netutil import Tagged, overlaps, parse_network
-from ..render import Build, render
+from ..platforms import spec
+from ..platforms.base import LabDirs
+from ..render import render
 from ..secrets import fill, resolve_all
 from . import daemons, netns
-from .daemons import CLI_PORT, DevicePaths, Post, Proc
+from .daemons import Post, Proc
+from .layout import LabError, LabLayout, check_name, layout, netns_name, tag_of
 from .nsenter import preexec
-from .plan import LabError, LabPlan, check_name, netns_name, plan, tag_of
 from .supervisor import starttime
 
 DEFAULT_NAME = "lab"
@@ -97,44 +99,34 @@ def _ssh_keys(d: Path) -> None:
     shutil.copy(ssh / "id_ed25519.pub", ssh / "authorized_keys")
 
 
-def _device_files(p: LabPlan, fabric: Fabric, d: Path, build: Build | None,
+def _device_files(p: LabLayout, fabric: Fabric, d: Path, build: Build | None,
                   values: Mapping[str, str]) -> tuple[list[Proc], list[Post]]:
     procs: list[Proc] = []
     post: list[Post] = []
-    texts = {(a.device, a.name): a for a in build.artifacts} if build else {}
     for dev in p.devices:
         device = fabric.device(dev.name)
-        paths = DevicePaths(str(d / "dev" / dev.name))
-        Path(paths.root).mkdir(parents=True, mode=0o711)
-        for sub in ("etc", "run", "log"):
-            Path(paths.root, sub).mkdir(mode=0o750)
-        cfg = Path(paths.config(dev.platform))
-        art = texts.get((dev.name, cfg.name))
-        text = fill(art.text, values) if art else daemons.bootstrap(device)
-        cfg.write_text(text)
+        lab = spec(device.platform).lab
+        dirs = LabDirs(str(d / "dev" / dev.name))
+        Path(dirs.root).mkdir(parents=True, mode=0o711)
+        for sub in (dirs.etc, dirs.run, dirs.log):
+            Path(sub).mkdir(mode=0o750)
+        files = build.files_of(dev.name) if build else {}
+        cfg = Path(daemons.config_path(dirs, device))
+        art = files.get(cfg.name)
+        cfg.write_text(fill(art.text, values) if art else lab.bootstrap(device))
         cfg.chmod(0o600 if art and art.secrets else 0o640)
-        Path(paths.etc, "sshd_config").write_text(daemons.sshd_config(dev, paths, str(d)))
-        if dev.platform is Platform.FRR:
-            Path(paths.etc, "vtysh.conf").write_text("service integrated-vtysh-config\n")
-            script = Path(paths.etc, "cli.sh")
-            script.write_text(daemons.cli_script(paths))
-            script.chmod(0o755)
-            for sub in ("etc", "run", "log"):
-                shutil.chown(Path(paths.root, sub), "frr", "frr")
-            for f in Path(paths.etc).iterdir():
+        Path(dirs.etc, "sshd_config").write_text(daemons.sshd_config(dev, device, dirs, str(d)))
+        post += [Post(dev.name, dev.netns, list(argv))
+                 for argv in lab.prepare(device, dirs, files)]
+        if Path(dirs.etc, "cli.sh").exists():
+            Path(dirs.etc, "cli.sh").chmod(0o755)
+        if lab.user is not None:  # the daemons run as this user: give them their files
+            for sub in (dirs.etc, dirs.run, dirs.log):
+                shutil.chown(sub, lab.user, lab.user)
+            for f in Path(dirs.etc).iterdir():
                 if f.name not in ("sshd_config", "cli.sh"):
-                    shutil.chown(f, "frr", "frr")
-            post.append(Post(dev.name, dev.netns, ["vtysh", "--vty_socket", paths.run,
-                                                   "--config_dir", paths.etc, "-b"]))
-        orig = texts.get((dev.name, "originate.json"))
-        if orig is not None:
-            Path(paths.etc, "originate.json").write_text(orig.text)
-            for e in json.loads(orig.text)["originate"]:
-                argv = ["gobgp", "-p", str(dev.api_port), "global", "rib", "add", "-a", e["family"],
-                        e["prefix"]]
-                argv += ["nexthop", e["next_hop"]] if "next_hop" in e else []
-                post.append(Post(dev.name, dev.netns, [*argv, "origin", "igp"]))
-        procs += daemons.processes(dev, device, paths, str(d))
+                    shutil.chown(f, lab.user, lab.user)
+        procs += daemons.processes(dev, device, dirs)
     return procs, post
 
 
@@ -157,7 +149,7 @@ def up(fabric: Fabric, name: str = DEFAULT_NAME, mgmt_net: str = DEFAULT_MGMT,
     netns.check_range(mgmt_net)
     build = render(fabric, templates) if render_configs else None
     values = resolve_all(build.secrets) if build else {}
-    p = plan(fabric, name, mgmt_net)
+    p = layout(fabric, name, mgmt_net)
     d.mkdir(parents=True, mode=0o711)  # daemons running as frr must traverse it
     state: dict[str, Any] = {"name": name, "tag": p.tag, "status": "creating", "namespaces": list(p.namespaces),
              "root_links": [p.bridge, *(v for _, v in p.mgmt_links)], "mgmt_net": mgmt_net,
@@ -176,7 +168,7 @@ def up(fabric: Fabric, name: str = DEFAULT_NAME, mgmt_net: str = DEFAULT_MGMT,
         state.update(supervisor=sup.pid, supervisor_start=starttime(sup.pid))
         _write(d / "state.json", state)
         _wait_ready(d, sup)
-        info = overlay_for(p, d)
+        info = overlay_for(p, fabric, d)
         _write(d / "overlay.json", info)
         state["status"] = "up"
         _write(d / "state.json", state)
@@ -204,23 +196,27 @@ def _wait_ready(d: Path, sup: subprocess.Popen[bytes]) -> None:
                            "see bgpgen lab status; the lab was removed"))
 
 
-def overlay_for(p: LabPlan, d: Path) -> dict[str, Any]:
+def overlay_for(p: LabLayout, fabric: Fabric, d: Path) -> dict[str, Any]:
     """Per device: how to reach it (host, port, user, key, known_hosts) and where its files are."""
     devices = {}
+    lines = []
+    hostkey = (d / "ssh" / "host_ed25519.pub").read_text().split()
     for dev in p.devices:
-        paths = DevicePaths(str(d / "dev" / dev.name))
+        device = fabric.device(dev.name)
+        dirs = LabDirs(str(d / "dev" / dev.name))
         entry: dict[str, Any] = {
             "host": dev.mgmt_ip, "port": dev.ssh_port, "user": "root",
             "key": str(d / "ssh" / "id_ed25519"), "known_hosts": str(d / "known_hosts"),
-            "netns": dev.netns, "platform": dev.platform.value, "root": paths.root,
-            "config": paths.config(dev.platform), "run": paths.run, "api_port": dev.api_port}
-        if dev.platform is Platform.FRR:
-            entry["cli_port"] = CLI_PORT
+            "netns": dev.netns, "platform": dev.platform.value, "root": dirs.root,
+            "config": daemons.config_path(dirs, device), "run": dirs.run,
+            "api_port": dev.api_port}
+        cli_port = spec(device.platform).lab.cli_port
+        ports = [dev.ssh_port]
+        if cli_port is not None:
+            entry["cli_port"] = cli_port
+            ports.append(cli_port)
         devices[dev.name] = entry
-    hostkey = (d / "ssh" / "host_ed25519.pub").read_text().split()
-    lines = []
-    for dev in p.devices:
-        for port in (dev.ssh_port, CLI_PORT) if dev.platform is Platform.FRR else (dev.ssh_port,):
+        for port in ports:
             host = dev.mgmt_ip if port == 22 else f"[{dev.mgmt_ip}]:{port}"
             lines.append(f"{host} {hostkey[0]} {hostkey[1]}")
     (d / "known_hosts").write_text("\n".join(lines) + "\n")
@@ -290,9 +286,20 @@ def sessions(name: str = DEFAULT_NAME) -> dict[str, dict[str, str]]:
 
 
 def read_sessions(e: Mapping[str, Any]) -> dict[str, str]:
+    """Peer -> state, read from the device's daemon inside its namespace (what ``lab status``
+    shows); a daemon that is down or answers garbage gives no sessions."""
+    from ..targets import Target
     platform = Platform(e["platform"])
-    r = _in_ns(e["netns"], sessions_command(platform, e["api_port"], e["run"]))
-    return parse_sessions(platform, r.stdout)
+    reader = spec(platform).state
+    t = Target(e.get("name", "?"), platform, e["host"], e["port"], e["user"], e["key"],
+               e["known_hosts"], e["config"], e["run"], str(Path(e["config"]).parent),
+               e["api_port"], lab=True)
+    r = subprocess.run(["sh", "-c", reader.sessions_command(t)], capture_output=True, text=True,
+                       timeout=10, preexec_fn=preexec(e["netns"]), stdin=subprocess.DEVNULL)
+    try:
+        return reader.parse_sessions(r.stdout) if r.returncode == 0 else {}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def exec_in(name: str, device: str, argv: list[str]) -> int:

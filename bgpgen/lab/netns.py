@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import Problem
 from .nsenter import sysctl
-from .plan import LabError, LabPlan
+from .layout import LabError, LabLayout
 
 
 def _batch(lines: list[str], netns: str | None = None, force: bool = False) -> str:
@@ -55,42 +55,42 @@ def check_range(mgmt_net: str) -> None:
                                    "203.0.113.0/24"))
 
 
-def create(plan: LabPlan) -> None:
-    """Create every namespace, bridge and link of the plan."""
-    prefix = ipaddress.ip_network(plan.mgmt_net).prefixlen
-    root = [f"link add {plan.bridge} type bridge",
-            f"addr add {plan.gateway}/{prefix} dev {plan.bridge}",
-            f"link set {plan.bridge} up"]
-    _batch(root + [f"netns add {ns}" for ns in plan.namespaces])
+def create(layout: LabLayout) -> None:
+    """Create every namespace, bridge and link of the layout."""
+    prefix = ipaddress.ip_network(layout.mgmt_net).prefixlen
+    root = [f"link add {layout.bridge} type bridge",
+            f"addr add {layout.gateway}/{prefix} dev {layout.bridge}",
+            f"link set {layout.bridge} up"]
+    _batch(root + [f"netns add {ns}" for ns in layout.namespaces])
     # No duplicate address detection in the lab: addresses (link-local ones included, which
     # IPv6 next hops need) are usable at once instead of after a second or two.
-    for ns in plan.namespaces:
+    for ns in layout.namespaces:
         sysctl(ns, {"net/ipv6/conf/all/accept_dad": "0", "net/ipv6/conf/default/accept_dad": "0"})
     root = []
-    for ns, veth in plan.mgmt_links:
+    for ns, veth in layout.mgmt_links:
         root += [f"link add {veth} type veth peer name mgmt0 netns {ns}",
-                 f"link set {veth} master {plan.bridge}", f"link set {veth} up"]
-    by_name = {d.name: d for d in plan.devices}
-    for link in plan.links:
+                 f"link set {veth} master {layout.bridge}", f"link set {veth} up"]
+    by_name = {d.name: d for d in layout.devices}
+    for link in layout.links:
         root.append(f"link add {link.node_if} netns {by_name[link.node].netns} type veth "
                     f"peer name {link.switch_if} netns {by_name[link.switch].netns}")
     _batch(root)
-    inner: dict[str, list[str]] = {ns: ["link set lo up"] for ns in plan.namespaces}
-    for d in plan.devices:
+    inner: dict[str, list[str]] = {ns: ["link set lo up"] for ns in layout.namespaces}
+    for d in layout.devices:
         inner[d.netns].append(f"addr add {d.mgmt_ip}/{prefix} dev mgmt0")
         if d.fabric_addrs:
             inner[d.netns] += ["link add fabric type bridge"]
             inner[d.netns] += [f"addr add {a} dev fabric{_v6(a)}" for a in d.fabric_addrs]
             inner[d.netns] += ["link set fabric up"]
-    for ns in plan.namespaces:
+    for ns in layout.namespaces:
         inner[ns].append("link set mgmt0 up")
-    for link in plan.links:
+    for link in layout.links:
         sw, node = by_name[link.switch].netns, by_name[link.node].netns
         inner[sw] += [f"link set {link.switch_if} master fabric", f"link set {link.switch_if} up"]
         inner[node] += [f"addr add {a} dev {link.node_if}{_v6(a)}" for a in link.node_addrs]
         inner[node].append(f"link set {link.node_if} up")
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda ns: _batch(inner[ns], ns), plan.namespaces))
+        list(pool.map(lambda ns: _batch(inner[ns], ns), layout.namespaces))
 
 
 def netns_pids(spaces: list[str]) -> list[int]:

@@ -1,4 +1,4 @@
-"""Model stage, part one: turn the schema-valid document into typed objects, checking values.
+"""Model stage, part one (assembling the model): turn the schema-valid document into typed objects, checking values.
 
 Every value that a schema cannot judge is checked here: prefixes are network addresses, ASNs are
 in range and not reserved, references resolve, names and addresses are unique, timers make sense,
@@ -12,8 +12,9 @@ from typing import Any
 
 from . import asn as asnlib
 from .loader import PathT
-from .model import (Cluster, Device, Mgmt, Node, Platform, Profile, Role, SecretRef, Switch,
+from .model import (Cluster, Device, Mgmt, Node, Profile, Role, SecretRef, Switch,
                     Timers, VipPool)
+from .platforms import by_inventory_name
 from .netutil import (Address, Interface, Network, Tagged, overlaps, parse_address,
                       parse_interface, parse_network, span)
 from .problems import Collector
@@ -246,7 +247,7 @@ def _switch(i: int, raw: dict[str, Any], mgmt_defaults: dict[str, Any],
             refs: _Refs) -> Switch | None:
     path: PathT = ("switches", i)
     ifaces = _interfaces(refs.out, (*path, "peering"), raw["peering"])
-    platform = Platform.FRR if raw["platform"] == "frr" else Platform.GOBGP_RS
+    platform = by_inventory_name(Role.SWITCH)[raw["platform"]]  # the schema allows no other
     return Switch(
         name=raw["name"], role=Role.SWITCH, platform=platform,
         asn=_asn(refs.out, (*path, "asn"), raw["asn"]),
@@ -288,9 +289,11 @@ def _node(i: int, raw: dict[str, Any], groups: dict[str, tuple[int, dict[str, An
     def pick(key: str) -> Any:
         return raw.get(key, group.get(key))
 
+    speakers = by_inventory_name(Role.NODE)
     speaker = pick("speaker")
     if speaker is None:
-        out.add((*path, "speaker"), "no BGP speaker", "set speaker: gobgp or bird, here or in its group")
+        out.add((*path, "speaker"), "no BGP speaker",
+                f"set speaker: {' or '.join(speakers)}, here or in its group")
     asn_path = (*path, "asn") if "asn" in raw or not group else (*gpath, "asn")
     ifaces = _interfaces(out, (*path, "peering"), raw["peering"])
     pods = [_net(out, (*path, "pod_cidrs", j), t) for j, t in enumerate(raw.get("pod_cidrs", []))]
@@ -305,7 +308,8 @@ def _node(i: int, raw: dict[str, Any], groups: dict[str, tuple[int, dict[str, An
             next_hop.append((fam, addr))
     return Node(
         name=raw["name"], role=Role.NODE,
-        platform=Platform.BIRD if speaker == "bird" else Platform.GOBGP,
+        # without a speaker the problem above stops the run; the node is still built whole
+        platform=speakers.get(speaker) or next(iter(speakers.values())),
         asn=_asn(out, asn_path, pick("asn")),
         router_id=_router_id(out, (*path, "router_id"), raw.get("router_id"), ifaces),
         interfaces=ifaces, rack=refs.rack((*path, "rack"), raw.get("rack")) or group.get("rack"),

@@ -1,4 +1,4 @@
-"""Lab plan: from the model, which namespaces, links, addresses and daemons a lab needs. Pure.
+"""Lab layout: from the model, which namespaces, links, addresses and daemons a lab needs. Pure.
 
 Devices whose sessions run over loopback (both ends on 127.0.0.0/8 or ::1) share one namespace,
 as they would share one host; every other device gets its own. Each node is linked to each
@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import BgpgenError, Problem
-from ..model import Device, Fabric, Platform
+from ..model import Device, Fabric, Platform, Role
 
 NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,14}")
 
@@ -47,7 +47,7 @@ class LabDevice:
 
 
 @dataclass(frozen=True, slots=True)
-class LabPlan:
+class LabLayout:
     name: str
     tag: str  #: short hash used in root-namespace interface names (<= 15 characters)
     mgmt_net: str
@@ -105,7 +105,7 @@ def _loopback_groups(fabric: Fabric) -> dict[str, str]:
     return {d: find(d) for d in parent}
 
 
-def plan(fabric: Fabric, name: str, mgmt_net: str) -> LabPlan:
+def layout(fabric: Fabric, name: str, mgmt_net: str) -> LabLayout:
     check_name(name)
     tag = tag_of(name)
     net = ipaddress.ip_network(mgmt_net)
@@ -124,11 +124,11 @@ def plan(fabric: Fabric, name: str, mgmt_net: str) -> LabPlan:
             name=d.name, platform=d.platform, netns=netns_name(name, group[d.name]),
             mgmt_ip=ip, ssh_port=22, api_port=d.api_port,
             fabric_addrs=tuple(str(i) for i in d.interfaces if not i.ip.is_loopback)
-            if d.platform in (Platform.FRR, Platform.GOBGP_RS) else ()))
+            if d.role is Role.SWITCH else ()))
     links = _links(fabric, {d.name: d for d in devices})
     namespaces = tuple(dict.fromkeys(d.netns for d in devices))
     mgmt_links = tuple((ns, f"bg{tag}m{i}") for i, ns in enumerate(namespaces))
-    return LabPlan(name, tag, str(net), gateway, f"bg{tag}br", tuple(devices), links,
+    return LabLayout(name, tag, str(net), gateway, f"bg{tag}br", tuple(devices), links,
                    namespaces, mgmt_links)
 
 

@@ -1,0 +1,271 @@
+"""The fleet API: Nornir tasks over bgpgen's platforms, for bgpgen's own commands and for your
+own Nornir scripts (your inventory plugin, your filters).
+
+Every task takes the :class:`~bgpgen.artifacts.Build` (or the fabric) and finds the device by
+the Nornir host's name. How to reach it comes from the host (hostname, port, username and the
+``netmiko`` connection options you give it); where its files are comes from the platform, or
+from the host's data ``bgpgen_paths: {config, run, confdir}``. Results are typed objects:
+:class:`~bgpgen.changes.DevicePlan`, :class:`DeviceResult`, :class:`~bgpgen.state.DeviceState`.
+
+    nr = InitNornir(...).filter(role="tor")
+    plans = nr.run(task=plan_task, build=build, values=values)
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from nornir.core import Nornir
+from nornir.core.configuration import Config
+from nornir.core.inventory import ConnectionOptions, Defaults, Groups, Host, Hosts, Inventory
+from nornir.core.plugins.connections import ConnectionPluginRegister
+from nornir.core.task import Result, Task
+from nornir.plugins.runners import ThreadedRunner
+
+from .artifacts import Build
+from .changes import Action, DevicePlan, Plan
+from .errors import BgpgenError, Problem
+from .model import Device, Fabric
+from .platforms import spec
+from .platforms.base import DeployFailed, Status
+from .secrets import redact
+from .state import DeviceState
+from .targets import Target
+from .transport import SshTransport, Transport, connect_options
+
+Progress = Callable[[str, str], None]  #: (device, what happened)
+TARGET = "bgpgen_target"  #: host data key of a Target built by bgpgen itself
+PATHS = "bgpgen_paths"    #: host data key of per-device path overrides
+#: host data key of a transport factory ``(host, target) -> Transport``: your own connection
+#: (or a recording) instead of bgpgen's Netmiko session
+TRANSPORT = "bgpgen_transport"
+
+
+@dataclass(slots=True)
+class DeviceResult:
+    """What a push did on one device."""
+
+    device: str
+    status: Status
+    seconds: float = 0.0
+    message: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"device": self.device, "status": str(self.status),
+                "seconds": round(self.seconds, 3), "message": self.message}
+
+
+class Finish(StrEnum):
+    CONFIRM = "confirm"
+    ROLLBACK = "rollback"
+
+
+def nornir_for(devices: list[Device], targets: Mapping[str, Target], workers: int) -> Nornir:
+    """A Nornir object over these devices, built in memory from the model and the targets."""
+    if workers < 1:
+        raise BgpgenError(Problem("", "--workers", f"{workers} is not a number of workers",
+                                  "give 1 or more"))
+    ConnectionPluginRegister.auto_register()
+    hosts = Hosts()
+    for d in devices:
+        t = targets[d.name]
+        opts = connect_options(t)
+        extras = {k: v for k, v in opts.items() if k not in ("host", "port", "username",
+                                                            "device_type")}
+        extras["auto_connect"] = False
+        hosts[d.name] = Host(
+            name=d.name, hostname=t.host, port=t.port, username=t.user, platform="linux",
+            data={TARGET: t},
+            connection_options={"netmiko": ConnectionOptions(
+                hostname=t.host, port=t.port, username=t.user, platform="linux",
+                extras=extras)})
+    return Nornir(inventory=Inventory(hosts=hosts, groups=Groups(), defaults=Defaults()),
+                  runner=ThreadedRunner(num_workers=workers), config=Config())
+
+
+def target_of(task: Task, fabric: Fabric) -> Target:
+    """The target of a task's host: bgpgen's own, or one made from a user's Nornir host."""
+    host = task.host
+    given = host.data.get(TARGET)
+    if isinstance(given, Target):
+        return given
+    try:
+        device = fabric.device(host.name)
+    except KeyError:
+        raise BgpgenError(Problem("", host.name, f"Nornir host {host.name} is not a device of "
+                                  f"fabric {fabric.name}", "name Nornir hosts after the "
+                                  "inventory's devices, or filter them out")) from None
+    paths = spec(device.platform).paths
+    over = host.get(PATHS) or {}
+    return Target(device.name, device.platform, host.hostname or device.name, host.port or 22,
+                  host.username or "root", None, "", over.get("config", paths.config),
+                  over.get("run", paths.run), over.get("confdir", paths.confdir),
+                  device.api_port)
+
+
+def transport_for(task: Task, fabric: Fabric) -> Transport:
+    """The task host's transport: its factory under ``bgpgen_transport`` if it has one, else
+    its SSH session (Netmiko)."""
+    target = target_of(task, fabric)
+    factory = task.host.data.get(TRANSPORT)
+    if factory is not None:
+        made: Transport = factory(task.host, target)
+        return made
+    conn = task.host.get_connection("netmiko", task.nornir.config)
+    if getattr(conn, "remote_conn_pre", None) is None:
+        # Netmiko builds the SSH client (its host key policy and known_hosts, its key and agent
+        # handling) and connects it; bgpgen uses exec channels and SFTP on that session, so the
+        # interactive shell and its prompt discovery (~0.2 s of sleeps per device) are skipped.
+        conn.remote_conn_pre = conn._build_ssh_client()
+        conn.remote_conn_pre.connect(**conn._connect_params_dict())
+    return SshTransport(conn, target)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a connection or device failure."""
+    name = type(exc).__name__
+    text = " ".join(str(exc).split())
+    if isinstance(exc, BgpgenError):
+        return exc.problems[0].message
+    if "BadHostKey" in name or "host key" in text.lower() or "not found in known_hosts" in text:
+        return f"host key verification failed ({text[:160]}); check known_hosts"
+    if "Authentication" in name:
+        return f"authentication failed: {text[:160]}"
+    if "Timeout" in name or isinstance(exc, (socket.timeout, TimeoutError, ConnectionError,
+                                             OSError)):
+        return f"unreachable: {text[:160] or name}"
+    return f"{name}: {text[:200]}"
+
+
+# --- tasks -------------------------------------------------------------------------------------
+
+def plan_task(task: Task, build: Build, values: Mapping[str, str],
+              progress: Progress | None = None) -> Result:
+    """Plan one device against what runs on it. Result: a :class:`DevicePlan` (``failed``
+    with the reason when the device cannot be planned)."""
+    name = task.host.name
+    try:
+        t = transport_for(task, build.fabric)
+        p = spec(t.target.platform).driver.plan(t, build.files_of(name), values)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes this device's plan
+        p = DevicePlan(name, _platform_name(build.fabric, name), Action.FAILED,
+                       error=redact(describe(exc), values))
+    if progress:
+        progress(name, "planned")
+    return Result(host=task.host, result=p)
+
+
+def apply_task(task: Task, plan: Plan, build: Build, values: Mapping[str, str],
+               timeout: float, progress: Progress | None = None) -> Result:
+    """Push one device as planned (check on target, back up, activate, check sessions;
+    restored on failure). Result: a :class:`DeviceResult`."""
+    name = task.host.name
+    start = time.monotonic()
+    p = plan.device(name)
+    try:
+        if p is None or not p.changed:
+            res = DeviceResult(name, Status.UNCHANGED)
+        else:
+            t = transport_for(task, build.fabric)
+            out = spec(t.target.platform).driver.apply(t, p, build.files_of(name), values,
+                                                       timeout)
+            res = DeviceResult(name, out.status, message=out.message)
+    except DeployFailed as exc:
+        res = DeviceResult(name, Status.FAILED, message=redact(exc.problems[0].message, values))
+    except Exception as exc:  # noqa: BLE001 - every failure becomes this device's result
+        res = DeviceResult(name, Status.FAILED, message=redact(describe(exc), values))
+    res.seconds = time.monotonic() - start
+    if progress:
+        progress(name, str(res.status))
+    return Result(host=task.host, result=res)
+
+
+def finish_task(task: Task, plan: Plan, build: Build, action: Finish, timeout: float,
+                values: Mapping[str, str]) -> Result:
+    """Confirm or roll back one pushed device. Result: "" or what went wrong."""
+    p = plan.device(task.host.name)
+    try:
+        t = transport_for(task, build.fabric)
+        driver = spec(t.target.platform).driver
+        if p is not None and action is Finish.CONFIRM:
+            driver.confirm(t, p)
+        elif p is not None:
+            driver.rollback(t, p, timeout)
+        return Result(host=task.host, result="")
+    except Exception as exc:  # noqa: BLE001 - reported per device
+        return Result(host=task.host, result=redact(describe(exc), values))
+
+
+def read_state_task(task: Task, fabric: Fabric, values: Mapping[str, str]) -> Result:
+    """Sessions and RIB of one device. Result: a :class:`DeviceState` (with ``error`` when the
+    device cannot be reached, ``down`` when its BGP daemon does not answer)."""
+    name = task.host.name
+    try:
+        t = transport_for(task, fabric)
+        reader = spec(t.target.platform).state
+        res = t.exec(reader.command(t.target, fabric), timeout=30)
+        try:
+            view = reader.parse(t.target, res.stdout, time.time())
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            view = DeviceState(name, down="the BGP daemon's answer could not be read")
+            return Result(host=task.host, result=view)
+        if not res.ok and not view.peers:
+            text = redact(res.output, values)
+            view.down = " ".join(text.split())[:200] or f"exit code {res.rc}"
+    except Exception as exc:  # noqa: BLE001 - an unreadable device is reported, not raised
+        view = DeviceState(name, error=redact(describe(exc), values))
+    return Result(host=task.host, result=view)
+
+
+def drain_task(task: Task, fabric: Fabric, on: bool) -> Result:
+    """Graceful shutdown on (or off) on one switch. Result: "" or what went wrong."""
+    try:
+        t = transport_for(task, fabric)
+        device = fabric.device(task.host.name)
+        drain = spec(device.platform).drain
+        if drain is None:
+            raise BgpgenError(f"{device.platform} cannot be drained")
+        drain(t, device, on)
+        return Result(host=task.host, result="")
+    except Exception as exc:  # noqa: BLE001 - reported per device
+        return Result(host=task.host, result=describe(exc))
+
+
+def _platform_name(fabric: Fabric, name: str) -> str:
+    try:
+        return str(fabric.device(name).platform)
+    except KeyError:
+        return "?"
+
+
+# --- the same over a whole Nornir object -------------------------------------------------------
+
+def live_plan(nr: Nornir, build: Build, values: Mapping[str, str], baseline: str,
+              progress: Progress | None = None) -> Plan:
+    """Every host of ``nr`` planned against what runs, in the model's device order."""
+    agg = nr.run(task=plan_task, build=build, values=values, progress=progress)
+    order = [d.name for d in build.fabric.devices if d.name in agg]
+    return Plan(build.fabric.name, baseline, [agg[name][0].result for name in order])
+
+
+def read_states(nr: Nornir, fabric: Fabric, values: Mapping[str, str],
+                only: set[str] | None = None) -> dict[str, DeviceState]:
+    """Every host's (or only these hosts') sessions and RIB, normalised."""
+    if only is not None:
+        nr = nr.filter(filter_func=lambda h: h.name in only)
+    agg = nr.run(task=read_state_task, fabric=fabric, values=values)
+    return {name: res[0].result for name, res in agg.items()}
+
+
+def close(nr: Nornir) -> None:
+    nr.close_connections(on_good=True, on_failed=True)
+
+
+__all__ = ["DeviceResult", "Finish", "apply_task", "close", "drain_task", "finish_task",
+           "live_plan", "nornir_for", "plan_task", "read_state_task", "read_states",
+           "target_of", "transport_for"]

@@ -1,0 +1,53 @@
+"""The platform registry: one :class:`~.base.PlatformSpec` per :class:`~bgpgen.model.Platform`.
+
+Everything bgpgen knows about a platform lives in its module (:mod:`.gobgp`, :mod:`.gobgp_rs`,
+:mod:`.bird`, :mod:`.frr`); every other module asks :func:`spec` and never names a platform.
+:func:`_spec_of` is an exhaustive ``match``: a :class:`Platform` member without a module fails
+the type check (``assert_never``), so nothing can fall through to another platform's code.
+"""
+
+from __future__ import annotations
+
+from typing import assert_never
+
+from ..errors import BgpgenError, Problem
+from ..model import Platform, Role
+from . import bird, frr, gobgp, gobgp_rs
+from .base import PlatformSpec
+
+
+def _spec_of(platform: Platform) -> PlatformSpec:
+    match platform:
+        case Platform.GOBGP:
+            return gobgp.SPEC
+        case Platform.GOBGP_RS:
+            return gobgp_rs.SPEC
+        case Platform.BIRD:
+            return bird.SPEC
+        case Platform.FRR:
+            return frr.SPEC
+        case _:
+            assert_never(platform)
+
+
+#: The one registry. Tests may register a platform of their own here (see tests/fake_platform).
+REGISTRY: dict[Platform, PlatformSpec] = {p: _spec_of(p) for p in Platform}
+
+
+def spec(platform: Platform) -> PlatformSpec:
+    """The spec of a platform. A platform with no spec is an error, never a fallback."""
+    try:
+        return REGISTRY[platform]
+    except KeyError:
+        raise BgpgenError(Problem("", "platform", f"no platform module for {platform!r}",
+                                  "register its PlatformSpec in bgpgen.platforms.REGISTRY")
+                          ) from None
+
+
+def by_inventory_name(role: Role) -> dict[str, Platform]:
+    """What the inventory may name for a device of this role (switch ``platform:``, node
+    ``speaker:``) -> the platform it means."""
+    return {s.inventory_name: s.platform for s in REGISTRY.values() if s.role is role}
+
+
+__all__ = ["REGISTRY", "PlatformSpec", "by_inventory_name", "spec"]

@@ -1,0 +1,292 @@
+"""The platform contract: everything bgpgen knows about one platform, in one :class:`PlatformSpec`.
+
+Every field is required, so a platform module that forgets a hook fails the type check (and its
+construction), never falls back to another platform's behaviour. A hook that a platform really
+does not have is an explicit ``None`` (``drain``), which callers turn into a clear refusal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..artifacts import Artifact
+from ..changes import DevicePlan
+from ..errors import Problem, RenderError
+from ..model import Device, Fabric, Node, Passive, Platform, Role
+from ..netutil import Network
+from ..secrets import redact
+from ..state import ESTABLISHED, DeviceState
+from ..transport import RemoteError, Transport
+
+if TYPE_CHECKING:
+    from ..targets import Target
+
+Context = Callable[[Fabric, Device], dict[str, Any]]
+
+
+class DeployFailed(RemoteError):
+    """A push failed on one device; the device was restored (or left untouched)."""
+
+
+class Status(StrEnum):
+    """What a push did to one device."""
+
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: Status
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FileSpec:
+    """One file a device gets: from a template, or built in Python (``build``)."""
+
+    name: str
+    template: str | None
+    target: str  #: where the file lives on a device of a real fleet
+    build: Callable[[Fabric, Device], str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    """Where the platform's files and sockets are on a target (real fleet defaults)."""
+
+    config: str   #: the daemon's main config file
+    run: str      #: runtime directory: BIRD's control socket, FRR's vty sockets
+    confdir: str  #: FRR's config directory (frr-reload --confdir)
+
+
+@dataclass(frozen=True, slots=True)
+class Checker:
+    """The daemon's own syntax checker; ``{file}`` and ``{dir}`` are filled in."""
+
+    argv: tuple[str, ...]
+    binary: str
+    package: str  #: the Debian package that ships it
+    #: files the checker expects in its scratch directory ``{dir}``: name -> text
+    scratch: Mapping[str, str] = field(default_factory=dict)
+
+
+class Driver(Protocol):
+    """Plan and push, the safest way the platform has."""
+
+    def plan(self, t: Transport, files: Mapping[str, Artifact],
+             values: Mapping[str, str]) -> DevicePlan: ...
+
+    def apply(self, t: Transport, p: DevicePlan, files: Mapping[str, Artifact],
+              values: Mapping[str, str], timeout: float) -> Outcome: ...
+
+    def confirm(self, t: Transport, p: DevicePlan) -> None:
+        """Make a push final. After a verified fabric only."""
+
+    def rollback(self, t: Transport, p: DevicePlan, timeout: float) -> None:
+        """Put the previous config back after a push that the fabric's verify rejected."""
+
+
+@dataclass(frozen=True, slots=True)
+class StateReader:
+    """How to read a device's sessions and RIB, and how to parse what it prints."""
+
+    #: one shell command printing everything verify needs
+    command: Callable[[Target, Fabric], str]
+    #: its output -> the normalised view (raises ValueError / KeyError on garbage)
+    parse: Callable[[Target, str, float], DeviceState]
+    #: a cheaper command printing session states only
+    sessions_command: Callable[[Target], str]
+    parse_sessions: Callable[[str], dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Daemon:
+    """One process the lab runs for a device, as a service manager would."""
+
+    name: str
+    argv: tuple[str, ...]
+    log: str
+    ready: dict[str, Any]   #: {"listen": port} or {"path": file}
+    after: str = ""         #: start once this daemon of the same device is ready
+
+
+@dataclass(frozen=True, slots=True)
+class LabDirs:
+    """A lab device's private directories."""
+
+    root: str
+
+    @property
+    def etc(self) -> str:
+        return f"{self.root}/etc"
+
+    @property
+    def run(self) -> str:
+        return f"{self.root}/run"
+
+    @property
+    def log(self) -> str:
+        return f"{self.root}/log"
+
+
+@dataclass(frozen=True, slots=True)
+class LabSetup:
+    """What the lab runs for a device of this platform."""
+
+    #: the daemons (the lab adds the sshd)
+    daemons: Callable[[Device, LabDirs], list[Daemon]]
+    #: a config with no sessions: what a freshly installed device runs
+    bootstrap: Callable[[Device], str]
+    #: extra files in ``dirs`` before the daemons start; returns commands to run once they are
+    #: ready (e.g. loading routes)
+    prepare: Callable[[Device, LabDirs, Mapping[str, Artifact]], list[tuple[str, ...]]]
+    #: binaries the lab needs -> Debian package
+    binaries: Mapping[str, str]
+    #: the user the daemons run as (their files are given to it), None: root
+    user: str | None
+    #: a second SSH port offering the device's own CLI (``prepare`` writes it as
+    #: ``{etc}/cli.sh``), None: none
+    cli_port: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformSpec:
+    """Everything about one platform. Every field is required: see the module docstring."""
+
+    platform: Platform
+    role: Role
+    inventory_name: str          #: how the inventory names it (a switch platform, a speaker)
+    description: str
+    files: tuple[FileSpec, ...]
+    context: Context             #: the templates' context, from the model alone
+    checker: Checker
+    netmiko_device_type: str
+    paths: Paths
+    secret_line: re.Pattern[str]  #: groups: before, password, after
+    #: offline classification of a change (old text, new text) into sessions touched and cost
+    classify: Callable[[str, str, DevicePlan], None]
+    driver: Driver
+    state: StateReader
+    lab: LabSetup
+    #: feature limits the semantic checks enforce
+    bfd: bool
+    default_originate: bool
+    #: a switch that reflects every client's routes to the other clients
+    route_server: bool
+    default_passive: Passive
+    #: graceful shutdown on (True) or off (False); None: the platform cannot drain
+    drain: Callable[[Transport, Device, bool], None] | None
+    #: Jinja2 filters that escape (or refuse) a value for this platform's syntax
+    filters: Mapping[str, Callable[[object], str]]
+
+    @property
+    def config_file(self) -> str:
+        """The name of the daemon's main config file (what the checker reads)."""
+        return self.paths.config.rsplit("/", 1)[-1]
+
+
+# --- helpers platform modules share ------------------------------------------------------------
+
+def escape_error(what: str, value: object) -> RenderError:
+    """A value a template cannot write safely in this syntax."""
+    return RenderError(Problem("", "", f"{value!r} cannot be written as {what}",
+                               "remove quotes, backslashes and control characters"))
+
+
+def control_chars(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def mask(secret_line: re.Pattern[str], text: str, values: Mapping[str, str]) -> str:
+    """Device text with every password value replaced: a known value by its token, any other
+    by ``<secret:changed>``. Nothing that leaves this function holds a secret."""
+    by_value = {v: k for k, v in values.items()}
+
+    def sub(m: re.Match[str]) -> str:
+        value = m.group(2)
+        if value.startswith("<secret:"):
+            return m.group(0)
+        return f"{m.group(1)}<secret:{by_value.get(value, 'changed')}>{m.group(3)}"
+    return secret_line.sub(sub, text)
+
+
+def shown(secret_line: re.Pattern[str], text: str, values: Mapping[str, str]) -> str:
+    """Device text fit to show: known secret values as tokens, any other password masked."""
+    return mask(secret_line, redact(text, values), values)
+
+
+def need(files: Mapping[str, Artifact], name: str) -> Artifact:
+    art = files.get(name)
+    if art is None:  # pragma: no cover - the platform's own FileSpecs guarantee the file
+        raise KeyError(name)
+    return art
+
+
+def read_sessions(t: Transport, reader: StateReader) -> dict[str, str]:
+    """Peer -> state, or {} when the daemon does not answer (or answers garbage)."""
+    res = t.exec(reader.sessions_command(t.target), timeout=20)
+    try:
+        return reader.parse_sessions(res.stdout) if res.ok else {}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def wait_sessions(t: Transport, reader: StateReader, before: dict[str, str],
+                  timeout: float) -> None:
+    """Every session that was Established before the push is Established again in time."""
+    needed = {peer for peer, state in before.items() if state == ESTABLISHED}
+    if not needed:
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        now = read_sessions(t, reader)
+        down = sorted(p for p in needed if p in now and now[p] != ESTABLISHED)
+        if not down:
+            return
+        if time.monotonic() > deadline:
+            raise DeployFailed(Problem("", t.target.name, f"sessions did not re-establish "
+                                       f"within {timeout:.0f} s: {', '.join(down)}", ""))
+        time.sleep(0.5)
+
+
+def last_error(text: str) -> str:
+    """The line of a checker's output that says what is wrong (gobgpd logs JSON lines)."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        try:
+            entry = json.loads(ln)
+        except ValueError:
+            return ln.strip()[:300]
+        if isinstance(entry, dict) and entry.get("level") in ("fatal", "error"):
+            return " ".join(str(entry.get("Error") or entry.get("msg")).split())[:300]
+    return (lines or ["no output"])[-1][:300]
+
+
+def set_sessions(plan: DevicePlan, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """Sessions added / removed / changed between two maps of peer -> its settings."""
+    plan.sessions_added = sorted(set(new) - set(old))
+    plan.sessions_removed = sorted(set(old) - set(new))
+    plan.sessions_changed = sorted(k for k in set(old) & set(new) if old[k] != new[k])
+
+
+def own_prefixes(node: Node) -> list[tuple[str, tuple[Network, ...]]]:
+    """What a node originates, per address family that has something."""
+    return [(fam, node.prefixes(fam)) for fam in ("ipv4", "ipv6") if node.prefixes(fam)]
+
+
+def node_context(fabric: Fabric, device: Device) -> dict[str, Any]:
+    """The templates' context for a node's speaker (gobgp, BIRD)."""
+    assert isinstance(device, Node)
+    own = own_prefixes(device)
+    return {"sessions": fabric.sessions_of(device.name), "own": own,
+            "own_families": {fam for fam, _ in own},
+            "next_hop": {fam: str(addr) for fam, addr in device.next_hop}}

@@ -1,0 +1,417 @@
+"""frr: a ToR switch running FRR (inventory: a switch with ``platform: frr``).
+
+Plan: ``frr-reload.py --test`` against the candidate (fed on stdin into a private temporary
+file); push: ``frr-reload.py --reload`` with the running config saved first; undo: a reload of
+the saved running config. State: ``vtysh`` JSON.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..artifacts import Artifact
+from ..changes import Action, Cost, DevicePlan
+from ..errors import Problem
+from ..model import Device, Fabric, Node, Passive, Platform, Profile, Role
+from ..netutil import Network
+from ..secrets import fill, redact
+from ..state import ESTABLISHED, DeviceState, Peer, RibEntry
+from ..transport import RemoteError, Transport, check, shell
+from .base import (
+    Checker,
+    Daemon,
+    DeployFailed,
+    FileSpec,
+    LabDirs,
+    LabSetup,
+    Outcome,
+    Paths,
+    PlatformSpec,
+    StateReader,
+    Status,
+    control_chars,
+    escape_error,
+    last_error,
+    need,
+    own_prefixes,
+    read_sessions,
+    shown,
+    wait_sessions,
+)
+
+if TYPE_CHECKING:
+    from ..targets import Target
+
+CONFIG = "frr.conf"
+PATHS = Paths("/etc/frr/frr.conf", "/var/run/frr", "/etc/frr")
+SECRET_LINE = re.compile(r"(password )(\S+)()")
+FRR_RELOAD = "/usr/lib/frr/frr-reload.py"
+FRR_BIN = "/usr/lib/frr"
+CLI_PORT = 8022  #: the switch CLI (vtysh) over SSH in the lab, the way Netmiko drives a switch
+
+
+# --- escaping ----------------------------------------------------------------------------------
+
+def frr_word(value: object) -> str:
+    """One FRR word: no white space or control characters."""
+    text = str(value)
+    if not text or any(c.isspace() for c in text) or control_chars(text):
+        raise escape_error("an FRR word", text)
+    return text
+
+
+def frr_line(value: object) -> str:
+    """The rest of an FRR line (a description): no control characters, no leading '!'."""
+    text = str(value).strip()
+    if control_chars(text):
+        raise escape_error("an FRR line", text)
+    return text.lstrip("!#") or "-"
+
+
+# --- the templates' context --------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class FrrPeer:
+    """A node as an FRR switch sees it: its prefixes, and its prefix-list and route-map names
+    per family (a family without prefixes has a route-map but no prefix-list)."""
+
+    name: str
+    own: tuple[tuple[str, tuple[Network, ...]], ...]
+    families: tuple[str, ...]
+    prefix_list: dict[str, str]
+    route_map: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class FrrGroup:
+    name: str
+    family: str
+    profile: Profile
+
+
+_TAG = {"ipv4": "V4", "ipv6": "V6"}
+
+
+def _peer(node: Node, families: tuple[str, ...]) -> FrrPeer:
+    own = tuple(own_prefixes(node))
+    return FrrPeer(node.name, own, families,
+                   {fam: f"BGPGEN-{node.name}-{_TAG[fam]}" for fam, _ in own},
+                   {fam: f"BGPGEN-{node.name}-IN-{_TAG[fam]}" for fam in families})
+
+
+def context(fabric: Fabric, device: Device) -> dict[str, Any]:
+    sessions = fabric.sessions_of(device.name)
+    peers: dict[str, FrrPeer] = {}
+    groups: dict[str, FrrGroup] = {}
+    group_of: dict[str, str] = {}
+    route_map_of: dict[str, str] = {}
+    fams: dict[str, set[str]] = {}
+    for s in sessions:
+        fams.setdefault(s.node, set()).add(s.family)
+    for s in sessions:
+        node = fabric.device(s.node)
+        assert isinstance(node, Node)
+        if s.node not in peers:
+            peers[s.node] = _peer(node, tuple(sorted(fams[s.node])))
+        gname = f"{s.profile.peer_group}-{_TAG[s.family]}"
+        groups.setdefault(gname, FrrGroup(gname, s.family, s.profile))
+        group_of[s.id] = gname
+        route_map_of[s.id] = peers[s.node].route_map[s.family]
+    gr = max((s.profile.restart_time for s in sessions if s.profile.graceful_restart), default=0)
+    return {"sessions": sessions, "peers": list(peers.values()),
+            "groups": sorted(groups.values(), key=lambda g: g.name),
+            "group_of": group_of, "route_map_of": route_map_of, "graceful_restart": gr,
+            "families": sorted({s.family for s in sessions})}
+
+
+# --- classification ----------------------------------------------------------------------------
+
+_NBR = re.compile(r"^\s*neighbor (\S+) (\S+)")
+_RESETTING = ("password", "timers", "port", "ebgp-multihop", "passive", "update-source",
+              "local-as")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def classify(old: str, new: str, plan: DevicePlan) -> None:
+    """Two whole configs: classify the lines that differ."""
+    old_lines, new_lines = old.splitlines(), new.splitlines()
+    old_set, new_set = set(old_lines), set(new_lines)
+    classify_delta([ln for ln in old_lines if ln not in new_set],
+                   [ln for ln in new_lines if ln not in old_set], plan)
+
+
+def classify_delta(removed: list[str], added: list[str], plan: DevicePlan) -> None:
+    """Lines to delete and lines to add: sessions touched and the cost of the change."""
+    removed = [ln for ln in removed if ln.strip()]
+    added = [ln for ln in added if ln.strip()]
+
+    def remote_as(lines: list[str]) -> set[str]:
+        return {m.group(1) for ln in lines if (m := _NBR.match(ln)) and m.group(2) == "remote-as"}
+    ra, rr = remote_as(added), remote_as(removed)
+    plan.sessions_added = sorted(ra - rr)
+    plan.sessions_removed = sorted(rr - ra)
+    touched = {m.group(1) for ln in added + removed if (m := _NBR.match(ln))
+               and m.group(2) in _RESETTING}
+    peers = {x for x in touched | (ra & rr) if _is_ip(x)}
+    groups = sorted(x for x in touched if not _is_ip(x))
+    plan.sessions_changed = sorted(peers - set(plan.sessions_added) - set(plan.sessions_removed))
+    if plan.sessions_changed:
+        plan.raise_cost(Cost.RESET, "these sessions reset: " + ", ".join(plan.sessions_changed))
+    if groups and (rr or not ra):
+        plan.raise_cost(Cost.RESET, "peer-group settings change (members reset): "
+                        + ", ".join(groups))
+    if any("route-map" in ln or "prefix-list" in ln for ln in added + removed):
+        plan.raise_cost(Cost.SOFT, "inbound policy re-applied (soft reset), sessions stay up")
+    if plan.sessions_removed:
+        plan.raise_cost(Cost.RESET, "removed sessions go down: "
+                        + ", ".join(plan.sessions_removed))
+    if added or removed:
+        plan.raise_cost(Cost.HITLESS, "frr-reload applies the delta; new neighbors are hitless")
+
+
+# --- reading state -----------------------------------------------------------------------------
+
+def _vtysh(t: Target, *commands: str) -> str:
+    argv = ["vtysh", "--vty_socket", t.run]
+    for c in commands:
+        argv += ["-c", c]
+    return shell(argv)
+
+
+def sessions_command(t: Target) -> str:
+    return _vtysh(t, "show bgp summary json")
+
+
+def parse_sessions(output: str) -> dict[str, str]:
+    peers: dict[str, str] = {}
+    for af in json.loads(output or "{}").values():
+        for peer, v in (af.get("peers") or {}).items() if isinstance(af, dict) else ():
+            peers[peer] = v.get("state", "?")
+    return peers
+
+
+def state_command(t: Target, fabric: Fabric) -> str:
+    # One vtysh for the three commands: its JSON answers follow each other.
+    return _vtysh(t, "show bgp summary json", "show bgp ipv4 unicast json",
+                  "show bgp ipv6 unicast json")
+
+
+def json_docs(text: str) -> list[str]:
+    """Consecutive JSON documents (what vtysh prints for several -c) as separate texts.
+
+    >>> json_docs('{"a": 1}\\n{"b": [2]}\\n')
+    ['{"a": 1}', '{"b": [2]}']
+    """
+    dec = json.JSONDecoder()
+    docs, i = [], 0
+    while i < len(text):
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            break
+        _, end = dec.raw_decode(text, i)
+        docs.append(text[i:end])
+        i = end
+    return docs
+
+
+def parse_state(t: Target, output: str, now: float) -> DeviceState:
+    parts = json_docs(output)
+    view = DeviceState(t.name)
+    for af in json.loads(parts[0] if parts else "{}").values():
+        if not isinstance(af, dict):
+            continue
+        for addr, v in (af.get("peers") or {}).items():
+            up = v.get("peerUptimeMsec")
+            view.peers[addr] = Peer(addr, v.get("state", "?"),
+                                    up / 1000 if up and v.get("state") == ESTABLISHED else None,
+                                    None, v.get("pfxRcd"), v.get("pfxRcd"), v.get("pfxSnt"))
+    for chunk in parts[1:3]:
+        for prefix, paths in (json.loads(chunk or "{}").get("routes") or {}).items():
+            for p in paths:
+                nhs = [n["ip"] for n in p.get("nexthops", []) if n.get("scope") != "link-local"]
+                peer = p.get("peerId", "")
+                view.rib.append(RibEntry(prefix, nhs[0] if nhs else "",
+                                         "" if peer in ("(unspec)", "0.0.0.0", "::") else peer,
+                                         p.get("path", "")))
+    return view
+
+
+READ = StateReader(state_command, parse_state, sessions_command, parse_sessions)
+
+
+# --- the push ----------------------------------------------------------------------------------
+
+def _reload_argv(t: Target, mode: str, path: str) -> list[str]:
+    return [FRR_RELOAD, mode, "--stdout", "--bindir", "/usr/bin", "--confdir", t.confdir,
+            "--rundir", t.run, "--vty_socket", t.run, path]
+
+
+def _soft_in(t: Transport) -> None:
+    """Ask every peer to resend its routes (route refresh: hitless), so that routes an older
+    inbound policy rejected are judged again by the policy now in place."""
+    t.exec(_vtysh(t.target, "clear bgp ipv4 unicast * soft in",
+                  "clear bgp ipv6 unicast * soft in"))
+
+
+def reload_delta(text: str) -> tuple[list[str], list[str]]:
+    """frr-reload --test output -> (lines to delete, lines to add)."""
+    delete: list[str] = []
+    add: list[str] = []
+    into: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("Lines To Delete"):
+            into = delete
+        elif line.startswith("Lines To Add"):
+            into = add
+        elif into is not None and line.strip() and not line.startswith("==="):
+            if " INFO: " in line or " WARNING: " in line or " ERROR: " in line:
+                continue
+            if not into or into[-1] != line:  # frr-reload repeats context lines
+                into.append(line)
+    return delete, add
+
+
+def _saved(t: Target) -> str:
+    return f"{t.run}/bgpgen-previous.conf"
+
+
+class FrrDriver:
+    def plan(self, t: Transport, files: Mapping[str, Artifact],
+             values: Mapping[str, str]) -> DevicePlan:
+        target = t.target
+        conf = need(files, CONFIG)
+        p = DevicePlan(target.name, target.platform.value)
+        # The candidate goes in on stdin, into a private temporary file that frr-reload reads
+        # and that is removed at once: planning leaves nothing on the device.
+        test = shell(_reload_argv(target, "--test", "__CAND__")).replace("__CAND__", '"$f"')
+        res = t.exec(f'f=$(mktemp) && cat > "$f" && {test}; rc=$?; rm -f "$f"; exit $rc',
+                     timeout=120, stdin=fill(conf.text, values))
+        if not res.ok:
+            raise DeployFailed(Problem("", target.name, "frr-reload.py --test failed: "
+                                       + last_error(redact(res.output, values)), ""))
+        delete, add = reload_delta(res.output)
+        # FRR does not print defaults: "ip forwarding" is shown only as "no ip forwarding" when
+        # off, so frr-reload always offers to add it. It is a change only if "no" is deleted.
+        for fwd in ("ip forwarding", "ipv6 forwarding"):
+            if fwd in add and f"no {fwd}" not in delete:
+                add.remove(fwd)
+        delete = [shown(SECRET_LINE, ln, values) for ln in delete]
+        add = [shown(SECRET_LINE, ln, values) for ln in add]
+        if delete or add:
+            p.diff = [f"-{ln}" for ln in delete] + [f"+{ln}" for ln in add]
+            classify_delta(delete, add, p)
+            p.action = Action.UPDATE
+        return p
+
+    def apply(self, t: Transport, p: DevicePlan, files: Mapping[str, Artifact],
+              values: Mapping[str, str], timeout: float) -> Outcome:
+        target = t.target
+        conf = need(files, CONFIG)
+        before = read_sessions(t, READ)
+        candidate = f"{target.run}/bgpgen-candidate.conf"
+        t.write(candidate, fill(conf.text, values), 0o600)
+        running = check(t, _vtysh(target, "show running-config"), "show running-config")
+        t.write(_saved(target), "\n".join(
+            ln for ln in running.splitlines()
+            if not ln.startswith(("Building configuration", "Current configuration"))) + "\n",
+            0o600)
+        try:
+            check(t, shell(_reload_argv(target, "--reload", candidate)),
+                  "frr-reload.py --reload", timeout=120)
+            _soft_in(t)
+            wait_sessions(t, READ, before, timeout)
+        except RemoteError as exc:
+            t.exec(shell(_reload_argv(target, "--reload", _saved(target))), timeout=120)
+            _soft_in(t)
+            message = redact(exc.problems[0].message, values)
+            raise DeployFailed(Problem("", target.name, f"{message}; the previous running "
+                                       "config was reloaded", "")) from None
+        return Outcome(Status.CHANGED, p.cost_detail)
+
+    def confirm(self, t: Transport, p: DevicePlan) -> None:
+        return None  # the saved running config stays in the run directory
+
+    def rollback(self, t: Transport, p: DevicePlan, timeout: float) -> None:
+        target = t.target
+        check(t, shell(_reload_argv(target, "--reload", _saved(target))),
+              "frr-reload.py --reload of the previous config", timeout=120)
+        _soft_in(t)
+
+
+def drain(t: Transport, device: Device, on: bool) -> None:
+    """``bgp graceful-shutdown``: peers see GRACEFUL_SHUTDOWN and move their traffic away."""
+    check(t, _vtysh(t.target, "conf t", f"router bgp {device.asn}",
+                    ("" if on else "no ") + "bgp graceful-shutdown"), "graceful-shutdown")
+
+
+# --- the lab -----------------------------------------------------------------------------------
+
+def daemons(device: Device, dirs: LabDirs) -> list[Daemon]:
+    common = ("-A", "127.0.0.1", "-P", "0", "-z", f"{dirs.run}/zserv.api", "--vty_socket",
+              dirs.run, "-u", "frr", "-g", "frr", "--log", "stdout")
+    return [Daemon("zebra", (f"{FRR_BIN}/zebra", "-i", f"{dirs.run}/zebra.pid", *common),
+                   f"{dirs.log}/zebra.log", {"path": f"{dirs.run}/zserv.api"}),
+            # bgpd retries a missing zebra only after seconds, and until it has zebra, peers
+            # stay Idle (no next-hop tracking).
+            Daemon("bgpd", (f"{FRR_BIN}/bgpd", "-i", f"{dirs.run}/bgpd.pid", "-p",
+                            str(device.bgp_port), *common),
+                   f"{dirs.log}/bgpd.log", {"path": f"{dirs.run}/bgpd.vty"}, after="zebra")]
+
+
+def bootstrap(device: Device) -> str:
+    return (f"frr defaults traditional\nhostname {device.name}\nservice integrated-vtysh-config\n"
+            "ip forwarding\nipv6 forwarding\n!\n")
+
+
+def prepare(device: Device, dirs: LabDirs,
+            files: Mapping[str, Artifact]) -> list[tuple[str, ...]]:
+    """vtysh's own config, the switch CLI for SSH, and loading the config once FRR runs."""
+    with open(f"{dirs.etc}/vtysh.conf", "w") as fh:
+        fh.write("service integrated-vtysh-config\n")
+    vtysh = f"vtysh --vty_socket {dirs.run} --config_dir {dirs.etc}"
+    with open(f"{dirs.etc}/cli.sh", "w") as fh:  # interactive (Netmiko) or one command
+        fh.write("#!/bin/sh\n"
+                 f'[ -n "$SSH_ORIGINAL_COMMAND" ] && exec {vtysh} -c "$SSH_ORIGINAL_COMMAND"\n'
+                 f"exec {vtysh}\n")
+    return [("vtysh", "--vty_socket", dirs.run, "--config_dir", dirs.etc, "-b")]
+
+
+SPEC = PlatformSpec(
+    platform=Platform.FRR,
+    role=Role.SWITCH,
+    inventory_name="frr",
+    description="a ToR switch running FRR",
+    files=(FileSpec(CONFIG, "frr/frr.conf.j2", PATHS.config),),
+    context=context,
+    checker=Checker(("vtysh", "--config_dir", "{dir}", "-C", "-f", "{file}"), "vtysh", "frr",
+                    {"vtysh.conf": "service integrated-vtysh-config\n"}),
+    netmiko_device_type="cisco_ios",
+    paths=PATHS,
+    secret_line=SECRET_LINE,
+    classify=classify,
+    driver=FrrDriver(),
+    state=READ,
+    lab=LabSetup(daemons=daemons, bootstrap=bootstrap, prepare=prepare,
+                 binaries={"vtysh": "frr", f"{FRR_BIN}/zebra": "frr", f"{FRR_BIN}/bgpd": "frr",
+                           FRR_RELOAD: "frr-pythontools"},
+                 user="frr", cli_port=CLI_PORT),
+    bfd=True,
+    default_originate=True,
+    route_server=False,
+    default_passive=Passive.NONE,
+    drain=drain,
+    filters={"frr_word": frr_word, "frr_line": frr_line},
+)

@@ -1,0 +1,393 @@
+"""gobgpd, the daemon behind two platforms (a node's speaker and a route server): its file,
+checker, change classifier, push, state reader and lab process. The two platform modules
+(:mod:`.gobgp`, :mod:`.gobgp_rs`) put these together with their own template and context.
+
+Push: ``gobgpd -d`` on an uploaded temporary file, an atomic rename, SIGHUP (a restart when
+``[global]`` changed: gobgpd ignores it on SIGHUP), then the originated routes reconciled with
+the gobgp CLI (gobgpd's TOML cannot originate routes). Undo: the previous file back, SIGHUP or
+restart, routes reconciled again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import tomllib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..artifacts import Artifact
+from ..changes import Action, Cost, DevicePlan, unified
+from ..errors import Problem
+from ..model import Device, Fabric, Node
+from ..secrets import fill, redact
+from ..state import ESTABLISHED, DeviceState, Peer, RibEntry
+from ..transport import RemoteError, Transport, check, copy, shell
+from .base import (
+    Checker,
+    Daemon,
+    DeployFailed,
+    LabDirs,
+    Outcome,
+    Paths,
+    StateReader,
+    Status,
+    last_error,
+    need,
+    read_sessions,
+    set_sessions,
+    shown,
+    wait_sessions,
+)
+
+if TYPE_CHECKING:
+    from ..targets import Target
+
+CONFIG = "gobgpd.toml"
+ORIGINATE = "originate.json"
+PREV = ".bgpgen-prev"
+PATHS = Paths("/etc/gobgp/gobgpd.toml", "/run/gobgp", "/etc/gobgp")
+CHECKER = Checker(("gobgpd", "-d", "-t", "toml", "-f", "{file}"), "gobgpd", "gobgpd")
+SECRET_LINE = re.compile(r'(auth-password = ")([^"]*)(")')
+BINARIES = {"gobgpd": "gobgpd", "gobgp": "gobgpd"}
+_STATES = {1: "Idle", 2: "Connect", 3: "Active", 4: "OpenSent", 5: "OpenConfirm", 6: ESTABLISHED}
+SEP = "@@bgpgen@@"
+_TOML_PLAIN = re.compile(r"[A-Za-z0-9 ._:/<>@,+=()-]*")
+
+
+# --- escaping ----------------------------------------------------------------------------------
+
+def toml_str(value: object) -> str:
+    """A TOML basic string (JSON string escaping is valid TOML).
+
+    >>> toml_str('say "hi"')
+    '"say \\\\"hi\\\\""'
+    """
+    text = str(value)
+    if _TOML_PLAIN.fullmatch(text):
+        return f'"{text}"'  # nothing to escape: skip the encoder (hot path on large fabrics)
+    return json.dumps(text, ensure_ascii=True)
+
+
+def toml_bool(value: object) -> str:
+    return "true" if value else "false"
+
+
+FILTERS = {"toml_str": toml_str, "toml_bool": toml_bool}
+
+
+# --- files -------------------------------------------------------------------------------------
+
+def originate(fabric: Fabric, device: Device) -> str:
+    """What a gobgp node adds with ``gobgp global rib add``: gobgpd's TOML cannot originate."""
+    assert isinstance(device, Node)
+    entries = []
+    for fam in ("ipv4", "ipv6"):
+        nh = device.next_hop_for(fam)
+        for prefix in device.prefixes(fam):
+            entry = {"family": fam, "prefix": str(prefix)}
+            if nh is not None:
+                entry["next_hop"] = str(nh)
+            entries.append(entry)
+    return json.dumps({"device": device.name, "originate": entries}, indent=1) + "\n"
+
+
+# --- classification ----------------------------------------------------------------------------
+
+def _neighbors(text: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    try:
+        data = tomllib.loads(text) if text else {}
+    except tomllib.TOMLDecodeError:
+        data = {}
+    nbrs = {n.get("config", {}).get("neighbor-address", "?"): n for n in data.get("neighbors", [])}
+    rest = {k: v for k, v in data.items() if k not in ("neighbors", "global")}
+    return data.get("global", {}), nbrs, rest
+
+
+def classify(old: str, new: str, plan: DevicePlan) -> None:
+    """Sessions touched and the cost of activating ``new`` where ``old`` runs."""
+    og, on, orest = _neighbors(old)
+    ng, nn, nrest = _neighbors(new)
+    set_sessions(plan, on, nn)
+    if og != ng and old:
+        plan.raise_cost(Cost.RESTART, "[global] changed: gobgpd restarts, every session resets")
+    if plan.sessions_changed:
+        plan.raise_cost(Cost.RESET, "changed neighbors reset: " + ", ".join(plan.sessions_changed))
+    if orest != nrest or plan.sessions_added or plan.sessions_removed:
+        plan.raise_cost(Cost.HITLESS,
+                        "SIGHUP: policies and added/removed neighbors, others untouched")
+
+
+# --- reading state -----------------------------------------------------------------------------
+
+def _gobgp_argv(t: Target) -> list[str]:
+    return ["gobgp", "-p", str(t.api_port)]
+
+
+def session_state(neighbor: Mapping[str, Any]) -> str:
+    """The session state of one entry of ``gobgp -j neighbor`` (an int there; 6 = up)."""
+    state = neighbor.get("state", {})
+    code = state.get("session_state", 0) if isinstance(state, dict) else 0
+    return _STATES.get(code, str(code))
+
+
+def sessions_command(t: Target) -> str:
+    return shell([*_gobgp_argv(t), "-j", "neighbor"])
+
+
+def parse_sessions(output: str) -> dict[str, str]:
+    return {n["conf"]["neighbor_address"]: session_state(n)
+            for n in json.loads(output or "[]") or []}
+
+
+def state_command(route_server: bool) -> Any:
+    def command(t: Target, fabric: Fabric) -> str:
+        g = [*_gobgp_argv(t), "-j"]
+        parts = [shell([*g, "neighbor"])]
+        parts += [shell([*g, "global", "rib", "-a", fam]) for fam in ("ipv4", "ipv6")]
+        if route_server:  # a route server's clients' routes are in adj-in, not the global RIB
+            for s in fabric.sessions_of(t.name):
+                parts.append(f"echo {shell([str(s.node_address)])}; " + shell(
+                    [*g, "neighbor", str(s.node_address), "adj-in", "-a", s.family]))
+        return f"; echo {SEP}; ".join(parts)
+    return command
+
+
+def parse_state(t: Target, output: str, now: float) -> DeviceState:
+    parts = output.split(SEP + "\n")
+    view = DeviceState(t.name)
+    for n in json.loads(parts[0] or "[]") or []:
+        timers = n.get("timers", {}).get("state", {})
+        afs = [a.get("state", {}) for a in n.get("afi_safis", [])]
+        state = session_state(n)
+        addr = n["conf"]["neighbor_address"]
+        up = timers.get("uptime", {}).get("seconds")
+        view.peers[addr] = Peer(
+            addr, state, now - up if up and state == ESTABLISHED else None,
+            timers.get("negotiated_hold_time"), sum(a.get("received", 0) for a in afs),
+            sum(a.get("accepted", 0) for a in afs), sum(a.get("advertised", 0) for a in afs))
+    for chunk in parts[1:3]:
+        view.rib += _paths(json.loads(chunk or "{}") or {}, None)
+    for chunk in parts[3:]:
+        addr, _, body = chunk.partition("\n")
+        view.rib += _paths(json.loads(body or "{}") or {}, addr.strip())
+    return view
+
+
+def _next_hop(path: Mapping[str, Any]) -> str:
+    return next((a.get("nexthop", "") for a in path.get("attrs", [])
+                 if a.get("type") in (3, 14)), "")
+
+
+def _paths(data: dict[str, Any], peer: str | None) -> list[RibEntry]:
+    out = []
+    for prefix, paths in data.items():
+        for p in paths:
+            nh = _next_hop(p)
+            asns = [str(x) for a in p.get("attrs", []) if a.get("type") == 2
+                    for seg in a.get("as_paths", []) for x in seg.get("asns", [])]
+            src = peer if peer is not None else p.get("neighbor-ip", "")
+            src = "" if src in ("<nil>", None) else src
+            out.append(RibEntry(prefix, "" if nh in ("0.0.0.0", "::") else nh, src,
+                                " ".join(asns)))
+    return out
+
+
+def reader(route_server: bool) -> StateReader:
+    return StateReader(state_command(route_server), parse_state, sessions_command,
+                       parse_sessions)
+
+
+# --- the push ----------------------------------------------------------------------------------
+
+def _gobgp(t: Transport, *args: str) -> str:
+    return check(t, shell([*_gobgp_argv(t.target), *args]), f"gobgp {args[0]}")
+
+
+def _originate_path(t: Target) -> str:
+    return t.config.rsplit("/", 1)[0] + "/" + ORIGINATE
+
+
+def _local_routes(t: Transport) -> dict[tuple[str, str], str]:
+    """Originated routes in gobgpd's global RIB: (family, prefix) -> next hop ('' for self)."""
+    out: dict[tuple[str, str], str] = {}
+    for fam in ("ipv4", "ipv6"):
+        data = json.loads(_gobgp(t, "-j", "global", "rib", "-a", fam) or "{}") or {}
+        for prefix, paths in data.items():
+            for path in paths:
+                if path.get("neighbor-ip") not in (None, "<nil>", ""):
+                    continue
+                nh = _next_hop(path)
+                out[(fam, prefix)] = "" if nh in ("0.0.0.0", "::") else nh
+    return out
+
+
+def _wanted_routes(text: str | None) -> dict[tuple[str, str], str]:
+    entries = json.loads(text)["originate"] if text else []
+    return {(e["family"], e["prefix"]): e.get("next_hop", "") for e in entries}
+
+
+def _reconcile(t: Transport, wanted: dict[tuple[str, str], str]) -> None:
+    have = _local_routes(t)
+    for (fam, prefix), nh in sorted(have.items()):
+        if wanted.get((fam, prefix)) != nh:
+            _gobgp(t, "global", "rib", "del", "-a", fam, prefix)
+    for (fam, prefix), nh in sorted(wanted.items()):
+        if have.get((fam, prefix)) != nh:
+            _gobgp(t, "global", "rib", "add", "-a", fam, prefix,
+                   *(["nexthop", nh] if nh else []), "origin", "igp")
+
+
+def _pid(t: Transport) -> str:
+    pattern = f"^(/usr/s?bin/)?gobgpd .*-f {t.target.config}( |$)"
+    res = t.exec(f"pgrep -f {shell([pattern])}")
+    pids = res.stdout.split()
+    if res.rc != 0 or len(pids) != 1:
+        raise DeployFailed(Problem("", t.target.name, f"gobgpd for {t.target.config} is not "
+                                   "running (or more than one is)", ""))
+    return pids[0]
+
+
+def _restart(t: Transport, timeout: float) -> None:
+    old = _pid(t)
+    if t.target.lab:
+        check(t, f"kill {old}", "stop gobgpd")  # the lab supervisor starts it again
+    else:
+        check(t, "systemctl restart gobgpd", "restart gobgpd")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if _pid(t) != old and t.exec(shell([*_gobgp_argv(t.target), "global"])).ok:
+                return
+        except DeployFailed:
+            pass
+        time.sleep(0.1)
+    raise DeployFailed(Problem("", t.target.name, "gobgpd did not come back after a restart",
+                               ""))
+
+
+class GobgpdDriver:
+    """Plan and push for gobgpd; ``read`` is the platform's state reader."""
+
+    def __init__(self, read: StateReader) -> None:
+        self.read = read
+
+    def plan(self, t: Transport, files: Mapping[str, Artifact],
+             values: Mapping[str, str]) -> DevicePlan:
+        target = t.target
+        conf, orig = need(files, CONFIG), files.get(ORIGINATE)
+        p = DevicePlan(target.name, target.platform.value)
+        current = t.read(target.config) or ""
+        same = current == fill(conf.text, values)
+        p.extra["config_same"] = same
+        if not same:
+            text = shown(SECRET_LINE, current, values)
+            p.diff += unified(text, conf.text, CONFIG)
+            classify(text, conf.text, p)
+        wanted = _wanted_routes(orig.text if orig else None)
+        have = _local_routes(t)
+        for (fam, prefix), nh in sorted(have.items()):
+            if wanted.get((fam, prefix)) != nh:
+                p.diff.append(f"-originate {prefix}" + (f" nexthop {nh}" if nh else ""))
+        for (fam, prefix), nh in sorted(wanted.items()):
+            if have.get((fam, prefix)) != nh:
+                p.diff.append(f"+originate {prefix}" + (f" nexthop {nh}" if nh else ""))
+        if p.diff and p.cost == Cost.NONE:
+            p.raise_cost(Cost.HITLESS, "hitless: originated routes added / withdrawn")
+        p.action = Action.UPDATE if p.diff else Action.NONE
+        return p
+
+    def apply(self, t: Transport, p: DevicePlan, files: Mapping[str, Artifact],
+              values: Mapping[str, str], timeout: float) -> Outcome:
+        target, read = t.target, self.read
+        conf, orig = need(files, CONFIG), files.get(ORIGINATE)
+        wanted = _wanted_routes(orig.text if orig else None)
+        before = read_sessions(t, read)
+        if p.extra["config_same"]:
+            _reconcile(t, wanted)
+            return Outcome(Status.CHANGED, "originated routes reconciled")
+        new = f"{target.config}.bgpgen-new"
+        t.write(new, fill(conf.text, values), 0o600)
+        res = t.exec(shell(["gobgpd", "-d", "-t", "toml", "-f", new]))
+        if not res.ok:
+            t.exec(f"rm -f {shell([new])}")
+            raise DeployFailed(Problem("", target.name, "gobgpd -d rejects the config: "
+                                       + last_error(redact(res.output, values)), ""))
+        had_file = t.read(target.config) is not None
+        if had_file:
+            copy(t, target.config, target.config + PREV)
+        originate_at = _originate_path(target)
+        if orig and t.read(originate_at) is not None:
+            copy(t, originate_at, originate_at + PREV)
+        restart = p.cost == Cost.RESTART
+        p.extra.update(had_file=had_file, restart=restart, pushed=True)
+        try:
+            t.rename(new, target.config)
+            if orig:
+                t.write(originate_at, orig.text, 0o644)
+            if restart:
+                _restart(t, timeout)
+            else:
+                check(t, f"kill -HUP {_pid(t)}", "SIGHUP gobgpd")
+                time.sleep(0.3)  # gobgpd applies a SIGHUP asynchronously
+            _reconcile(t, wanted)
+            wait_sessions(t, read, before, timeout)
+        except RemoteError as exc:
+            self._restore(t, had_file, restart, timeout)
+            raise DeployFailed(Problem("", target.name, f"{exc.problems[0].message}; previous "
+                                       "config restored", "")) from None
+        return Outcome(Status.CHANGED, p.cost_detail)
+
+    def confirm(self, t: Transport, p: DevicePlan) -> None:
+        return None  # the previous file stays beside the new one as *.bgpgen-prev
+
+    def rollback(self, t: Transport, p: DevicePlan, timeout: float) -> None:
+        if p.extra.get("pushed"):
+            self._restore(t, p.extra["had_file"], p.extra["restart"], timeout)
+        else:  # only routes were reconciled: put back what the previous originate.json says
+            _reconcile(t, _wanted_routes(t.read(_originate_path(t.target))))
+
+    def _restore(self, t: Transport, had_file: bool, restart: bool, timeout: float) -> None:
+        target = t.target
+        if had_file:
+            t.rename(target.config + PREV, target.config)
+        originate_at = _originate_path(target)
+        if t.read(originate_at + PREV) is not None:
+            t.rename(originate_at + PREV, originate_at)
+        if restart:
+            _restart(t, timeout)
+        else:
+            t.exec(f"kill -HUP {_pid(t)}")
+            time.sleep(0.3)
+        _reconcile(t, _wanted_routes(t.read(originate_at)))
+
+
+# --- the lab -----------------------------------------------------------------------------------
+
+def daemons(device: Device, dirs: LabDirs) -> list[Daemon]:
+    return [Daemon("gobgpd", ("gobgpd", "-f", f"{dirs.etc}/{CONFIG}", "-t", "toml",
+                              "--pprof-disable", f"--api-hosts=127.0.0.1:{device.api_port}"),
+                   f"{dirs.log}/gobgpd.log", {"listen": device.api_port})]
+
+
+def bootstrap(device: Device) -> str:
+    return (f'[global.config]\n  as = {device.asn}\n  router-id = "{device.router_id}"\n'
+            f"  port = {device.bgp_port}\n")
+
+
+def prepare(device: Device, dirs: LabDirs,
+            files: Mapping[str, Artifact]) -> list[tuple[str, ...]]:
+    """Rendered originated routes are loaded once gobgpd answers, as the deployer does."""
+    orig = files.get(ORIGINATE)
+    if orig is None:
+        return []
+    with open(f"{dirs.etc}/{ORIGINATE}", "w") as fh:
+        fh.write(orig.text)
+    post = []
+    for e in json.loads(orig.text)["originate"]:
+        argv = ["gobgp", "-p", str(device.api_port), "global", "rib", "add", "-a",
+                e["family"], e["prefix"]]
+        argv += ["nexthop", e["next_hop"]] if "next_hop" in e else []
+        post.append((*argv, "origin", "igp"))
+    return post

@@ -1,0 +1,47 @@
+"""What runs on a device, normalised: every platform's answer becomes one :class:`DeviceState`.
+
+Platform modules read their daemon (gobgp JSON, birdc text, vtysh JSON) into this view; verify,
+deploy's session checks and ``lab status`` only ever see it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ESTABLISHED = "Established"
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """One BGP session as one end sees it."""
+
+    address: str
+    state: str                      #: the daemon's own word; ``Established`` when up
+    uptime: float | None = None     #: seconds Established
+    hold: int | None = None         #: negotiated hold time
+    received: int | None = None
+    accepted: int | None = None
+    sent: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RibEntry:
+    prefix: str
+    next_hop: str
+    peer: str        #: the address it came from; "" for a route the device originates
+    as_path: str = ""
+
+
+@dataclass(slots=True)
+class DeviceState:
+    """Sessions and RIB of one device, or why they could not be read."""
+
+    device: str
+    peers: dict[str, Peer] = field(default_factory=dict)
+    rib: list[RibEntry] = field(default_factory=list)
+    error: str = ""      #: the device could not be reached at all (SSH): nothing can be judged
+    down: str = ""       #: reached, but the BGP daemon does not answer: a finding
+
+    def states(self) -> dict[str, str]:
+        """Peer address -> session state."""
+        return {a: p.state for a, p in self.peers.items()}
