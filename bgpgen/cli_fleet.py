@@ -157,7 +157,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         (lambda text: (out.write(text.rstrip("\n") + "\n"), out.flush()) and None)
     results = run.execute(pb, fabric, build, tg, values, check=args.check, yes=args.yes,
                           workers=args.workers, say=say)
-    ok = all(r.status in ("ok", "checked") for r in results)
+    ok = all(r.status in (run.BatchStatus.OK, run.BatchStatus.CHECKED) for r in results)
     if args.format == "json":
         out.write(json.dumps({"playbook": pb.name, "check": args.check, "ok": ok,
                               "batches": [r.as_dict() for r in results]}, indent=1) + "\n")
@@ -167,9 +167,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         table.add_column(col)
     for r in results:
         failed = "; ".join(f"{f['device']} ({f['gate']}): {f['message']}" for f in r.failed)
-        table.add_row(r.play, str(r.index), ", ".join(r.devices), r.status, escape(failed))
+        table.add_row(r.play, str(r.index), ", ".join(r.devices), str(r.status), escape(failed))
     Console(file=out, width=160).print(table)
-    done = sum(1 for r in results if r.status in ("ok", "checked"))
+    done = sum(1 for r in results if r.status in (run.BatchStatus.OK, run.BatchStatus.CHECKED))
     out.write(f"Run: {done} of {len(results)} batches done"
               + ("" if ok else ", stopped at the first failed batch") + ".\n")
     return 0 if ok else 1

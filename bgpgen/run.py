@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from nornir.core import Nornir
@@ -31,12 +32,19 @@ from .targets import Target
 Say = Callable[[str], None]
 
 
+class BatchStatus(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    NOT_RUN = "not run"
+    CHECKED = "checked"
+
+
 @dataclass(slots=True)
 class BatchResult:
     play: str
     index: int
     devices: list[str]
-    status: str = "not run"            #: ok | failed | not run | checked
+    status: BatchStatus = BatchStatus.NOT_RUN
     steps: list[str] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
     results: list[dict[str, Any]] = field(default_factory=list)
@@ -45,7 +53,7 @@ class BatchResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"play": self.play, "batch": self.index, "devices": self.devices,
-                "status": self.status, "steps": self.steps, "failed": self.failed,
+                "status": str(self.status), "steps": self.steps, "failed": self.failed,
                 "results": self.results, "started": self.started, "finished": self.finished}
 
 
@@ -215,13 +223,13 @@ def _batch(play: Play, batch: list[Device], res: BatchResult, nr: Nornir, fabric
             res.steps.append(f"{step.kind} (checked)")
             continue
         if not steps[step.kind](step.params):
-            res.status = "failed"
+            res.status = BatchStatus.FAILED
             return False
         res.steps.append(step.kind)
     if not check:
         run.confirm()  # every gate of the batch held: its pushes are final
-    res.status = "checked" if check else "ok"
+    res.status = BatchStatus.CHECKED if check else BatchStatus.OK
     return True
 
 
-__all__ = ["BatchResult", "execute", "prepare"]
+__all__ = ["BatchResult", "BatchStatus", "execute", "prepare"]

@@ -8,9 +8,7 @@ from typing import Any
 
 from ..model import Device, Fabric, Node, Passive, Platform, Role
 from . import gobgpd
-from .base import FileSpec, LabSetup, PlatformSpec
-
-_READ = gobgpd.reader(route_server=True)
+from .base import FileSpec
 
 
 def context(fabric: Fabric, device: Device) -> dict[str, Any]:
@@ -26,26 +24,12 @@ def context(fabric: Fabric, device: Device) -> dict[str, Any]:
             "client_keys": {(n, f) for n, f, _ in client_sets}}
 
 
-SPEC = PlatformSpec(
+SPEC = gobgpd.spec_for(
     platform=Platform.GOBGP_RS,
     role=Role.SWITCH,
-    inventory_name="gobgp",
     description="a gobgpd route server standing in for a switch",
     files=(FileSpec(gobgpd.CONFIG, "gobgp_rs/gobgpd.toml.j2", gobgpd.PATHS.config),),
     context=context,
-    checker=gobgpd.CHECKER,
-    netmiko_device_type="linux",
-    paths=gobgpd.PATHS,
-    secret_line=gobgpd.SECRET_LINE,
-    classify=gobgpd.classify,
-    driver=gobgpd.GobgpdDriver(_READ),
-    state=_READ,
-    lab=LabSetup(daemons=gobgpd.daemons, bootstrap=gobgpd.bootstrap, prepare=gobgpd.prepare,
-                 binaries=gobgpd.BINARIES, user=None, cli_port=None),
-    bfd=False,
-    default_originate=False,
     route_server=True,
     default_passive=Passive.SWITCH,
-    drain=None,
-    filters=gobgpd.FILTERS,
 )

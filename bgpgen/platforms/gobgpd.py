@@ -20,17 +20,21 @@ from typing import TYPE_CHECKING, Any
 from ..artifacts import Artifact
 from ..changes import Action, Cost, DevicePlan, unified
 from ..errors import Problem
-from ..model import Device, Fabric, Node
+from ..model import Device, Fabric, Node, Passive, Platform, Role
 from ..secrets import fill, redact
 from ..state import ESTABLISHED, DeviceState, Peer, RibEntry
 from ..transport import RemoteError, Transport, check, copy, shell
 from .base import (
     Checker,
+    Context,
     Daemon,
     DeployFailed,
+    FileSpec,
     LabDirs,
+    LabSetup,
     Outcome,
     Paths,
+    PlatformSpec,
     StateReader,
     Status,
     last_error,
@@ -391,3 +395,19 @@ def prepare(device: Device, dirs: LabDirs,
         argv += ["nexthop", e["next_hop"]] if "next_hop" in e else []
         post.append((*argv, "origin", "igp"))
     return post
+
+
+def spec_for(*, platform: Platform, role: Role, description: str, files: tuple[FileSpec, ...],
+             context: Context, route_server: bool, default_passive: Passive) -> PlatformSpec:
+    """A platform whose daemon is gobgpd: what differs is its role, files and context."""
+    read = reader(route_server)
+    return PlatformSpec(
+        platform=platform, role=role, inventory_name="gobgp", description=description,
+        files=files, context=context, checker=CHECKER, netmiko_device_type="linux",
+        paths=PATHS, secret_line=SECRET_LINE, classify=classify, driver=GobgpdDriver(read),
+        state=read,
+        lab=LabSetup(daemons=daemons, bootstrap=bootstrap, prepare=prepare, binaries=BINARIES,
+                     user=None, cli_port=None),
+        bfd=False,  # gobgpd 3.10 has no BFD (native BFD came in 4.5)
+        default_originate=False, route_server=route_server, default_passive=default_passive,
+        drain=None, filters=FILTERS)
