@@ -28,7 +28,7 @@ NAME = "benchverify"
 
 def plain_round(inv: Path, workers: int) -> float:
     fabric = load_fabric(inv)
-    targets = from_overlay(fabric, lab.overlay(NAME))
+    targets = from_overlay(fabric, lab.overlay(NAME), lab.lab_dir(NAME) / "ssh_config")
     jobs = [lab.ssh_argv(NAME, d.name) + [spec(d.platform).state.command(targets[d.name], fabric)]
             for d in fabric.devices]
     t0 = time.perf_counter()

@@ -32,6 +32,8 @@ class Parts:
     profiles: dict[str, Profile]
     secrets: dict[str, SecretRef]
     racks: tuple[str, ...]
+    management: Mgmt = Mgmt()
+    ssh_config: str | None = None
     switches: list[tuple[int, Switch]] = field(default_factory=list)
     nodes: list[tuple[int, Node]] = field(default_factory=list)
     sessions: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
@@ -51,6 +53,9 @@ def build(doc: dict[str, Any], out: Collector) -> Parts | None:
     racks = _racks(doc.get("racks", []), out)
     parts = Parts(fabric["name"], fabric.get("description", ""), cluster, profiles, secrets, racks)
     mgmt_defaults = fabric.get("management", {})
+    parts.management = _mgmt({}, mgmt_defaults) or Mgmt()
+    if "ssh_config" in mgmt_defaults:  # relative to the inventory; an absolute path stays
+        parts.ssh_config = str(out.source.root / mgmt_defaults["ssh_config"])
     refs = _Refs(out, profiles, set(racks), default)
     for i, raw in enumerate(doc["switches"]):
         sw = _switch(i, raw, mgmt_defaults, refs)
@@ -235,12 +240,17 @@ def _router_id(out: Collector, path: PathT, raw: str | None,
     return str(v4[0])
 
 
-def _mgmt(raw: dict[str, Any] | None, defaults: dict[str, Any], user: str | None = None,
-          port: int | None = None) -> Mgmt | None:
+def _mgmt(raw: dict[str, Any] | None, defaults: dict[str, Any],
+          group: dict[str, Any] | None = None) -> Mgmt | None:
+    """A device's management settings: its own, else its group's, else the fabric's."""
     if raw is None:
         return None
-    return Mgmt(raw["host"], raw.get("port", port or defaults.get("port", 22)),
-                raw.get("user", user or defaults.get("user", "root")))
+    g = group or {}
+
+    def pick(key: str, fallback: Any = None) -> Any:
+        return raw.get(key, g.get(f"mgmt_{key}", defaults.get(key, fallback)))
+    return Mgmt(raw.get("host"), pick("port", 22), pick("user", "root"), pick("key"),
+                pick("jump"), raw.get("ssh_host"), pick("become"))
 
 
 def _switch(i: int, raw: dict[str, Any], mgmt_defaults: dict[str, Any],
@@ -314,7 +324,7 @@ def _node(i: int, raw: dict[str, Any], groups: dict[str, tuple[int, dict[str, An
         router_id=_router_id(out, (*path, "router_id"), raw.get("router_id"), ifaces),
         interfaces=ifaces, rack=refs.rack((*path, "rack"), raw.get("rack")) or group.get("rack"),
         description=raw.get("description", group.get("description", "")),
-        mgmt=_mgmt(raw.get("mgmt"), mgmt_defaults, group.get("mgmt_user"), group.get("mgmt_port")),
+        mgmt=_mgmt(raw.get("mgmt"), mgmt_defaults, group),
         profile=refs.profile((*path, "profile"), raw.get("profile")) if "profile" in raw
         else group.get("profile", refs.default_profile),
         bgp_port=pick("bgp_port") or 179, api_port=raw.get("api_port", 50051),
@@ -340,7 +350,7 @@ def _unique(parts: Parts, out: Collector) -> None:
         for j, iface in enumerate(d.interfaces):
             if not iface.ip.is_loopback:
                 claim("peering", iface.ip, (*path, "peering", j), d.name, "peering address")
-        if d.mgmt is not None:
+        if d.mgmt is not None and d.mgmt.host is not None:
             claim("mgmt", f"{d.mgmt.host}:{d.mgmt.port}", (*path, "mgmt", "host"), d.name,
                   "management address")
 

@@ -18,7 +18,10 @@ def add_parsers(sub: Any) -> None:
     def common(sp: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
         sp.add_argument("-i", "--inventory", type=Path, default=Path("inventory"))
         sp.add_argument("--lab", metavar="NAME", default=None,
-                        help="reach the devices of this lab (its connection overlay)")
+                        help="reach the devices of this lab (the ssh config it wrote)")
+        sp.add_argument("--ssh-config", metavar="FILE", type=Path, default=None,
+                        help="OpenSSH client config to reach devices with (default: the "
+                        "inventory's fabric.management.ssh_config, else ~/.ssh/config)")
         sp.add_argument("--limit", nargs="+", default=None, metavar="PATTERN",
                         help="device names, globs, group:NAME, rack:NAME, role:node|switch")
         sp.add_argument("--templates", type=Path, default=None)
@@ -57,10 +60,10 @@ def add_parsers(sub: Any) -> None:
 def _targets(args: argparse.Namespace, fabric: Any) -> tuple[dict[str, Any], list[Any]]:
     from . import targets
     if args.lab:
-        from .lab import overlay
-        tg = targets.from_overlay(fabric, overlay(args.lab))
+        from .lab import lab_dir, overlay
+        tg = targets.from_overlay(fabric, overlay(args.lab), lab_dir(args.lab) / "ssh_config")
     else:
-        tg = targets.from_inventory(fabric)
+        tg = targets.from_inventory(fabric, args.ssh_config)
     return tg, targets.select(fabric, tg, args.limit)
 
 

@@ -57,6 +57,7 @@ def derive(parts: Parts, out: Collector) -> Fabric:
     ordered = tuple(sorted(sessions.values(), key=lambda s: s.id))
     return Fabric(
         name=parts.name, description=parts.description, cluster=parts.cluster,
+        management=parts.management, ssh_config=parts.ssh_config,
         profiles=tuple(sorted(parts.profiles.values(), key=lambda p: p.name)),
         secrets=tuple(sorted(parts.secrets.values(), key=lambda s: s.name)),
         racks=parts.racks,

@@ -13,6 +13,7 @@ from the host's data ``bgpgen_paths: {config, run, confdir}``. Results are typed
 
 from __future__ import annotations
 
+import getpass
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import paramiko
 from nornir.core import Nornir
 from nornir.core.configuration import Config
 from nornir.core.inventory import ConnectionOptions, Defaults, Groups, Host, Hosts, Inventory
@@ -35,8 +37,9 @@ from .platforms import spec
 from .platforms.base import DeployFailed, Status
 from .secrets import redact
 from .state import DeviceState
+from .reach import Hop
 from .targets import Target
-from .transport import SshTransport, Transport, connect_options
+from .transport import SshTransport, Transport, connect_options, describe_ssh, open_client
 
 Progress = Callable[[str, str], None]  #: (device, what happened)
 TARGET = "bgpgen_target"  #: host data key of a Target built by bgpgen itself
@@ -44,6 +47,7 @@ PATHS = "bgpgen_paths"    #: host data key of per-device path overrides
 #: host data key of a transport factory ``(host, target) -> Transport``: your own connection
 #: (or a recording) instead of bgpgen's Netmiko session
 TRANSPORT = "bgpgen_transport"
+BECOME = "bgpgen_become"  #: host data key: privileged steps through sudo -n (default: not root)
 
 
 @dataclass(slots=True)
@@ -102,10 +106,14 @@ def target_of(task: Task, fabric: Fabric) -> Target:
                                   "inventory's devices, or filter them out")) from None
     paths = spec(device.platform).paths
     over = host.get(PATHS) or {}
-    return Target(device.name, device.platform, host.hostname or device.name, host.port or 22,
-                  host.username or "root", None, "", over.get("config", paths.config),
-                  over.get("run", paths.run), over.get("confdir", paths.confdir),
-                  device.api_port)
+    user = host.username or getpass.getuser()
+    become = host.get(BECOME)
+    # How to connect is the host's own business (its netmiko connection options).
+    ssh = Hop(host.name, host.hostname or host.name, host.port or 22, user, (), ())
+    return Target(device.name, device.platform, ssh, (),
+                  bool(become) if become is not None else user != "root",
+                  over.get("config", paths.config), over.get("run", paths.run),
+                  over.get("confdir", paths.confdir), device.api_port)
 
 
 def transport_for(task: Task, fabric: Fabric) -> Transport:
@@ -118,28 +126,29 @@ def transport_for(task: Task, fabric: Fabric) -> Transport:
         return made
     conn = task.host.get_connection("netmiko", task.nornir.config)
     if getattr(conn, "remote_conn_pre", None) is None:
-        # Netmiko builds the SSH client (its host key policy and known_hosts, its key and agent
-        # handling) and connects it; bgpgen uses exec channels and SFTP on that session, so the
-        # interactive shell and its prompt discovery (~0.2 s of sleeps per device) are skipped.
-        conn.remote_conn_pre = conn._build_ssh_client()
-        conn.remote_conn_pre.connect(**conn._connect_params_dict())
+        open_client(conn, target)
     return SshTransport(conn, target)
 
 
-def describe(exc: BaseException) -> str:
+def describe(exc: BaseException, target: Target | None = None) -> str:
     """One line for a connection or device failure."""
+    if isinstance(exc, BgpgenError):
+        p = exc.problems[0]
+        return p.message + (f" (hint: {p.hint})" if p.hint else "")
+    if target is not None and isinstance(exc, (paramiko.SSHException, OSError)):
+        return describe_ssh(exc, target.ssh)
     name = type(exc).__name__
     text = " ".join(str(exc).split())
-    if isinstance(exc, BgpgenError):
-        return exc.problems[0].message
-    if "BadHostKey" in name or "host key" in text.lower() or "not found in known_hosts" in text:
-        return f"host key verification failed ({text[:160]}); check known_hosts"
-    if "Authentication" in name:
-        return f"authentication failed: {text[:160]}"
-    if "Timeout" in name or isinstance(exc, (socket.timeout, TimeoutError, ConnectionError,
-                                             OSError)):
+    if isinstance(exc, (socket.timeout, TimeoutError, ConnectionError, OSError)):
         return f"unreachable: {text[:160] or name}"
     return f"{name}: {text[:200]}"
+
+
+def _target_or_none(task: Task, fabric: Fabric) -> Target | None:
+    try:
+        return target_of(task, fabric)
+    except BgpgenError:
+        return None
 
 
 # --- tasks -------------------------------------------------------------------------------------
@@ -154,7 +163,7 @@ def plan_task(task: Task, build: Build, values: Mapping[str, str],
         p = spec(t.target.platform).driver.plan(t, build.files_of(name), values)
     except Exception as exc:  # noqa: BLE001 - every failure becomes this device's plan
         p = DevicePlan(name, _platform_name(build.fabric, name), Action.FAILED,
-                       error=redact(describe(exc), values))
+                       error=redact(describe(exc, _target_or_none(task, build.fabric)), values))
     if progress:
         progress(name, "planned")
     return Result(host=task.host, result=p)
@@ -178,7 +187,8 @@ def apply_task(task: Task, plan: Plan, build: Build, values: Mapping[str, str],
     except DeployFailed as exc:
         res = DeviceResult(name, Status.FAILED, message=redact(exc.problems[0].message, values))
     except Exception as exc:  # noqa: BLE001 - every failure becomes this device's result
-        res = DeviceResult(name, Status.FAILED, message=redact(describe(exc), values))
+        res = DeviceResult(name, Status.FAILED, message=redact(
+            describe(exc, _target_or_none(task, build.fabric)), values))
     res.seconds = time.monotonic() - start
     if progress:
         progress(name, str(res.status))
@@ -198,7 +208,8 @@ def finish_task(task: Task, plan: Plan, build: Build, action: Finish, timeout: f
             driver.rollback(t, p, timeout)
         return Result(host=task.host, result="")
     except Exception as exc:  # noqa: BLE001 - reported per device
-        return Result(host=task.host, result=redact(describe(exc), values))
+        return Result(host=task.host, result=redact(
+            describe(exc, _target_or_none(task, build.fabric)), values))
 
 
 def read_state_task(task: Task, fabric: Fabric, values: Mapping[str, str]) -> Result:
@@ -218,7 +229,8 @@ def read_state_task(task: Task, fabric: Fabric, values: Mapping[str, str]) -> Re
             text = redact(res.output, values)
             view.down = " ".join(text.split())[:200] or f"exit code {res.rc}"
     except Exception as exc:  # noqa: BLE001 - an unreadable device is reported, not raised
-        view = DeviceState(name, error=redact(describe(exc), values))
+        view = DeviceState(name, error=redact(describe(exc, _target_or_none(task, fabric)),
+                                              values))
     return Result(host=task.host, result=view)
 
 
@@ -233,7 +245,7 @@ def drain_task(task: Task, fabric: Fabric, on: bool) -> Result:
         drain(t, device, on)
         return Result(host=task.host, result="")
     except Exception as exc:  # noqa: BLE001 - reported per device
-        return Result(host=task.host, result=describe(exc))
+        return Result(host=task.host, result=describe(exc, _target_or_none(task, fabric)))
 
 
 def _platform_name(fabric: Fabric, name: str) -> str:
@@ -263,6 +275,11 @@ def read_states(nr: Nornir, fabric: Fabric, values: Mapping[str, str],
 
 
 def close(nr: Nornir) -> None:
+    """Close every host's connection, and the bastion connections under it."""
+    for host in nr.inventory.hosts.values():
+        conn = host.connections.get("netmiko")
+        for jump in getattr(getattr(conn, "connection", None), "bgpgen_jumps", []):
+            jump.close()
     nr.close_connections(on_good=True, on_failed=True)
 
 

@@ -74,9 +74,16 @@ class Profile:
 
 @dataclass(frozen=True, slots=True)
 class Mgmt:
-    host: str
+    """How to reach a device, as the inventory says; the user's ssh config comes first
+    (:mod:`bgpgen.reach`). None: not said here."""
+
+    host: str | None = None
     port: int = 22
     user: str = "root"
+    key: str | None = None          #: an identity file
+    jump: str | None = None         #: ProxyJump: bastions, comma-separated
+    ssh_host: str | None = None     #: the ssh config Host to use instead of the device name
+    become: bool | None = None      #: privileged steps through sudo -n; None: unless root
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +200,8 @@ class Fabric:
     sessions: tuple[Session, ...]
     routes: tuple[Route, ...]
     description: str = ""
+    management: Mgmt = Mgmt()       #: the fabric's defaults for every device
+    ssh_config: str | None = None   #: the inventory's OpenSSH client config (absolute)
     _by_name: dict[str, Device] = field(default_factory=dict, init=False, compare=False,
                                         repr=False)
     _sessions_by: dict[str, list[Session]] = field(default_factory=dict, init=False,

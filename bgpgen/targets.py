@@ -1,16 +1,21 @@
-"""Where each device is and how to reach it: from the inventory (a real fleet) or from a lab's
-connection overlay (``--lab NAME``), so deploy and verify treat both the same way."""
+"""Where each device is and how to reach it: one code path for a real fleet and a lab.
+
+A device is reached as ``ssh DEVICE`` would reach it (:mod:`bgpgen.reach`: the OpenSSH client
+config, then the inventory's ``mgmt``); its files are where its platform keeps them. A lab is
+only another ssh config (``--lab NAME`` reads the one ``bgpgen lab up`` wrote).
+"""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from paramiko import SSHConfig
 
 from .errors import BgpgenError, Problem
 from .model import Device, Fabric, Platform
 from .platforms import spec
+from .reach import Hop, default_config, load_config, reach
 
 
 class TargetError(BgpgenError):
@@ -21,41 +26,76 @@ class TargetError(BgpgenError):
 class Target:
     name: str
     platform: Platform
-    host: str
-    port: int
-    user: str
-    key: str | None             #: private key file; None: the SSH agent / default keys
-    known_hosts: str            #: host keys are always verified against this file
+    ssh: Hop                    #: the device's SSH endpoint
+    jumps: tuple[Hop, ...]      #: bastions on the way, in order
+    become: bool                #: privileged steps through ``sudo -n``
     config: str                 #: the daemon's config file on the device
     run: str                    #: runtime dir: BIRD control socket, FRR vty sockets
     confdir: str                #: FRR config dir (frr-reload --confdir)
     api_port: int               #: gobgpd gRPC port
     lab: bool = False
 
+    @property
+    def host(self) -> str:
+        return self.ssh.host
 
-def from_inventory(fabric: Fabric) -> dict[str, Target]:
-    """Targets of a real fleet: management addresses from the inventory, the user's keys."""
-    known = os.path.expanduser("~/.ssh/known_hosts")
+    @property
+    def port(self) -> int:
+        return self.ssh.port
+
+    @property
+    def user(self) -> str:
+        return self.ssh.user
+
+
+def target(device: Device, fabric: Fabric, config: SSHConfig,
+           paths: dict[str, str] | None = None, lab: bool = False) -> Target:
+    """One device's target, reached through ``config`` (a parsed ssh config)."""
+    mgmt = device.mgmt or fabric.management
+    way = reach(config, device.name, mgmt)
+    become = mgmt.become if mgmt.become is not None else way.ssh.user != "root"
+    where = spec(device.platform).paths
+    p = paths or {}
+    return Target(device.name, device.platform, way.ssh, way.jumps, become,
+                  p.get("config", where.config), p.get("run", where.run),
+                  p.get("confdir", where.confdir), device.api_port, lab)
+
+
+def ssh_config_of(fabric: Fabric, given: Path | None) -> Path | None:
+    """The ssh config in force: --ssh-config, the inventory's, or ~/.ssh/config."""
+    if given is not None:
+        if not Path(given).is_file():
+            raise TargetError(Problem(str(given), "--ssh-config", "no such file",
+                                      "give an OpenSSH client config file"))
+        return Path(given)
+    if fabric.ssh_config is not None:
+        if not Path(fabric.ssh_config).is_file():
+            raise TargetError(Problem(fabric.ssh_config, "fabric.management.ssh_config",
+                                      "no such file", "fix the path (relative to the "
+                                      "inventory) or remove the setting"))
+        return Path(fabric.ssh_config)
+    return default_config()
+
+
+def from_inventory(fabric: Fabric, config_file: Path | None = None) -> dict[str, Target]:
+    """Targets of every device, reached through the ssh config in force."""
+    cfg = load_config(ssh_config_of(fabric, config_file))
+    return {d.name: target(d, fabric, cfg) for d in fabric.devices}
+
+
+def from_overlay(fabric: Fabric, overlay: dict[str, object], config_file: Path) -> \
+        dict[str, Target]:
+    """Targets of a lab: its ssh config, and where its devices keep their files."""
+    devices: dict[str, dict[str, str]] = overlay["devices"]  # type: ignore[assignment]
+    cfg = load_config(config_file)
     out: dict[str, Target] = {}
     for d in fabric.devices:
-        if d.mgmt is None:
-            continue
-        paths = spec(d.platform).paths
-        out[d.name] = Target(d.name, d.platform, d.mgmt.host, d.mgmt.port, d.mgmt.user, None,
-                             known, paths.config, paths.run, paths.confdir, d.api_port)
-    return out
-
-
-def from_overlay(fabric: Fabric, overlay: dict[str, Any]) -> dict[str, Target]:
-    """Targets of a lab: everything from its overlay."""
-    out: dict[str, Target] = {}
-    for d in fabric.devices:
-        e = overlay["devices"].get(d.name)
+        e = devices.get(d.name)
         if e is None:
             continue
-        out[d.name] = Target(d.name, d.platform, e["host"], e["port"], e["user"], e["key"],
-                             e["known_hosts"], e["config"], e["run"],
-                             str(Path(e["config"]).parent), e["api_port"], lab=True)
+        out[d.name] = target(d, fabric, cfg, {
+            "config": e["config"], "run": e["run"], "confdir": str(Path(e["config"]).parent)},
+            lab=True)
     return out
 
 
@@ -80,6 +120,6 @@ def select(fabric: Fabric, targets: dict[str, Target], limit: list[str] | None) 
                                   "use device names, globs, group:NAME, rack:NAME or role:node"))
     missing = [d.name for d in chosen if d.name not in targets]
     if missing:
-        raise TargetError(Problem("", "--limit", f"no management address for {missing[0]}",
-                                  "add mgmt: to the device in the inventory"))
+        raise TargetError(Problem("", "--limit", f"{missing[0]} is not in this lab",
+                                  "start the lab from this inventory"))
     return chosen

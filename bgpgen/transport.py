@@ -9,16 +9,18 @@ test, a user's own connection) can stand in for it: platform modules see only th
 
 from __future__ import annotations
 
-import posixpath
+import os
 import shlex
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+import paramiko
+
 from .errors import BgpgenError, Problem
 
 if TYPE_CHECKING:
+    from .reach import Hop
     from .targets import Target
 
 
@@ -68,8 +70,9 @@ class Transport(Protocol):
         """A file's text, or None when it does not exist."""
         ...
 
-    def write(self, path: str, text: str, mode: int = 0o600) -> None:
-        """Write ``path`` atomically (a temporary file beside it, then a rename)."""
+    def write(self, path: str, text: str, mode: int = 0o600, owner: str | None = None) -> None:
+        """Write ``path`` atomically (a temporary file beside it, then a rename), with its
+        mode (and owner, ``user:group``) set before it takes the old file's place."""
         ...
 
     def rename(self, src: str, dst: str) -> None: ...
@@ -89,21 +92,108 @@ def copy(t: Transport, src: str, dst: str) -> None:
     check(t, f"cp -p {shlex.quote(src)} {shlex.quote(dst)}", f"backup of {src}")
 
 
+class BecomeError(RemoteError):
+    """sudo asks for a password (or refuses) on a device."""
+
+
 def connect_options(t: Target) -> dict[str, Any]:
-    """Netmiko ConnectHandler arguments for a target (also Nornir's connection extras)."""
+    """Netmiko ConnectHandler arguments for a target (also Nornir's connection extras).
+
+    Netmiko takes one key file (and insists that it exists); the others, the agent and every
+    known_hosts file are added when :func:`open_client` connects.
+    """
+    keys = [k for k in t.ssh.keys if os.path.isfile(k)]
+    known = [k for k in t.ssh.known_hosts if os.path.isfile(k)]
     opts: dict[str, Any] = {
         "device_type": "linux", "host": t.host, "port": t.port, "username": t.user,
-        "use_keys": True, "allow_agent": t.key is None, "ssh_strict": True,
-        "system_host_keys": False, "alt_host_keys": True, "alt_key_file": t.known_hosts,
-        "conn_timeout": 8, "auth_timeout": 8, "banner_timeout": 8, "fast_cli": True}
-    if t.key:
-        opts["key_file"] = t.key
+        "use_keys": bool(keys), "allow_agent": True, "ssh_strict": True,
+        "system_host_keys": False, "alt_host_keys": bool(known),
+        "alt_key_file": known[0] if known else "", "conn_timeout": 8, "auth_timeout": 8,
+        "banner_timeout": 8, "fast_cli": True}
+    if keys:
+        opts["key_file"] = keys[0]
     return opts
+
+
+def _client(hop: Hop, sock: Any = None) -> paramiko.SSHClient:
+    """A connected SSH client for one hop (a bastion): host key checked, keys or agent."""
+    client = paramiko.SSHClient()
+    for path in hop.known_hosts:
+        if os.path.isfile(path):
+            client.load_system_host_keys(path)
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    keys = [k for k in hop.keys if os.path.isfile(k)]
+    # paramiko takes a list of key files (its stubs say one): like OpenSSH's IdentityFile lines
+    client.connect(hop.host, hop.port, hop.user, key_filename=keys or None,  # type: ignore[arg-type]
+                   look_for_keys=not keys, allow_agent=True, timeout=8, auth_timeout=8,
+                   banner_timeout=8, sock=sock)
+    return client
+
+
+def open_client(conn: Any, t: Target) -> None:
+    """Connect Netmiko's SSH client for ``t`` (through its bastions, if any).
+
+    Netmiko builds the client (its host key policy, its key and agent handling); bgpgen adds
+    every known_hosts file and identity file of the target and the ProxyJump chain, then uses
+    exec channels on that session: the interactive shell and its prompt discovery (~0.2 s of
+    sleeps per device) are skipped.
+    """
+    params = conn._connect_params_dict()
+    keys = [k for k in t.ssh.keys if os.path.isfile(k)]
+    if len(keys) > 1:  # Netmiko was given the first
+        params["key_filename"] = keys
+    elif not keys:  # like OpenSSH without IdentityFile: the agent, then the default keys
+        params["look_for_keys"] = True
+    sock = None
+    jumps: list[paramiko.SSHClient] = []
+    for i, hop in enumerate(t.jumps):
+        try:
+            jumps.append(_client(hop, sock))
+            nxt = t.jumps[i + 1] if i + 1 < len(t.jumps) else t.ssh
+            transport = jumps[-1].get_transport()
+            assert transport is not None
+            sock = transport.open_channel("direct-tcpip", (nxt.host, nxt.port), ("", 0))
+        except Exception as exc:  # noqa: BLE001 - said in one line, naming the bastion
+            for c in jumps:
+                c.close()
+            raise RemoteError(Problem("", t.name, f"bastion {hop.alias} ({hop}): "
+                                      f"{describe_ssh(exc, hop)}", "")) from None
+    params["sock"] = sock
+    client = conn._build_ssh_client()
+    for path in t.ssh.known_hosts[1:]:
+        if os.path.isfile(path):
+            client.load_system_host_keys(path)
+    client.connect(**params)
+    conn.remote_conn_pre = client
+    conn.bgpgen_jumps = jumps  # closed with the connection (fleet.close)
+
+
+def describe_ssh(exc: BaseException, hop: Hop) -> str:
+    """One line for an SSH failure at ``hop``, naming what was tried and the fix."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return (f"host key verification failed: the host key of {hop.host}:{hop.port} has CHANGED from the one in "
+                f"{', '.join(hop.known_hosts)}; if that is expected, remove the old entry "
+                f"(ssh-keygen -R) and add the new one after checking it")
+    if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in text:
+        return (f"host key verification failed: unknown host key for {hop.host}:{hop.port} (not in "
+                f"{', '.join(hop.known_hosts)}); check its fingerprint, then add it: "
+                f"ssh-keyscan -p {hop.port} {hop.host} >> {hop.known_hosts[0]}")
+    if isinstance(exc, paramiko.AuthenticationException):
+        tried = ", ".join(hop.keys) if hop.keys else "the SSH agent and default keys"
+        return f"authentication failed as {hop.user}@{hop.host}:{hop.port} with {tried}"
+    return f"unreachable: {hop.host}:{hop.port}: {text[:160] or type(exc).__name__}"
 
 
 @dataclass(slots=True)
 class SshTransport:
-    """A :class:`Transport` over an open Netmiko connection (its paramiko client)."""
+    """A :class:`Transport` over an open Netmiko connection (its paramiko client).
+
+    Every file operation is a command on an exec channel, so a non-root deploy user's
+    privileged steps all go through ``sudo -n`` (``target.become``) the same way. A file is
+    written into a temporary file that ``mktemp`` creates beside it with mode 0600, given its
+    final mode and owner, then renamed over the old one.
+    """
 
     conn: Any
     target: Target
@@ -112,51 +202,46 @@ class SshTransport:
     def _client(self) -> Any:
         return self.conn.remote_conn_pre
 
+    def _wrap(self, command: str) -> str:
+        return f"sudo -n -- sh -c {shlex.quote(command)}" if self.target.become else command
+
     def exec(self, command: str, timeout: float = 60,
              stdin: str | None = None) -> CommandResult:
-        inp, out, err = self._client.exec_command(command, timeout=timeout)
+        inp, out, err = self._client.exec_command(self._wrap(command), timeout=timeout)
         if stdin is not None:
             inp.write(stdin.encode())
             inp.channel.shutdown_write()
         stdout = out.read().decode(errors="replace")
         stderr = err.read().decode(errors="replace")
-        return CommandResult(out.channel.recv_exit_status(), stdout, stderr)
+        res = CommandResult(out.channel.recv_exit_status(), stdout, stderr)
+        if self.target.become and res.rc == 1 and stderr.startswith("sudo:"):
+            t = self.target
+            raise BecomeError(Problem("", t.name, f"sudo -n on {t.name} refuses {t.user}: "
+                                      f"{' '.join(stderr.split())[:160]}",
+                                      f"give {t.user} passwordless sudo (NOPASSWD) there, or "
+                                      "deploy as root"))
+        return res
 
     def read(self, path: str) -> str | None:
-        sftp = self._client.open_sftp()
-        try:
-            with sftp.open(path, "r") as fh:
-                data: bytes = fh.read()
-            return data.decode(errors="replace")
-        except FileNotFoundError:
+        res = self.exec(f"if [ -e {shlex.quote(path)} ]; then cat -- {shlex.quote(path)}; "
+                        "else exit 3; fi")
+        if res.rc == 3:
             return None
-        finally:
-            sftp.close()
+        if not res.ok:
+            raise RemoteError(Problem("", self.target.name, f"cannot read {path}: "
+                                      f"{res.output.strip()[:200]}", ""))
+        return res.stdout
 
-    def write(self, path: str, text: str, mode: int = 0o600) -> None:
-        tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.bgpgen-tmp")
-        sftp = self._client.open_sftp()
-        try:
-            with sftp.open(tmp, "w") as fh:
-                fh.write(text.encode())
-            sftp.chmod(tmp, mode)
-            sftp.posix_rename(tmp, path)
-        finally:
-            sftp.close()
+    def write(self, path: str, text: str, mode: int = 0o600, owner: str | None = None) -> None:
+        script = ('t=$(mktemp "$(dirname -- "$1")/.$(basename -- "$1").bgpgen-XXXXXX") || exit 1; '
+                  f'if cat > "$t" && chmod {mode:o} "$t"'
+                  + (f' && chown {shlex.quote(owner)} "$t"' if owner else "")
+                  + ' && mv -f -- "$t" "$1"; then exit 0; fi; rm -f -- "$t"; exit 1')
+        res = self.exec(f"sh -c {shlex.quote(script)} bgpgen {shlex.quote(path)}", stdin=text)
+        if not res.ok:
+            raise RemoteError(Problem("", self.target.name, f"cannot write {path}: "
+                                      f"{res.output.strip()[:200] or 'exit ' + str(res.rc)}",
+                                      ""))
 
     def rename(self, src: str, dst: str) -> None:
-        sftp = self._client.open_sftp()
-        try:
-            sftp.posix_rename(src, dst)
-        finally:
-            sftp.close()
-
-    def mtime(self, path: str) -> float | None:
-        sftp = self._client.open_sftp()
-        try:
-            st = sftp.stat(path)
-            return float(st.st_mtime or 0) if stat.S_ISREG(st.st_mode or 0) else None
-        except FileNotFoundError:
-            return None
-        finally:
-            sftp.close()
+        check(self, f"mv -f -- {shlex.quote(src)} {shlex.quote(dst)}", f"rename of {src}")

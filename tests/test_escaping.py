@@ -68,8 +68,10 @@ def test_bird_protocol_text_is_parsed() -> None:
     """The BIRD parser on text as birdc 2.0.12 prints it (no JSON in BIRD)."""
     from bgpgen.platforms import spec
     from bgpgen.platforms.bird import SEP
+    from bgpgen.reach import Hop
     from bgpgen.targets import Target
-    t = Target("n", Platform.BIRD, "h", 22, "root", None, "kh", "/c", "/r", "/", 0)
+    t = Target("n", Platform.BIRD, Hop("n", "h", 22, "root", (), ()), (), False, "/c", "/r", "/",
+               0)
     protocols = """BIRD 2.0.12 ready.
 Name       Proto      Table      State  Since         Info
 tor_a_ipv4 BGP        ---        up     11:39:06.591  Established

@@ -28,6 +28,7 @@ from bgpgen.plan import against
 from bgpgen.platforms import REGISTRY, spec
 from bgpgen.platforms.base import PlatformSpec, Status
 from bgpgen.state import DeviceState, Peer, RibEntry
+from bgpgen.reach import Hop
 from bgpgen.targets import Target
 from bgpgen.verify import FindingKind, evaluate
 
@@ -53,8 +54,9 @@ def fake() -> Iterator[Fabric]:
 
 def _target(fabric: Fabric) -> Target:
     paths = SPEC.paths
-    return Target(SWITCH, fabric.device(SWITCH).platform, "192.0.2.250", 22, "root", None, "",
-                  paths.config, paths.run, paths.confdir, 0)
+    ssh = Hop(SWITCH, "recorded.invalid", 22, "root", (), ())
+    return Target(SWITCH, fabric.device(SWITCH).platform, ssh, (), False, paths.config,
+                  paths.run, paths.confdir, 0)
 
 
 def _recorded(fabric: Fabric, text: str, state: dict[str, object]) -> RecordedTransport:

@@ -220,7 +220,21 @@ def overlay_for(p: LabLayout, fabric: Fabric, d: Path) -> dict[str, Any]:
             host = dev.mgmt_ip if port == 22 else f"[{dev.mgmt_ip}]:{port}"
             lines.append(f"{host} {hostkey[0]} {hostkey[1]}")
     (d / "known_hosts").write_text("\n".join(lines) + "\n")
-    return {"lab": p.name, "mgmt_net": p.mgmt_net, "devices": devices}
+    (d / "ssh_config").write_text(ssh_config(devices))
+    return {"lab": p.name, "mgmt_net": p.mgmt_net, "devices": devices,
+            "ssh_config": str(d / "ssh_config")}
+
+
+def ssh_config(devices: Mapping[str, Mapping[str, Any]]) -> str:
+    """An OpenSSH client config with a Host per lab device: all that bgpgen (or ssh -F) needs
+    to reach the lab as it reaches a real fleet."""
+    out = ["# Written by bgpgen lab up: ssh -F THIS-FILE DEVICE, or bgpgen ... --ssh-config "
+           "THIS-FILE", ""]
+    for name, e in sorted(devices.items()):
+        out += [f"Host {name}", f"  HostName {e['host']}", f"  Port {e['port']}",
+                f"  User {e['user']}", f"  IdentityFile {e['key']}", "  IdentitiesOnly yes",
+                f"  UserKnownHostsFile {e['known_hosts']}", "  StrictHostKeyChecking yes", ""]
+    return "\n".join(out)
 
 
 def overlay(name: str = DEFAULT_NAME) -> dict[str, Any]:
@@ -288,12 +302,13 @@ def sessions(name: str = DEFAULT_NAME) -> dict[str, dict[str, str]]:
 def read_sessions(e: Mapping[str, Any]) -> dict[str, str]:
     """Peer -> state, read from the device's daemon inside its namespace (what ``lab status``
     shows); a daemon that is down or answers garbage gives no sessions."""
+    from ..reach import Hop
     from ..targets import Target
     platform = Platform(e["platform"])
     reader = spec(platform).state
-    t = Target(e.get("name", "?"), platform, e["host"], e["port"], e["user"], e["key"],
-               e["known_hosts"], e["config"], e["run"], str(Path(e["config"]).parent),
-               e["api_port"], lab=True)
+    t = Target(e.get("name", "?"), platform, Hop("", e["host"], e["port"], e["user"], (), ()),
+               (), False, e["config"], e["run"], str(Path(e["config"]).parent), e["api_port"],
+               lab=True)
     r = subprocess.run(["sh", "-c", reader.sessions_command(t)], capture_output=True, text=True,
                        timeout=10, preexec_fn=preexec(e["netns"]), stdin=subprocess.DEVNULL)
     try:
