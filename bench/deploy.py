@@ -21,6 +21,7 @@ from common import side_by_side  # noqa: E402
 
 from bgpgen import lab, load_fabric, render  # noqa: E402
 from bgpgen.cli import main  # noqa: E402
+from bgpgen.platforms import spec  # noqa: E402
 from bgpgen.platforms.frr import FRR_RELOAD  # noqa: E402
 from bgpgen.secrets import fill, resolve_all  # noqa: E402
 
@@ -35,18 +36,20 @@ def plain_round(inv: Path, workers: int) -> float:
     jobs = []
     for d in fabric.devices:
         e = info[d.name]
-        conf = next(a for a in build.artifacts if a.device == d.name and a.name != "originate.json")
-        if d.platform.value == "frr":
+        conf = next(a for a in build.artifacts if a.device == d.name and a.target == spec(
+            d.platform).paths.config)
+        if d.platform.value == "frr":  # frr-reload's plan, on Debian's paths
             cmd = (f'f=$(mktemp) && cat > "$f" && {FRR_RELOAD} --test --stdout --bindir /usr/bin '
-                   f'--confdir {Path(e["config"]).parent} --rundir {e["run"]} --vty_socket '
-                   f'{e["run"]} "$f"; rm -f "$f"')
+                   '--confdir /etc/frr --rundir /var/run/frr --vty_socket /var/run/frr "$f"; '
+                   'rm -f "$f"')
             stdin = fill(conf.text, values)
-        elif d.platform.value == "gobgp":
-            cmd = (f"cat {e['config']}; gobgp -p {e['api_port']} -j global rib -a ipv4; "
+        elif d.platform.value == "gobgp":  # the config, the unit drop-in, the originated routes
+            cmd = ("cat /etc/gobgpd.conf /etc/systemd/system/gobgpd.service.d/bgpgen.conf; "
+                   f"gobgp -p {e['api_port']} -j global rib -a ipv4; "
                    f"gobgp -p {e['api_port']} -j global rib -a ipv6")
             stdin = ""
         else:
-            cmd, stdin = f"cat {e['config']}", ""
+            cmd, stdin = "cat /etc/bird/bird.conf", ""
         jobs.append((lab.ssh_argv(NAME, d.name) + [cmd], stdin))
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:

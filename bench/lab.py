@@ -20,13 +20,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from gen import generate  # noqa: E402
 
 from bgpgen import lab, load_fabric, render  # noqa: E402
-from bgpgen.lab import _device_files, _in_ns, _ssh_keys  # noqa: E402
+from bgpgen.lab import _device_files, _ssh_keys, mounts, run_dirs  # noqa: E402
+from bgpgen.lab.mounts import DeviceFs  # noqa: E402
 from bgpgen.lab.netns import create  # noqa: E402
 from bgpgen.lab.layout import LabLayout, layout  # noqa: E402
 from bgpgen.model import Fabric  # noqa: E402
@@ -35,13 +37,11 @@ from bgpgen.secrets import resolve_all  # noqa: E402
 MGMT = "198.51.100.0/24"
 
 
-def established(fabric: Fabric, runs: dict[str, tuple[str, str]]) -> bool:
+def established(fabric: Fabric, vtysh: Callable[[str, str], str]) -> bool:
     """Every switch reports every one of its sessions Established (read from FRR)."""
     for sw in fabric.switches:
-        netns, run = runs[sw.name]
-        r = _in_ns(netns, ["vtysh", "--vty_socket", run, "-c", "show bgp summary json"])
         try:
-            data = json.loads(r.stdout or "{}")
+            data = json.loads(vtysh(sw.name, "show bgp summary json") or "{}")
         except ValueError:
             return False
         up = sum(1 for af in data.values() for p in (af.get("peers") or {}).values()
@@ -51,9 +51,9 @@ def established(fabric: Fabric, runs: dict[str, tuple[str, str]]) -> bool:
     return True
 
 
-def wait_established(fabric: Fabric, runs: dict[str, tuple[str, str]]) -> None:
+def wait_established(fabric: Fabric, vtysh: Callable[[str, str], str]) -> None:
     deadline = time.monotonic() + 60
-    while not established(fabric, runs):
+    while not established(fabric, vtysh):
         if time.monotonic() > deadline:
             raise SystemExit("sessions did not come up within 60 s")
         time.sleep(0.05)
@@ -63,46 +63,52 @@ def bgpgen_once(fabric: Fabric, name: str) -> tuple[float, float, float]:
     t0 = time.perf_counter()
     info = lab.up(fabric, name, MGMT, render_configs=True)
     t1 = time.perf_counter()
-    runs = {d: (e["netns"], e["run"]) for d, e in info["devices"].items()}
-    wait_established(fabric, runs)
+    devices = info["devices"]
+    wait_established(fabric, lambda dev, cmd: lab.run_on(devices[dev], ["vtysh", "-c", cmd]).stdout)
     t2 = time.perf_counter()
     lab.down(name)
     t3 = time.perf_counter()
     return t1 - t0, t2 - t0, t3 - t2
 
 
+def _ready_test(ready: dict[str, object]) -> str:
+    if "path" in ready:
+        return f"[ -e {shlex.quote(str(ready['path']))} ]"
+    return f"ss -Hltn 'sport = :{ready['listen']}' | grep -q ."
+
+
 def shell_scripts(fabric: Fabric, p: LabLayout, d: Path) -> tuple[Path, Path]:
-    """Prepare files (untimed) and write the up / down shell scripts of the limit."""
+    """Prepare files (untimed) and write the up / down shell scripts of the limit: per device,
+    one unshare that makes the same mount namespace (the same setup lines bgpgen runs), starts
+    the device's daemons in order, then runs its post commands once they answer."""
     build = render(fabric)
     _ssh_keys(d)
     procs, post = _device_files(p, fabric, d, build, resolve_all(build.secrets))
-    # Namespaces, links and addresses: the same ip -batch input bgpgen uses.
+    (d / "pids").mkdir()
     lines = ["#!/bin/bash", "set -e", f"cd {d}"]
-    batch_file = d / "ip.batch"
-    lines.append(f"# topology from {batch_file} and per-namespace batches")
-    pids = d / "pids"
-    for proc in procs:
-        cmd = " ".join(shlex.quote(a) for a in proc.argv)
-        lines.append(f"ip netns exec {proc.netns} unshare --uts sh -c "
-                     f"{shlex.quote(f'hostname {proc.hostname}; exec {cmd}')} "
-                     f"> {proc.log} 2>&1 & echo $! >> {pids}")
-    for cmd in post:
-        argv = " ".join(shlex.quote(a) for a in cmd.argv)
-        if cmd.argv[0] == "vtysh":  # FRR: load the config once bgpd and zebra listen
-            run = cmd.argv[2]
-            lines.append(f"(until [ -S {run}/bgpd.vty ] && [ -S {run}/zebra.vty ]; do sleep 0.02; "
-                         f"done; ip netns exec {cmd.netns} {argv} >/dev/null) &")
-        else:
-            lines.append(f"(until ip netns exec {cmd.netns} {argv} 2>/dev/null; do sleep 0.05; "
-                         f"done) &")
-    lines.append("wait $(jobs -p | grep -v -F -f " + str(pids) + ") 2>/dev/null || true")
+    for dev in p.devices:
+        fs = DeviceFs(d / "dev" / dev.name, dev.name)
+        body = [mounts.setup_script(fs, run_dirs(fabric.device(dev.name)), lab.root()),
+                f"echo $$ > {d}/pids/{dev.name}"]
+        mine = [x for x in procs if x.device == dev.name]
+        for proc in mine:
+            if proc.after:
+                dep = next(x for x in mine if x.name == proc.after)
+                body.append(f"until {_ready_test(dep.ready)}; do sleep 0.02; done")
+            body.append(" ".join(shlex.quote(a) for a in proc.argv) + f" > {proc.log} 2>&1 &")
+        for cmd in (c for c in post if c.device == dev.name):
+            argv = " ".join(shlex.quote(a) for a in cmd.argv)
+            body.append(f"until {argv} >/dev/null 2>&1; do sleep 0.05; done")
+        body.append("wait")
+        script = "\n".join(body)
+        lines.append(f"ip netns exec {dev.netns} unshare --mount --uts --propagation private "
+                     f"bash -c {shlex.quote(script)} > /dev/null 2>&1 &")
     up = d / "up.sh"
     up.write_text("\n".join(lines) + "\n")
     spaces = " ".join(p.namespaces)
     links = " ".join([p.bridge] + [v for _, v in p.mgmt_links])
     down = d / "down.sh"
     down.write_text("#!/bin/bash\n"
-                    f"kill -9 $(cat {pids}) 2>/dev/null\n"
                     f"for ns in {spaces}; do kill -9 $(ip netns pids $ns) 2>/dev/null; done\n"
                     f"(for l in {links}; do echo link del $l; done; "
                     f"for ns in {spaces}; do echo netns del $ns; done) | ip -force -batch -\n")
@@ -114,12 +120,19 @@ def shell_once(fabric: Fabric, name: str) -> tuple[float, float, float]:
     d = Path(tempfile.mkdtemp(prefix="bench-", dir="/run"))
     d.chmod(0o711)
     up, down = shell_scripts(fabric, p, d)
-    runs = {dev.name: (dev.netns, str(d / "dev" / dev.name / "run")) for dev in p.devices}
+
+    def vtysh(dev: str, cmd: str) -> str:
+        try:
+            pid = (d / "pids" / dev).read_text().strip()
+        except OSError:
+            return ""
+        return subprocess.run(["nsenter", "-t", pid, "-m", "-n", "vtysh", "-c", cmd],
+                              capture_output=True, text=True).stdout
     t0 = time.perf_counter()
     create(p)  # the same ip -batch calls bgpgen makes: the limit cannot do fewer
     subprocess.run(["bash", str(up)], check=True)
     t1 = time.perf_counter()
-    wait_established(fabric, runs)
+    wait_established(fabric, vtysh)
     t2 = time.perf_counter()
     subprocess.run(["bash", str(down)], check=True, capture_output=True)
     t3 = time.perf_counter()

@@ -77,6 +77,9 @@ def _lab_parser(sub: Any) -> None:
     u.add_argument("--templates", type=Path, default=None)
     u.add_argument("--mgmt-range", default="198.51.100.0/24",
                    help="management network of the lab (default: 198.51.100.0/24)")
+    u.add_argument("--deploy-user", metavar="NAME", default=None,
+                   help="a non-root user on every device, with passwordless sudo, that the "
+                   "lab's ssh config logs in as (default: root)")
     named(lsub.add_parser("status", help="devices, processes and BGP session states"))
     named(lsub.add_parser("down", help="remove everything the lab made (idempotent)"))
     e = lsub.add_parser("exec", help="run a command on a lab device: lab exec DEV -- CMD")
@@ -95,13 +98,16 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
     cmd = args.lab_command
     if cmd == "up":
         info = lab.up(load_fabric(args.inventory), args.name, args.mgmt_range, args.render,
-                      args.templates)
+                      args.templates, args.deploy_user)
         if args.format == "json":
             out.write(json.dumps(info, indent=1) + "\n")
         else:
+            cfg = info["ssh_config"]
             out.write(f"lab {args.name} is up: {len(info['devices'])} devices on "
                       f"{info['mgmt_net']}; bgpgen lab status --name {args.name}; "
-                      f"bgpgen lab down --name {args.name}\n")
+                      f"bgpgen lab down --name {args.name}\n"
+                      f"reach it as a fleet: ssh -F {cfg} DEVICE, or bgpgen deploy "
+                      f"--ssh-config {cfg} (the same as --lab {args.name})\n")
         return ExitStatus.OK
     if cmd == "down":
         done = lab.down(args.name)

@@ -59,9 +59,10 @@ def add_parsers(sub: Any) -> None:
 
 def _targets(args: argparse.Namespace, fabric: Any) -> tuple[dict[str, Any], list[Any]]:
     from . import targets
-    if args.lab:
-        from .lab import lab_dir, overlay
-        tg = targets.from_overlay(fabric, overlay(args.lab), lab_dir(args.lab) / "ssh_config")
+    if args.lab:  # shorthand for the ssh config the lab wrote (its devices only)
+        from .lab import overlay
+        info = overlay(args.lab)
+        tg = targets.from_inventory(fabric, Path(info["ssh_config"]), set(info["devices"]))
     else:
         tg = targets.from_inventory(fabric, args.ssh_config)
     return tg, targets.select(fabric, tg, args.limit)

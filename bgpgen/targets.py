@@ -33,7 +33,6 @@ class Target:
     run: str                    #: runtime dir: BIRD control socket, FRR vty sockets
     confdir: str                #: FRR config dir (frr-reload --confdir)
     api_port: int               #: gobgpd gRPC port
-    lab: bool = False
 
     @property
     def host(self) -> str:
@@ -49,7 +48,7 @@ class Target:
 
 
 def target(device: Device, fabric: Fabric, config: SSHConfig,
-           paths: dict[str, str] | None = None, lab: bool = False) -> Target:
+           paths: dict[str, str] | None = None) -> Target:
     """One device's target, reached through ``config`` (a parsed ssh config)."""
     mgmt = device.mgmt or fabric.management
     way = reach(config, device.name, mgmt)
@@ -58,7 +57,7 @@ def target(device: Device, fabric: Fabric, config: SSHConfig,
     p = paths or {}
     return Target(device.name, device.platform, way.ssh, way.jumps, become,
                   p.get("config", where.config), p.get("run", where.run),
-                  p.get("confdir", where.confdir), device.api_port, lab)
+                  p.get("confdir", where.confdir), device.api_port)
 
 
 def ssh_config_of(fabric: Fabric, given: Path | None) -> Path | None:
@@ -77,26 +76,12 @@ def ssh_config_of(fabric: Fabric, given: Path | None) -> Path | None:
     return default_config()
 
 
-def from_inventory(fabric: Fabric, config_file: Path | None = None) -> dict[str, Target]:
-    """Targets of every device, reached through the ssh config in force."""
+def from_inventory(fabric: Fabric, config_file: Path | None = None,
+                   only: set[str] | None = None) -> dict[str, Target]:
+    """Targets of every device (or ``only`` these), reached through the ssh config in force."""
     cfg = load_config(ssh_config_of(fabric, config_file))
-    return {d.name: target(d, fabric, cfg) for d in fabric.devices}
-
-
-def from_overlay(fabric: Fabric, overlay: dict[str, object], config_file: Path) -> \
-        dict[str, Target]:
-    """Targets of a lab: its ssh config, and where its devices keep their files."""
-    devices: dict[str, dict[str, str]] = overlay["devices"]  # type: ignore[assignment]
-    cfg = load_config(config_file)
-    out: dict[str, Target] = {}
-    for d in fabric.devices:
-        e = devices.get(d.name)
-        if e is None:
-            continue
-        out[d.name] = target(d, fabric, cfg, {
-            "config": e["config"], "run": e["run"], "confdir": str(Path(e["config"]).parent)},
-            lab=True)
-    return out
+    return {d.name: target(d, fabric, cfg) for d in fabric.devices
+            if only is None or d.name in only}
 
 
 def select(fabric: Fabric, targets: dict[str, Target], limit: list[str] | None) -> list[Device]:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bgpgen.lab import _in_ns
+from bgpgen.lab import run_on
 
 T = TypeVar("T")
 DAEMONS = ("gobgpd", "bird", "zebra", "bgpd", "sshd", "bgpgen.lab.supervisor", "vtysh")
@@ -66,12 +66,12 @@ def wait_for(fn: Callable[[], T | None], timeout: float, what: str) -> T:
 
 
 def vtysh_json(entry: dict[str, Any], command: str) -> Any:
-    r = _in_ns(entry["netns"], ["vtysh", "--vty_socket", entry["run"], "-c", command])
+    r = run_on(entry, ["vtysh", "-c", command])
     return json.loads(r.stdout or "{}")
 
 
 def gobgp_json(entry: dict[str, Any], *args: str) -> Any:
-    r = _in_ns(entry["netns"], ["gobgp", "-p", str(entry["api_port"]), "-j", *args])
+    r = run_on(entry, ["gobgp", "-p", str(entry["api_port"]), "-j", *args])
     return json.loads(r.stdout or "null")
 
 

@@ -17,7 +17,10 @@ from bgpgen import lab, load_fabric
 from .conftest import EXAMPLES, ROOT, Run, SECRET, require_lab_environment, unique_lab_name
 from .lab_helpers import vtysh_json, wait_for
 
-CONFIGS = ("gobgpd.toml", "originate.json", "bird.conf", "frr.conf")
+CONFIGS = ("gobgpd.conf", "gobgpd.originate.json", "bird.conf", "frr.conf")
+#: each platform's config file on a device, as Debian has it
+PATHS = {"gobgpd.toml": "/etc/gobgpd.conf", "bird.conf": "/etc/bird/bird.conf",
+         "frr.conf": "/etc/frr/frr.conf"}
 
 
 @pytest.fixture(autouse=True)
@@ -155,7 +158,7 @@ def _changed_inventory(tmp_path: Path) -> Path:
 
 
 def _file(name: str, device: str, file: str) -> str:
-    return (lab.lab_dir(name) / "dev" / device / "etc" / file).read_text()
+    return lab.device_path(name, device, PATHS[file]).read_text()
 
 
 def test_config_rejected_on_target(rendered_lab: str, cli: Callable[..., Run],

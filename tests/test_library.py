@@ -43,16 +43,14 @@ def rendered_lab(request: pytest.FixtureRequest, secret_env: str) -> Iterator[st
 
 def _user_inventory(name: str, where: Path) -> None:
     """What a user's SimpleInventory would hold for this fabric: hosts with their addresses and
-    groups, SSH options in a group; the lab's file locations as per-host path overrides."""
+    groups, SSH options in a group."""
     info = lab.overlay(name)["devices"]
     fabric = load_fabric(EXAMPLES["dc1"])
     hosts = {}
     for d in fabric.devices:
         e = info[d.name]
         hosts[d.name] = {"hostname": e["host"], "port": e["port"], "username": e["user"],
-                         "platform": "linux", "groups": ["lab", f"rack-{d.rack}"],
-                         "data": {"bgpgen_paths": {"config": e["config"], "run": e["run"],
-                                                   "confdir": str(Path(e["config"]).parent)}}}
+                         "platform": "linux", "groups": ["lab", f"rack-{d.rack}"]}
     key, known = next(iter(info.values()))["key"], next(iter(info.values()))["known_hosts"]
     groups = {"lab": {"connection_options": {"netmiko": {"extras": {
         "use_keys": True, "key_file": key, "allow_agent": False, "ssh_strict": True,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bgpgen import lab, load_fabric
-from bgpgen.lab import _in_ns
+from bgpgen.lab import run_on
 
 from .conftest import EXAMPLES, ROOT, SECRET, Run, require_lab_environment, unique_lab_name
 from .lab_helpers import wait_for
@@ -97,9 +97,13 @@ BOTH_RACKS = (("[10.244.3.0/24,", "[10.244.33.0/24,"),
 
 
 def _mtimes(name: str) -> dict[str, float]:
-    return {p.parent.parent.name: p.stat().st_mtime
-            for p in (lab.lab_dir(name) / "dev").glob("*/etc/*")
-            if p.name in ("gobgpd.toml", "bird.conf", "frr.conf")}
+    """Each device's config file's mtime, at its real path on the device."""
+    out = {}
+    for device, e in lab.overlay(name)["devices"].items():
+        path = {"gobgp": "/etc/gobgpd.conf", "bird": "/etc/bird/bird.conf",
+                "frr": "/etc/frr/frr.conf"}[e["platform"]]
+        out[device] = lab.device_path(name, device, path).stat().st_mtime
+    return out
 
 
 def _run(cli: Callable[..., Run], *args: str) -> tuple[int, dict[str, Any]]:
@@ -145,7 +149,7 @@ def test_failed_gate_restores_the_batch_and_stops(rendered_lab: str, cli: Callab
     (tpl / "gobgpd.toml.j2").write_text(text.replace(
         old, old + "{% if device.name == 'node-r2-03' %}\n  bogus = 1\n{% endif %}\n"))
     wait_for(lambda: cli("verify", "--lab", name).code == 0, 30, "the lab converged")
-    r201 = lab.lab_dir(name) / "dev" / "node-r2-01" / "etc" / "gobgpd.toml"
+    r201 = lab.device_path(name, "node-r2-01", "/etc/gobgpd.conf")
     previous = r201.read_text()
     code, out = _run(cli, str(PLAYBOOKS / "rollout.yaml"), "-i", str(inv), "--lab", name,
                      "--templates", str(tpl.parent))
@@ -159,7 +163,7 @@ def test_failed_gate_restores_the_batch_and_stops(rendered_lab: str, cli: Callab
     results = {x["device"]: x["status"] for x in out["batches"][3]["results"]}
     assert results["node-r2-01"] == "rolled_back"
     assert r201.read_text() == previous  # the batch is back on its previous config
-    node13 = lab.lab_dir(name) / "dev" / "node-r1-03" / "etc" / "gobgpd.toml"
+    node13 = lab.device_path(name, "node-r1-03", "/etc/gobgpd.conf")
     assert "10.244.33.0/24" in node13.read_text()  # an earlier batch keeps its new config
 
 
@@ -184,8 +188,7 @@ def test_a_play_that_starts_with_drain(rendered_lab: str, cli: Callable[..., Run
     entry = lab.overlay(name)["devices"]["tor-r1-a"]
 
     def running() -> str:
-        return _in_ns(entry["netns"], ["vtysh", "--vty_socket", entry["run"], "-c",
-                                       "show running-config"]).stdout
+        return run_on(entry, ["vtysh", "-c", "show running-config"]).stdout
     wait_for(lambda: cli("verify", "--lab", name).code == 0, 30, "the lab converged")
     assert "bgp graceful-shutdown" not in running()
     for step, present in (("drain", True), ("undrain", False)):

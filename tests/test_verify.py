@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,8 +32,8 @@ def _verify(cli: Callable[..., Run], name: str, *extra: str) -> tuple[int, dict[
 
 def _in_lab(name: str, device: str, *argv: str) -> None:
     e = lab.overlay(name)["devices"][device]
-    subprocess.run(list(argv), check=True, capture_output=True,
-                   preexec_fn=lab.preexec(e["netns"], device))
+    r = lab.run_on(e, list(argv))
+    assert r.returncode == 0, r.stderr
 
 
 def test_verify_after_deploy_lists_every_session(lab_name: str, cli: Callable[..., Run]) -> None:
@@ -68,8 +67,7 @@ def test_verify_wait_returns_right_after_convergence(lab_name: str,
     assert r.code == 0, r.out
     # Kick every session on the switches, then race verify --wait against the daemons.
     for sw in ("tor-r1-a", "tor-r1-b", "tor-r2-a", "tor-r2-b"):
-        e = lab.overlay(lab_name)["devices"][sw]
-        _in_lab(lab_name, sw, "vtysh", "--vty_socket", e["run"], "-c", "clear bgp *")
+        _in_lab(lab_name, sw, "vtysh", "-c", "clear bgp *")
     established_at: list[float] = []
     switches = [lab.overlay(lab_name)["devices"][sw] for sw in
                 ("tor-r1-a", "tor-r1-b", "tor-r2-a", "tor-r2-b")]
@@ -111,15 +109,13 @@ def _fault_bird_down(name: str) -> None:
 
 
 def _fault_unexpected(name: str) -> None:
-    run = lab.overlay(name)["devices"]["tor-r2-a"]["run"]
-    _in_lab(name, "tor-r2-a", "vtysh", "--vty_socket", run, "-c", "conf t", "-c",
+    _in_lab(name, "tor-r2-a", "vtysh", "-c", "conf t", "-c",
             "router bgp 65201", "-c", "no bgp network import-check", "-c",
             "address-family ipv4 unicast", "-c", "network 198.18.250.0/24")
 
 
 def _fault_next_hop(name: str) -> None:
-    run = lab.overlay(name)["devices"]["tor-r1-a"]["run"]
-    _in_lab(name, "tor-r1-a", "vtysh", "--vty_socket", run, "-c", "conf t", "-c",
+    _in_lab(name, "tor-r1-a", "vtysh", "-c", "conf t", "-c",
             "route-map BGPGEN-node-r1-03-IN-V4 permit 10", "-c", "set ip next-hop 198.18.11.250",
             "-c", "end", "-c", "clear bgp ipv4 unicast 198.18.11.103 soft in")
 

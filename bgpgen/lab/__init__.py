@@ -12,28 +12,31 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ..artifacts import Build
 from ..errors import Problem
-from ..model import Fabric, Platform
+from ..model import Device, Fabric, Platform
 from ..netutil import Tagged, overlaps, parse_network
 from ..platforms import spec
-from ..platforms.base import LabDirs
 from ..render import render
 from ..secrets import fill, resolve_all
-from . import daemons, netns
+from . import daemons, mounts, netns
 from .daemons import Post, Proc
-from .layout import LabError, LabLayout, check_name, layout, netns_name, tag_of
+from .layout import LabDevice, LabError, LabLayout, check_name, layout, netns_name, tag_of
+from .mounts import DeviceFs
 from .nsenter import preexec
+from .service import SYSTEMCTL
 from .supervisor import starttime
 
 DEFAULT_NAME = "lab"
@@ -96,42 +99,102 @@ def _ssh_keys(d: Path) -> None:
     for key in ("id_ed25519", "host_ed25519"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"bgpgen-{key}",
                         "-f", str(ssh / key)], check=True, stdin=subprocess.DEVNULL)
-    shutil.copy(ssh / "id_ed25519.pub", ssh / "authorized_keys")
+
+
+def _install(fs: DeviceFs, inside: str, text: str, mode: int, owner: str) -> None:
+    path = fs.mkdirs(inside)
+    path.write_text(text)
+    path.chmod(mode)
+    user, _, group = owner.partition(":")
+    shutil.chown(path, user, group or None)
+
+
+def _with_line(host_file: str, line: str) -> str:
+    try:
+        text = Path(host_file).read_text()
+    except OSError:
+        text = ""
+    return text + ("" if not text or text.endswith("\n") else "\n") + line + "\n"
+
+
+def _free_uid() -> int:
+    used = {int(ln.split(":")[2]) for ln in Path("/etc/passwd").read_text().splitlines()
+            if ln.count(":") >= 6}
+    return next(u for u in range(2000, 60000) if u not in used)
+
+
+def _host_files(fs: DeviceFs, dev: LabDevice, device: Device, d: Path,
+                deploy_user: str | None) -> None:
+    """What makes a lab device a host: its sshd, keys, name, service manager and users."""
+    _install(fs, "/etc/ssh/sshd_config", daemons.sshd_config(dev, device), 0o644, "root")
+    _install(fs, "/etc/ssh/ssh_host_ed25519_key", (d / "ssh" / "host_ed25519").read_text(),
+             0o600, "root")
+    pub = (d / "ssh" / "id_ed25519.pub").read_text()
+    _install(fs, "/etc/ssh/authorized_keys/root", pub, 0o644, "root")
+    _install(fs, "/etc/hostname", dev.name + "\n", 0o644, "root")
+    _install(fs, "/etc/hosts", _with_line("/etc/hosts", f"127.0.1.1\t{dev.name}"), 0o644,
+             "root")
+    _install(fs, "/usr/local/sbin/systemctl", SYSTEMCTL, 0o755, "root")
+    if deploy_user:
+        uid = _free_uid()
+        _install(fs, "/etc/passwd", _with_line(
+            "/etc/passwd", f"{deploy_user}:x:{uid}:{uid}:bgpgen deploy user:/nonexistent:/bin/sh"),
+            0o644, "root")
+        _install(fs, "/etc/group", _with_line("/etc/group", f"{deploy_user}:x:{uid}:"), 0o644,
+                 "root")
+        _install(fs, "/etc/shadow", _with_line("/etc/shadow", f"{deploy_user}:*:20000::::::"),
+                 0o640, "root:shadow")
+        _install(fs, f"/etc/ssh/authorized_keys/{deploy_user}", pub, 0o644, "root")
+        _install(fs, "/etc/sudoers.d/bgpgen-lab", f"{deploy_user} ALL=(root) NOPASSWD: ALL\n",
+                 0o440, "root")
 
 
 def _device_files(p: LabLayout, fabric: Fabric, d: Path, build: Build | None,
-                  values: Mapping[str, str]) -> tuple[list[Proc], list[Post]]:
+                  values: Mapping[str, str], deploy_user: str | None = None
+                  ) -> tuple[list[Proc], list[Post]]:
+    """Each device's filesystem (its overlays' upper layers): the platform's files, rendered
+    or bootstrap, and the host's own; and what the supervisor runs."""
     procs: list[Proc] = []
     post: list[Post] = []
     for dev in p.devices:
         device = fabric.device(dev.name)
-        lab = spec(device.platform).lab
-        dirs = LabDirs(str(d / "dev" / dev.name))
-        Path(dirs.root).mkdir(parents=True, mode=0o711)
-        for sub in (dirs.etc, dirs.run, dirs.log):
-            Path(sub).mkdir(mode=0o750)
+        ps = spec(device.platform)
+        fs = DeviceFs(d / "dev" / dev.name, dev.name)
+        fs.make()
         files = build.files_of(dev.name) if build else {}
-        cfg = Path(daemons.config_path(dirs, device))
-        art = files.get(cfg.name)
-        cfg.write_text(fill(art.text, values) if art else lab.bootstrap(device))
-        cfg.chmod(0o600 if art and art.secrets else 0o640)
-        Path(dirs.etc, "sshd_config").write_text(daemons.sshd_config(dev, device, dirs, str(d)))
-        post += [Post(dev.name, dev.netns, list(argv))
-                 for argv in lab.prepare(device, dirs, files)]
-        if Path(dirs.etc, "cli.sh").exists():
-            Path(dirs.etc, "cli.sh").chmod(0o755)
-        if lab.user is not None:  # the daemons run as this user: give them their files
-            for sub in (dirs.etc, dirs.run, dirs.log):
-                shutil.chown(sub, lab.user, lab.user)
-            for f in Path(dirs.etc).iterdir():
-                if f.name not in ("sshd_config", "cli.sh"):
-                    shutil.chown(f, lab.user, lab.user)
-        procs += daemons.processes(dev, device, dirs)
+        for f in ps.files:
+            art = files.get(f.name)
+            if art is not None:
+                _install(fs, f.target, fill(art.text, values), f.mode, f.owner)
+            elif f.target == ps.paths.config:
+                _install(fs, f.target, ps.lab.bootstrap(device), f.mode, f.owner)
+        _host_files(fs, dev, device, d, deploy_user)
+        mnt, uts = (str(x) for x in mounts.ns_files(d, dev.name))
+        post += [Post(dev.name, dev.netns, mnt, uts, list(argv))
+                 for argv in ps.lab.prepare(device, fs, files)]
+        procs += daemons.processes(dev, device, mnt, uts, str(fs.log))
     return procs, post
 
 
+def run_dirs(device: Device) -> list[tuple[str, str, int]]:
+    """The platform's runtime directory under the device's fresh /run, owned by its daemon."""
+    ps = spec(device.platform)
+    run = "/run/" + ps.paths.run.removeprefix("/var/run/").removeprefix("/run/")
+    owner = f"{ps.lab.user}:{ps.lab.user}" if ps.lab.user else "root:root"
+    return [(run, owner, 0o755)]
+
+
+def _namespaces(p: LabLayout, fabric: Fabric, d: Path) -> None:
+    mounts.prepare(d)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda dev: mounts.create(d, DeviceFs(d / "dev" / dev.name, dev.name),
+                                                run_dirs(fabric.device(dev.name)), root()),
+                      p.devices))
+
+
 def up(fabric: Fabric, name: str = DEFAULT_NAME, mgmt_net: str = DEFAULT_MGMT,
-       render_configs: bool = False, templates: Path | None = None) -> dict[str, Any]:
+       render_configs: bool = False, templates: Path | None = None,
+       deploy_user: str | None = None) -> dict[str, Any]:
     """Start a lab for ``fabric``. Returns its connection overlay. Rolls back on any failure."""
     _require_root()
     check_name(name)
@@ -141,6 +204,9 @@ def up(fabric: Fabric, name: str = DEFAULT_NAME, mgmt_net: str = DEFAULT_MGMT,
     except ValueError as exc:
         raise LabError(Problem("", "--mgmt-range", str(exc), "give a network such as "
                                "198.51.100.0/24")) from None
+    if deploy_user is not None and not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", deploy_user):
+        raise LabError(Problem("", "--deploy-user", f"{deploy_user!r} is not a user name",
+                               "use lower-case letters, digits, '-' and '_', e.g. bgpgen"))
     d = lab_dir(name)
     if d.exists():
         raise LabError(Problem(str(d), "lab", f"lab {name} exists already",
@@ -158,8 +224,8 @@ def up(fabric: Fabric, name: str = DEFAULT_NAME, mgmt_net: str = DEFAULT_MGMT,
     try:
         netns.create(p)
         _ssh_keys(d)
-        Path("/run/sshd").mkdir(exist_ok=True)
-        procs, post = _device_files(p, fabric, d, build, values)
+        procs, post = _device_files(p, fabric, d, build, values, deploy_user)
+        _namespaces(p, fabric, d)
         _write(d / "spec.json", {"procs": daemons.as_json(procs), "post": daemons.as_json(post)})
         with open(d / "supervisor.log", "ab") as log:
             sup = subprocess.Popen([sys.executable, "-m", "bgpgen.lab.supervisor", str(d)],
@@ -168,7 +234,7 @@ def up(fabric: Fabric, name: str = DEFAULT_NAME, mgmt_net: str = DEFAULT_MGMT,
         state.update(supervisor=sup.pid, supervisor_start=starttime(sup.pid))
         _write(d / "state.json", state)
         _wait_ready(d, sup)
-        info = overlay_for(p, fabric, d)
+        info = overlay_for(p, fabric, d, deploy_user)
         _write(d / "overlay.json", info)
         state["status"] = "up"
         _write(d / "state.json", state)
@@ -196,19 +262,20 @@ def _wait_ready(d: Path, sup: subprocess.Popen[bytes]) -> None:
                            "see bgpgen lab status; the lab was removed"))
 
 
-def overlay_for(p: LabLayout, fabric: Fabric, d: Path) -> dict[str, Any]:
-    """Per device: how to reach it (host, port, user, key, known_hosts) and where its files are."""
+def overlay_for(p: LabLayout, fabric: Fabric, d: Path,
+                deploy_user: str | None = None) -> dict[str, Any]:
+    """Per device: how to reach it (host, port, user, key, known_hosts) and its namespaces."""
     devices = {}
     lines = []
     hostkey = (d / "ssh" / "host_ed25519.pub").read_text().split()
     for dev in p.devices:
         device = fabric.device(dev.name)
-        dirs = LabDirs(str(d / "dev" / dev.name))
+        mnt, uts = mounts.ns_files(d, dev.name)
         entry: dict[str, Any] = {
-            "host": dev.mgmt_ip, "port": dev.ssh_port, "user": "root",
+            "host": dev.mgmt_ip, "port": dev.ssh_port, "user": deploy_user or "root",
             "key": str(d / "ssh" / "id_ed25519"), "known_hosts": str(d / "known_hosts"),
-            "netns": dev.netns, "platform": dev.platform.value, "root": dirs.root,
-            "config": daemons.config_path(dirs, device), "run": dirs.run,
+            "netns": dev.netns, "mnt": str(mnt), "uts": str(uts),
+            "platform": dev.platform.value, "root": str(d / "dev" / dev.name),
             "api_port": dev.api_port}
         cli_port = spec(device.platform).lab.cli_port
         ports = [dev.ssh_port]
@@ -274,6 +341,8 @@ def down(name: str = DEFAULT_NAME) -> list[str]:
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    if d.exists() and mounts.unmount_all(d):  # the devices' namespace files: their mounts go
+        done.append("unmounted the devices' namespaces")
     tag = state.get("tag") or tag_of(name)
     links = sorted(set(state.get("root_links", [])) | set(netns.lab_links(tag)))
     netns.destroy(sorted(spaces), links)
@@ -285,9 +354,18 @@ def down(name: str = DEFAULT_NAME) -> list[str]:
     return done
 
 
-def _in_ns(netns_: str, argv: list[str], timeout: float = 10) -> subprocess.CompletedProcess[str]:
+def run_on(e: Mapping[str, Any], argv: list[str],
+           timeout: float = 10) -> subprocess.CompletedProcess[str]:
+    """Run a command on a lab device (its network, mount and UTS namespaces), given its
+    overlay entry; output captured."""
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                          preexec_fn=preexec(netns_), stdin=subprocess.DEVNULL)
+                          preexec_fn=preexec(e["netns"], e["mnt"], e["uts"]),
+                          stdin=subprocess.DEVNULL)
+
+
+def device_path(name: str, device: str, inside: str) -> Path:
+    """Where a file of a lab device (under /etc, /var or /usr/local) is on the host."""
+    return DeviceFs(lab_dir(name) / "dev" / device, device).path(inside)
 
 
 def sessions(name: str = DEFAULT_NAME) -> dict[str, dict[str, str]]:
@@ -300,19 +378,16 @@ def sessions(name: str = DEFAULT_NAME) -> dict[str, dict[str, str]]:
 
 
 def read_sessions(e: Mapping[str, Any]) -> dict[str, str]:
-    """Peer -> state, read from the device's daemon inside its namespace (what ``lab status``
+    """Peer -> state, read from the device's daemon on the device (what ``lab status``
     shows); a daemon that is down or answers garbage gives no sessions."""
     from ..reach import Hop
     from ..targets import Target
-    platform = Platform(e["platform"])
-    reader = spec(platform).state
-    t = Target(e.get("name", "?"), platform, Hop("", e["host"], e["port"], e["user"], (), ()),
-               (), False, e["config"], e["run"], str(Path(e["config"]).parent), e["api_port"],
-               lab=True)
-    r = subprocess.run(["sh", "-c", reader.sessions_command(t)], capture_output=True, text=True,
-                       timeout=10, preexec_fn=preexec(e["netns"]), stdin=subprocess.DEVNULL)
+    ps = spec(Platform(e["platform"]))
+    t = Target(e.get("name", "?"), ps.platform, Hop("", e["host"], e["port"], e["user"], (), ()),
+               (), False, ps.paths.config, ps.paths.run, ps.paths.confdir, e["api_port"])
+    r = run_on(e, ["sh", "-c", ps.state.sessions_command(t)])
     try:
-        return reader.parse_sessions(r.stdout) if r.returncode == 0 else {}
+        return ps.state.parse_sessions(r.stdout) if r.returncode == 0 else {}
     except (ValueError, KeyError, TypeError, AttributeError):
         return {}
 
@@ -320,15 +395,15 @@ def read_sessions(e: Mapping[str, Any]) -> dict[str, str]:
 def exec_in(name: str, device: str, argv: list[str]) -> int:
     """Run a command on a lab device (its namespace and hostname), with this terminal."""
     e = _entry(name, device)
-    return subprocess.call(argv, preexec_fn=preexec(e["netns"], device))
+    return subprocess.call(argv, preexec_fn=preexec(e["netns"], e["mnt"], e["uts"]))
 
 
 def ssh_argv(name: str, device: str, cli: bool = False) -> list[str]:
+    """ssh to a lab device as anyone would: through the lab's ssh config."""
     e = _entry(name, device)
-    port = e.get("cli_port", e["port"]) if cli else e["port"]
-    return ["ssh", "-i", e["key"], "-o", f"UserKnownHostsFile={e['known_hosts']}",
-            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-p", str(port),
-            f"{e['user']}@{e['host']}"]
+    port = ["-p", str(e["cli_port"])] if cli and "cli_port" in e else []
+    return ["ssh", "-F", str(lab_dir(name) / "ssh_config"), "-o", "BatchMode=yes", *port,
+            device]
 
 
 def _entry(name: str, device: str) -> dict[str, Any]:
@@ -361,4 +436,5 @@ def status(name: str = DEFAULT_NAME) -> dict[str, Any]:
             "devices": devices}
 
 
-__all__ = ["LabError", "down", "exec_in", "overlay", "sessions", "ssh_argv", "status", "up"]
+__all__ = ["LabError", "device_path", "down", "exec_in", "overlay", "run_on", "sessions",
+           "ssh_argv", "status", "up"]

@@ -1,9 +1,10 @@
 """What runs on each lab device: its platform's daemons (from the platform module) and an sshd,
-as processes for the supervisor, with their directories and config files.
+as processes for the supervisor.
 
 Platform quirks live in each platform's :class:`~bgpgen.platforms.base.LabSetup`; this module
-only adds what every lab device shares (the sshd, the directories) and the supervisor executes
-the result.
+adds what every lab device shares (the sshd) and the supervisor executes the result. Paths in
+a process's arguments are the device's own (its mount namespace shows /etc, /run, ... as a
+real host has them); its log is a file on the host that the supervisor opens for it.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from typing import Any
 from ..errors import Problem
 from ..model import Device
 from ..platforms import REGISTRY, spec
-from ..platforms.base import LabDirs
 from .layout import LabDevice, LabError
 
 #: binaries every lab needs -> Debian package (platform binaries come from the platforms)
-BINARIES = {"ip": "iproute2", "/usr/sbin/sshd": "openssh-server",
-            "ssh-keygen": "openssh-client", "ssh": "openssh-client"}
+BINARIES = {"ip": "iproute2", "/usr/sbin/sshd": "openssh-server", "unshare": "util-linux",
+            "ssh-keygen": "openssh-client", "ssh": "openssh-client", "sudo": "sudo"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,25 +28,23 @@ class Proc:
     device: str
     name: str
     netns: str
+    mnt: str                       #: the device's mount namespace file
+    uts: str                       #: the device's UTS namespace file
     argv: list[str]
-    log: str
-    ready: dict[str, Any]          #: {"listen": port} or {"path": file}
-    hostname: str = ""
+    log: str                       #: on the host
+    ready: dict[str, Any]          #: {"listen": port} or {"path": file inside the device}
     after: str = ""                #: start once this process of the same device is ready
 
 
 @dataclass(frozen=True, slots=True)
 class Post:
-    """A command run in a device's namespace once every process is ready."""
+    """A command run on a device once every process is ready."""
 
     device: str
     netns: str
+    mnt: str
+    uts: str
     argv: list[str]
-
-
-def config_path(dirs: LabDirs, device: Device) -> str:
-    """Where a lab device's daemon reads its main config."""
-    return f"{dirs.etc}/{spec(device.platform).config_file}"
 
 
 def check_binaries() -> None:
@@ -60,28 +58,29 @@ def check_binaries() -> None:
                                f"apt-get install {pkg} (or run scripts/setup)"))
 
 
-def processes(dev: LabDevice, device: Device, dirs: LabDirs) -> list[Proc]:
+def processes(dev: LabDevice, device: Device, mnt: str, uts: str, log: str) -> list[Proc]:
     """The daemons of one device and its sshd."""
-    procs = [Proc(dev.name, d.name, dev.netns, list(d.argv), d.log, d.ready, dev.name, d.after)
-             for d in spec(device.platform).lab.daemons(device, dirs)]
-    procs.append(Proc(dev.name, "sshd", dev.netns,
-                      ["/usr/sbin/sshd", "-D", "-f", f"{dirs.etc}/sshd_config", "-E",
-                       f"{dirs.log}/sshd.log"], f"{dirs.log}/sshd.stderr",
-                      {"listen": dev.ssh_port}, dev.name))
+    procs = [Proc(dev.name, d.name, dev.netns, mnt, uts, list(d.argv), f"{log}/{d.name}.log",
+                  d.ready, d.after)
+             for d in spec(device.platform).lab.daemons(device)]
+    procs.append(Proc(dev.name, "sshd", dev.netns, mnt, uts,
+                      ["/usr/sbin/sshd", "-D", "-e", "-f", "/etc/ssh/sshd_config"],
+                      f"{log}/sshd.log", {"listen": dev.ssh_port}))
     return procs
 
 
-def sshd_config(dev: LabDevice, device: Device, dirs: LabDirs, lab_root: str) -> str:
+def sshd_config(dev: LabDevice, device: Device) -> str:
+    """The device's /etc/ssh/sshd_config: keys only, one authorized_keys file per user."""
     lines = [f"ListenAddress {dev.mgmt_ip}:{dev.ssh_port}",
-             f"HostKey {lab_root}/ssh/host_ed25519", f"PidFile {dirs.run}/sshd.pid",
-             f"AuthorizedKeysFile {lab_root}/ssh/authorized_keys", "UsePAM no",
-             "StrictModes no", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+             "HostKey /etc/ssh/ssh_host_ed25519_key", "PidFile /run/sshd.pid",
+             "AuthorizedKeysFile /etc/ssh/authorized_keys/%u", "UsePAM no",
+             "PasswordAuthentication no", "KbdInteractiveAuthentication no",
              "PermitRootLogin prohibit-password", "PrintMotd no", "AcceptEnv LANG",
              "Subsystem sftp internal-sftp"]
     cli_port = spec(device.platform).lab.cli_port
     if cli_port is not None:  # the device's own CLI, as a switch offers it
         lines.insert(1, f"ListenAddress {dev.mgmt_ip}:{cli_port}")
-        lines += [f"Match LocalPort {cli_port}", f"  ForceCommand {dirs.etc}/cli.sh"]
+        lines += [f"Match LocalPort {cli_port}", "  ForceCommand /usr/local/sbin/bgpgen-device-cli"]
     return "\n".join(lines) + "\n"
 
 

@@ -1,5 +1,5 @@
-"""Run a process inside a lab namespace with its own hostname, without extra execs: the child
-joins the network namespace (setns) and a new UTS namespace (unshare) before it execs."""
+"""Run a process inside a lab device without extra execs: the child joins the device's network,
+UTS and mount namespaces (setns) before it execs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import Callable
 
+CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -19,24 +20,29 @@ def _check(rc: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def enter(netns: str, hostname: str | None = None) -> None:
-    """Join ``/run/netns/<netns>``; with ``hostname``, also a new UTS namespace named so."""
-    fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+def enter(netns: str, mnt: str | None = None, uts: str | None = None) -> None:
+    """Join ``/run/netns/<netns>``, and a device's mount and UTS namespaces (their files under
+    the lab directory). Every file is opened first: once in the device's mount namespace, the
+    host's paths are not there any more."""
+    fds = [(os.open(f"/run/netns/{netns}", os.O_RDONLY), CLONE_NEWNET, netns)]
+    for path, kind in ((uts, CLONE_NEWUTS), (mnt, CLONE_NEWNS)):
+        if path is not None:
+            fds.append((os.open(path, os.O_RDONLY), kind, path))
     try:
-        _check(_libc.setns(fd, CLONE_NEWNET), f"setns {netns}")
+        for fd, kind, what in fds:
+            _check(_libc.setns(fd, kind), f"setns {what}")
     finally:
-        os.close(fd)
-    if hostname is not None:
-        _check(_libc.unshare(CLONE_NEWUTS), "unshare uts")
-        name = hostname.encode()
-        _check(_libc.sethostname(name, len(name)), "sethostname")
+        for fd, _, _ in fds:
+            os.close(fd)
+    if mnt is not None:
+        os.chdir("/")
 
 
-def preexec(netns: str, hostname: str | None = None) -> Callable[[], None]:
+def preexec(netns: str, mnt: str | None = None, uts: str | None = None) -> Callable[[], None]:
     """A ``preexec_fn`` for subprocess (single-threaded callers only)."""
     def run() -> None:
         os.setsid()
-        enter(netns, hostname)
+        enter(netns, mnt, uts)
     return run
 
 

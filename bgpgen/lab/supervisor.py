@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .mounts import PIDS
 from .nsenter import preexec
 
 READY_TIMEOUT = 30.0
@@ -51,7 +52,7 @@ def _ready(proc: dict[str, Any], pid: int) -> bool:
     cond = proc["ready"]
     if "listen" in cond:
         return _listening(pid, int(cond["listen"]))
-    return os.path.exists(cond["path"])
+    return os.path.exists(f"/proc/{pid}/root{cond['path']}")  # the device's own path
 
 
 def _tail(path: str, lines: int = 5) -> str:
@@ -84,7 +85,12 @@ class Supervisor:
         with open(proc["log"], "ab") as log:
             child = subprocess.Popen(proc["argv"], stdin=subprocess.DEVNULL, stdout=log,
                                      stderr=subprocess.STDOUT, close_fds=True,
-                                     preexec_fn=preexec(proc["netns"], proc["hostname"]))
+                                     preexec_fn=preexec(proc["netns"], proc["mnt"], proc["uts"]))
+        # The device's systemctl finds a unit's main process here (bgpgen.lab.service).
+        try:
+            Path(f"/proc/{child.pid}/root{PIDS}/{proc['name']}.pid").write_text(f"{child.pid}\n")
+        except OSError:
+            pass  # it already exited: poll() reports it
         self.children[child.pid] = (child, proc)
         self.status["procs"].append({"device": proc["device"], "name": proc["name"],
                                      "pid": child.pid, "starttime": starttime(child.pid)})
@@ -129,7 +135,7 @@ class Supervisor:
     def post(self) -> bool:
         running = [(p, subprocess.Popen(p["argv"], stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        preexec_fn=preexec(p["netns"], p["device"])))
+                                        preexec_fn=preexec(p["netns"], p["mnt"], p["uts"])))
                    for p in self.spec["post"]]
         for p, child in running:
             out, _ = child.communicate(timeout=60)

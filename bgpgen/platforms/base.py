@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -55,8 +56,10 @@ class FileSpec:
 
     name: str
     template: str | None
-    target: str  #: where the file lives on a device of a real fleet
+    target: str  #: where the file lives on a device (Debian's path)
     build: Callable[[Fabric, Device], str] | None = None
+    mode: int = 0o600           #: on the device: never world-readable when it holds a secret
+    owner: str = "root:root"    #: on the device: the daemon's user must be able to read it
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,32 +113,25 @@ class StateReader:
 
 @dataclass(frozen=True, slots=True)
 class Daemon:
-    """One process the lab runs for a device, as a service manager would."""
+    """One process the lab runs for a device, as a service manager would. ``name`` is also
+    its unit for the lab's ``systemctl``; paths in ``argv`` and ``ready`` are the device's."""
 
     name: str
     argv: tuple[str, ...]
-    log: str
-    ready: dict[str, Any]   #: {"listen": port} or {"path": file}
+    ready: dict[str, Any]   #: {"listen": port} or {"path": file inside the device}
     after: str = ""         #: start once this daemon of the same device is ready
 
 
-@dataclass(frozen=True, slots=True)
-class LabDirs:
-    """A lab device's private directories."""
+class DeviceFiles(Protocol):
+    """A lab device's filesystem, seen from the host (:class:`bgpgen.lab.mounts.DeviceFs`)."""
 
-    root: str
+    def path(self, inside: str) -> Path:
+        """Where a file of the device is on the host."""
+        ...
 
-    @property
-    def etc(self) -> str:
-        return f"{self.root}/etc"
-
-    @property
-    def run(self) -> str:
-        return f"{self.root}/run"
-
-    @property
-    def log(self) -> str:
-        return f"{self.root}/log"
+    def mkdirs(self, inside: str) -> Path:
+        """:meth:`path`, with its parent directories made (owned as on the host)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,18 +139,18 @@ class LabSetup:
     """What the lab runs for a device of this platform."""
 
     #: the daemons (the lab adds the sshd)
-    daemons: Callable[[Device, LabDirs], list[Daemon]]
+    daemons: Callable[[Device], list[Daemon]]
     #: a config with no sessions: what a freshly installed device runs
     bootstrap: Callable[[Device], str]
-    #: extra files in ``dirs`` before the daemons start; returns commands to run once they are
-    #: ready (e.g. loading routes)
-    prepare: Callable[[Device, LabDirs, Mapping[str, Artifact]], list[tuple[str, ...]]]
+    #: extra files on the device before the daemons start; returns commands to run once they
+    #: are ready (e.g. loading routes)
+    prepare: Callable[[Device, DeviceFiles, Mapping[str, Artifact]], list[tuple[str, ...]]]
     #: binaries the lab needs -> Debian package
     binaries: Mapping[str, str]
-    #: the user the daemons run as (their files are given to it), None: root
+    #: the user the daemons run as (their runtime directory is theirs), None: root
     user: str | None
-    #: a second SSH port offering the device's own CLI (``prepare`` writes it as
-    #: ``{etc}/cli.sh``), None: none
+    #: a second SSH port offering the device's own CLI (``prepare`` installs it as
+    #: ``/usr/local/sbin/bgpgen-device-cli``), None: none
     cli_port: int | None
 
 
@@ -190,8 +186,8 @@ class PlatformSpec:
 
     @property
     def config_file(self) -> str:
-        """The name of the daemon's main config file (what the checker reads)."""
-        return self.paths.config.rsplit("/", 1)[-1]
+        """The artifact that is the daemon's main config (what the checker reads)."""
+        return next(f.name for f in self.files if f.target == self.paths.config)
 
 
 # --- helpers platform modules share ------------------------------------------------------------

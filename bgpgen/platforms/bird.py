@@ -24,7 +24,7 @@ from .base import (
     Daemon,
     DeployFailed,
     FileSpec,
-    LabDirs,
+    DeviceFiles,
     LabSetup,
     Outcome,
     Paths,
@@ -48,6 +48,8 @@ CONFIG = "bird.conf"
 PREV = ".bgpgen-prev"
 PATHS = Paths("/etc/bird/bird.conf", "/run/bird", "/etc/bird")
 SECRET_LINE = re.compile(r'(password ")([^"]*)(";)')
+#: bird runs as user bird (Debian's unit): root:bird 0640, readable by it and by no one else
+CONFIG_FILE = FileSpec(CONFIG, "bird/bird.conf.j2", PATHS.config, mode=0o640, owner="root:bird")
 SEP = "@@bgpgen@@"
 _PROTO = re.compile(r"^protocol bgp (\w+) \{\n(.*?)^\}", re.S | re.M)
 _ROUTE = re.compile(r"^(\S+)?\s+(\w+) \[(\w+) [^\]]*\]")
@@ -210,7 +212,7 @@ class BirdDriver:
         conf = need(files, CONFIG)
         before = read_sessions(t, READ)
         new = f"{target.config}.bgpgen-new"
-        t.write(new, fill(conf.text, values), 0o600)
+        t.write(new, fill(conf.text, values), CONFIG_FILE.mode, CONFIG_FILE.owner)
         try:
             _birdc(t, "configure", "check", f'"{new}"', what="birdc configure check")
         except RemoteError as exc:
@@ -247,18 +249,19 @@ class BirdDriver:
 
 # --- the lab -----------------------------------------------------------------------------------
 
-def daemons(device: Device, dirs: LabDirs) -> list[Daemon]:
-    return [Daemon("bird", ("bird", "-f", "-c", f"{dirs.etc}/{CONFIG}", "-s",
-                            f"{dirs.run}/bird.ctl", "-P", f"{dirs.run}/bird.pid"),
-                   f"{dirs.log}/bird.log", {"path": f"{dirs.run}/bird.ctl"})]
+def daemons(device: Device) -> list[Daemon]:
+    """bird as Debian's unit runs it: as user bird, its socket in /run/bird."""
+    return [Daemon("bird", ("bird", "-f", "-u", "bird", "-g", "bird", "-c", PATHS.config, "-s",
+                            f"{PATHS.run}/bird.ctl", "-P", f"{PATHS.run}/bird.pid"),
+                   {"path": f"{PATHS.run}/bird.ctl"})]
 
 
 def bootstrap(device: Device) -> str:
     return f"log stderr all;\nrouter id {device.router_id};\nprotocol device {{\n}}\n"
 
 
-def prepare(device: Device, dirs: LabDirs,
-            files: Mapping[str, Artifact]) -> list[tuple[str, ...]]:
+def prepare(device: Device, files: DeviceFiles,
+            artifacts: Mapping[str, Artifact]) -> list[tuple[str, ...]]:
     return []
 
 
@@ -267,7 +270,7 @@ SPEC = PlatformSpec(
     role=Role.NODE,
     inventory_name="bird",
     description="a node speaking BGP with BIRD 2",
-    files=(FileSpec(CONFIG, "bird/bird.conf.j2", PATHS.config),),
+    files=(CONFIG_FILE,),
     context=node_context,
     checker=Checker(("bird", "-p", "-c", "{file}"), "bird", "bird2"),
     netmiko_device_type="linux",
@@ -277,7 +280,7 @@ SPEC = PlatformSpec(
     driver=BirdDriver(),
     state=READ,
     lab=LabSetup(daemons=daemons, bootstrap=bootstrap, prepare=prepare,
-                 binaries={"bird": "bird2", "birdc": "bird2"}, user=None, cli_port=None),
+                 binaries={"bird": "bird2", "birdc": "bird2"}, user="bird", cli_port=None),
     bfd=True,
     default_originate=False,
     route_server=False,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from .base import (
     Daemon,
     DeployFailed,
     FileSpec,
-    LabDirs,
+    DeviceFiles,
     LabSetup,
     Outcome,
     Paths,
@@ -322,7 +323,7 @@ class FrrDriver:
         conf = need(files, CONFIG)
         before = read_sessions(t, READ)
         candidate = f"{target.run}/bgpgen-candidate.conf"
-        t.write(candidate, fill(conf.text, values), 0o600)
+        t.write(candidate, fill(conf.text, values), 0o600)  # read by frr-reload, as root
         running = check(t, _vtysh(target, "show running-config"), "show running-config")
         t.write(_saved(target), "\n".join(
             ln for ln in running.splitlines()
@@ -359,16 +360,14 @@ def drain(t: Transport, device: Device, on: bool) -> None:
 
 # --- the lab -----------------------------------------------------------------------------------
 
-def daemons(device: Device, dirs: LabDirs) -> list[Daemon]:
-    common = ("-A", "127.0.0.1", "-P", "0", "-z", f"{dirs.run}/zserv.api", "--vty_socket",
-              dirs.run, "-u", "frr", "-g", "frr", "--log", "stdout")
-    return [Daemon("zebra", (f"{FRR_BIN}/zebra", "-i", f"{dirs.run}/zebra.pid", *common),
-                   f"{dirs.log}/zebra.log", {"path": f"{dirs.run}/zserv.api"}),
+def daemons(device: Device) -> list[Daemon]:
+    """zebra and bgpd as Debian's frr runs them: its default paths (/var/run/frr, /etc/frr)."""
+    common = ("-A", "127.0.0.1", "-P", "0", "-u", "frr", "-g", "frr", "--log", "stdout")
+    return [Daemon("zebra", (f"{FRR_BIN}/zebra", *common), {"path": "/run/frr/zserv.api"}),
             # bgpd retries a missing zebra only after seconds, and until it has zebra, peers
             # stay Idle (no next-hop tracking).
-            Daemon("bgpd", (f"{FRR_BIN}/bgpd", "-i", f"{dirs.run}/bgpd.pid", "-p",
-                            str(device.bgp_port), *common),
-                   f"{dirs.log}/bgpd.log", {"path": f"{dirs.run}/bgpd.vty"}, after="zebra")]
+            Daemon("bgpd", (f"{FRR_BIN}/bgpd", "-p", str(device.bgp_port), *common),
+                   {"path": "/run/frr/bgpd.vty"}, after="zebra")]
 
 
 def bootstrap(device: Device) -> str:
@@ -376,17 +375,18 @@ def bootstrap(device: Device) -> str:
             "ip forwarding\nipv6 forwarding\n!\n")
 
 
-def prepare(device: Device, dirs: LabDirs,
-            files: Mapping[str, Artifact]) -> list[tuple[str, ...]]:
+def prepare(device: Device, files: DeviceFiles,
+            artifacts: Mapping[str, Artifact]) -> list[tuple[str, ...]]:
     """vtysh's own config, the switch CLI for SSH, and loading the config once FRR runs."""
-    with open(f"{dirs.etc}/vtysh.conf", "w") as fh:
-        fh.write("service integrated-vtysh-config\n")
-    vtysh = f"vtysh --vty_socket {dirs.run} --config_dir {dirs.etc}"
-    with open(f"{dirs.etc}/cli.sh", "w") as fh:  # interactive (Netmiko) or one command
-        fh.write("#!/bin/sh\n"
-                 f'[ -n "$SSH_ORIGINAL_COMMAND" ] && exec {vtysh} -c "$SSH_ORIGINAL_COMMAND"\n'
-                 f"exec {vtysh}\n")
-    return [("vtysh", "--vty_socket", dirs.run, "--config_dir", dirs.etc, "-b")]
+    vtysh_conf = files.mkdirs("/etc/frr/vtysh.conf")
+    vtysh_conf.write_text("service integrated-vtysh-config\n")
+    shutil.chown(vtysh_conf, "frr", "frr")
+    cli = files.mkdirs("/usr/local/sbin/bgpgen-device-cli")
+    cli.write_text("#!/bin/sh\n# The switch CLI over SSH: vtysh, interactive or one command.\n"
+                   '[ -n "$SSH_ORIGINAL_COMMAND" ] && exec vtysh -c "$SSH_ORIGINAL_COMMAND"\n'
+                   "exec vtysh\n")
+    cli.chmod(0o755)
+    return [("vtysh", "-b")]
 
 
 SPEC = PlatformSpec(
@@ -394,7 +394,7 @@ SPEC = PlatformSpec(
     role=Role.SWITCH,
     inventory_name="frr",
     description="a ToR switch running FRR",
-    files=(FileSpec(CONFIG, "frr/frr.conf.j2", PATHS.config),),
+    files=(FileSpec(CONFIG, "frr/frr.conf.j2", PATHS.config, mode=0o640, owner="frr:frr"),),
     context=context,
     checker=Checker(("vtysh", "--config_dir", "{dir}", "-C", "-f", "{file}"), "vtysh", "frr",
                     {"vtysh.conf": "service integrated-vtysh-config\n"}),

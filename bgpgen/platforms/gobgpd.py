@@ -30,7 +30,7 @@ from .base import (
     Daemon,
     DeployFailed,
     FileSpec,
-    LabDirs,
+    DeviceFiles,
     LabSetup,
     Outcome,
     Paths,
@@ -50,8 +50,22 @@ if TYPE_CHECKING:
 
 CONFIG = "gobgpd.toml"
 ORIGINATE = "originate.json"
+DROP_IN = "gobgpd.service.conf"
 PREV = ".bgpgen-prev"
-PATHS = Paths("/etc/gobgp/gobgpd.toml", "/run/gobgp", "/etc/gobgp")
+#: Debian's gobgpd.service runs ``gobgpd -f /etc/gobgpd.conf``
+PATHS = Paths("/etc/gobgpd.conf", "/run/gobgp", "/etc")
+UNIT = "gobgpd"
+ORIGINATE_PATH = "/etc/gobgpd.originate.json"
+#: Debian's unit runs gobgpd as a dynamic user, which cannot read a root-only file, and reloads
+#: with ``gobgpd -r`` (a graceful-restart flag, not a reload): bgpgen's drop-in fixes both.
+DROP_IN_TEXT = """# Installed by bgpgen. gobgpd's config holds BGP passwords, so it is root's alone (0600):
+# gobgpd runs as root rather than Debian's dynamic user, and a reload is SIGHUP (gobgpd
+# re-reads its file; `gobgpd -r` is a graceful-restart flag, not a reload).
+[Service]
+DynamicUser=no
+ExecReload=
+ExecReload=/bin/kill -HUP $MAINPID
+"""
 CHECKER = Checker(("gobgpd", "-d", "-t", "toml", "-f", "{file}"), "gobgpd", "gobgpd")
 SECRET_LINE = re.compile(r'(auth-password = ")([^"]*)(")')
 BINARIES = {"gobgpd": "gobgpd", "gobgp": "gobgpd"}
@@ -210,7 +224,24 @@ def _gobgp(t: Transport, *args: str) -> str:
 
 
 def _originate_path(t: Target) -> str:
-    return t.config.rsplit("/", 1)[0] + "/" + ORIGINATE
+    """Beside the config: /etc/gobgpd.conf -> /etc/gobgpd.originate.json."""
+    return t.config.rsplit(".", 1)[0] + ".originate.json"
+
+
+def drop_in(fabric: Fabric, device: Device) -> str:
+    return DROP_IN_TEXT
+
+
+DROP_IN_FILE = FileSpec(DROP_IN, None, f"/etc/systemd/system/{UNIT}.service.d/bgpgen.conf",
+                        drop_in, 0o644)
+
+
+def _drop_in_path() -> str:
+    return DROP_IN_FILE.target
+
+
+def _systemctl(t: Transport, *args: str, what: str) -> str:
+    return check(t, shell(["systemctl", *args, UNIT]), what)
 
 
 def _local_routes(t: Transport) -> dict[tuple[str, str], str]:
@@ -244,21 +275,25 @@ def _reconcile(t: Transport, wanted: dict[tuple[str, str], str]) -> None:
 
 
 def _pid(t: Transport) -> str:
-    pattern = f"^(/usr/s?bin/)?gobgpd .*-f {t.target.config}( |$)"
-    res = t.exec(f"pgrep -f {shell([pattern])}")
-    pids = res.stdout.split()
-    if res.rc != 0 or len(pids) != 1:
-        raise DeployFailed(Problem("", t.target.name, f"gobgpd for {t.target.config} is not "
-                                   "running (or more than one is)", ""))
-    return pids[0]
+    """gobgpd's main PID, as its service manager knows it."""
+    res = t.exec(shell(["systemctl", "show", "--property", "MainPID", "--value", UNIT]))
+    pid = res.stdout.strip()
+    if not res.ok or not pid.isdigit() or pid == "0":
+        raise DeployFailed(Problem("", t.target.name, f"{UNIT}.service is not running "
+                                   f"(systemctl show: {res.output.strip()[:120] or res.rc})", ""))
+    return pid
+
+
+def _reload(t: Transport) -> None:
+    """SIGHUP to the main process: gobgpd re-reads its file (what bgpgen's drop-in makes
+    ``systemctl reload`` do; said directly, so it works before the drop-in is in place)."""
+    _systemctl(t, "kill", "--signal=HUP", "--kill-whom=main", what="SIGHUP gobgpd")
+    time.sleep(0.3)  # gobgpd applies a SIGHUP asynchronously
 
 
 def _restart(t: Transport, timeout: float) -> None:
     old = _pid(t)
-    if t.target.lab:
-        check(t, f"kill {old}", "stop gobgpd")  # the lab supervisor starts it again
-    else:
-        check(t, "systemctl restart gobgpd", "restart gobgpd")
+    _systemctl(t, "restart", what="restart gobgpd")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -289,6 +324,14 @@ class GobgpdDriver:
             text = shown(SECRET_LINE, current, values)
             p.diff += unified(text, conf.text, CONFIG)
             classify(text, conf.text, p)
+        unit = files.get(DROP_IN)
+        if unit is not None:
+            running = t.read(_drop_in_path()) or ""
+            if running != unit.text:
+                p.extra["config_same"] = False
+                p.diff += unified(running, unit.text, DROP_IN)
+                p.raise_cost(Cost.RESTART, "gobgpd's unit drop-in changes: daemon-reload and "
+                             "restart, every session resets")
         wanted = _wanted_routes(orig.text if orig else None)
         have = _local_routes(t)
         for (fam, prefix), nh in sorted(have.items()):
@@ -312,7 +355,7 @@ class GobgpdDriver:
             _reconcile(t, wanted)
             return Outcome(Status.CHANGED, "originated routes reconciled")
         new = f"{target.config}.bgpgen-new"
-        t.write(new, fill(conf.text, values), 0o600)
+        t.write(new, fill(conf.text, values), 0o600)  # root's alone (see DROP_IN_TEXT)
         res = t.exec(shell(["gobgpd", "-d", "-t", "toml", "-f", new]))
         if not res.ok:
             t.exec(f"rm -f {shell([new])}")
@@ -324,17 +367,22 @@ class GobgpdDriver:
         originate_at = _originate_path(target)
         if orig and t.read(originate_at) is not None:
             copy(t, originate_at, originate_at + PREV)
-        restart = p.cost == Cost.RESTART
+        unit = files.get(DROP_IN)
+        unit_new = unit is not None and t.read(_drop_in_path()) != unit.text
+        restart = p.cost == Cost.RESTART or unit_new
         p.extra.update(had_file=had_file, restart=restart, pushed=True)
         try:
             t.rename(new, target.config)
             if orig:
                 t.write(originate_at, orig.text, 0o644)
+            if unit is not None and unit_new:
+                t.exec(shell(["mkdir", "-p", _drop_in_path().rsplit("/", 1)[0]]))
+                t.write(_drop_in_path(), unit.text, 0o644)
+                check(t, "systemctl daemon-reload", "systemctl daemon-reload")
             if restart:
                 _restart(t, timeout)
             else:
-                check(t, f"kill -HUP {_pid(t)}", "SIGHUP gobgpd")
-                time.sleep(0.3)  # gobgpd applies a SIGHUP asynchronously
+                _reload(t)
             _reconcile(t, wanted)
             wait_sessions(t, read, before, timeout)
         except RemoteError as exc:
@@ -362,17 +410,17 @@ class GobgpdDriver:
         if restart:
             _restart(t, timeout)
         else:
-            t.exec(f"kill -HUP {_pid(t)}")
-            time.sleep(0.3)
+            _reload(t)
         _reconcile(t, _wanted_routes(t.read(originate_at)))
 
 
 # --- the lab -----------------------------------------------------------------------------------
 
-def daemons(device: Device, dirs: LabDirs) -> list[Daemon]:
-    return [Daemon("gobgpd", ("gobgpd", "-f", f"{dirs.etc}/{CONFIG}", "-t", "toml",
-                              "--pprof-disable", f"--api-hosts=127.0.0.1:{device.api_port}"),
-                   f"{dirs.log}/gobgpd.log", {"listen": device.api_port})]
+def daemons(device: Device) -> list[Daemon]:
+    """gobgpd as bgpgen's drop-in makes Debian's unit run it (root, /etc/gobgpd.conf)."""
+    return [Daemon(UNIT, ("gobgpd", "-f", PATHS.config, "-t", "toml", "--pprof-disable",
+                          f"--api-hosts=127.0.0.1:{device.api_port}"),
+                   {"listen": device.api_port})]
 
 
 def bootstrap(device: Device) -> str:
@@ -380,14 +428,13 @@ def bootstrap(device: Device) -> str:
             f"  port = {device.bgp_port}\n")
 
 
-def prepare(device: Device, dirs: LabDirs,
-            files: Mapping[str, Artifact]) -> list[tuple[str, ...]]:
+def prepare(device: Device, files: DeviceFiles,
+            artifacts: Mapping[str, Artifact]) -> list[tuple[str, ...]]:
     """Rendered originated routes are loaded once gobgpd answers, as the deployer does."""
-    orig = files.get(ORIGINATE)
+    orig = artifacts.get(ORIGINATE)
     if orig is None:
         return []
-    with open(f"{dirs.etc}/{ORIGINATE}", "w") as fh:
-        fh.write(orig.text)
+    files.mkdirs(ORIGINATE_PATH).write_text(orig.text)
     post = []
     for e in json.loads(orig.text)["originate"]:
         argv = ["gobgp", "-p", str(device.api_port), "global", "rib", "add", "-a",
