@@ -77,6 +77,9 @@ def _lab_parser(sub: Any) -> None:
     u.add_argument("--templates", type=Path, default=None)
     u.add_argument("--mgmt-range", default="198.51.100.0/24",
                    help="management network of the lab (default: 198.51.100.0/24)")
+    u.add_argument("--bastion", action="store_true",
+                   help="a bastion host that is the only way in to the devices (the lab's "
+                   "ssh config reaches them with ProxyJump)")
     u.add_argument("--deploy-user", metavar="NAME", default=None,
                    help="a non-root user on every device, with passwordless sudo, that the "
                    "lab's ssh config logs in as (default: root)")
@@ -98,7 +101,7 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
     cmd = args.lab_command
     if cmd == "up":
         info = lab.up(load_fabric(args.inventory), args.name, args.mgmt_range, args.render,
-                      args.templates, args.deploy_user)
+                      args.templates, args.deploy_user, args.bastion)
         if args.format == "json":
             out.write(json.dumps(info, indent=1) + "\n")
         else:

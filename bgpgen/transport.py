@@ -156,7 +156,7 @@ def open_client(conn: Any, t: Target) -> None:
         except Exception as exc:  # noqa: BLE001 - said in one line, naming the bastion
             for c in jumps:
                 c.close()
-            raise RemoteError(Problem("", t.name, f"bastion {hop.alias} ({hop}): "
+            raise RemoteError(Problem("", t.name, f"bastion {hop.alias}: "
                                       f"{describe_ssh(exc, hop)}", "")) from None
     params["sock"] = sock
     client = conn._build_ssh_client()
@@ -182,7 +182,8 @@ def describe_ssh(exc: BaseException, hop: Hop) -> str:
     if isinstance(exc, paramiko.AuthenticationException):
         tried = ", ".join(hop.keys) if hop.keys else "the SSH agent and default keys"
         return f"authentication failed as {hop.user}@{hop.host}:{hop.port} with {tried}"
-    return f"unreachable: {hop.host}:{hop.port}: {text[:160] or type(exc).__name__}"
+    text = text.removeprefix("[Errno None] ")
+    return f"{hop} unreachable: {text[:160] or type(exc).__name__}"
 
 
 @dataclass(slots=True)

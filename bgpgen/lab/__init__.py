@@ -33,7 +33,7 @@ from ..render import render
 from ..secrets import fill, resolve_all
 from . import daemons, mounts, netns
 from .daemons import Post, Proc
-from .layout import LabDevice, LabError, LabLayout, check_name, layout, netns_name, tag_of
+from .layout import LabError, LabLayout, check_name, layout, netns_name, tag_of
 from .mounts import DeviceFs
 from .nsenter import preexec
 from .service import SYSTEMCTL
@@ -123,22 +123,21 @@ def _free_uid() -> int:
     return next(u for u in range(2000, 60000) if u not in used)
 
 
-def _host_files(fs: DeviceFs, dev: LabDevice, device: Device, d: Path,
-                deploy_user: str | None) -> None:
+def _host_files(fs: DeviceFs, sshd_config: str, d: Path, deploy_user: str | None) -> None:
     """What makes a lab device a host: its sshd, keys, name, service manager and users."""
-    _install(fs, "/etc/ssh/sshd_config", daemons.sshd_config(dev, device), 0o644, "root")
+    _install(fs, "/etc/ssh/sshd_config", sshd_config, 0o644, "root")
     _install(fs, "/etc/ssh/ssh_host_ed25519_key", (d / "ssh" / "host_ed25519").read_text(),
              0o600, "root")
     pub = (d / "ssh" / "id_ed25519.pub").read_text()
     _install(fs, "/etc/ssh/authorized_keys/root", pub, 0o644, "root")
-    _install(fs, "/etc/hostname", dev.name + "\n", 0o644, "root")
-    _install(fs, "/etc/hosts", _with_line("/etc/hosts", f"127.0.1.1\t{dev.name}"), 0o644,
+    _install(fs, "/etc/hostname", fs.name + "\n", 0o644, "root")
+    _install(fs, "/etc/hosts", _with_line("/etc/hosts", f"127.0.1.1\t{fs.name}"), 0o644,
              "root")
     _install(fs, "/usr/local/sbin/systemctl", SYSTEMCTL, 0o755, "root")
     if deploy_user:
         uid = _free_uid()
         _install(fs, "/etc/passwd", _with_line(
-            "/etc/passwd", f"{deploy_user}:x:{uid}:{uid}:bgpgen deploy user:/nonexistent:/bin/sh"),
+            "/etc/passwd", f"{deploy_user}:x:{uid}:{uid}:bgpgen deploy user:/:/bin/sh"),
             0o644, "root")
         _install(fs, "/etc/group", _with_line("/etc/group", f"{deploy_user}:x:{uid}:"), 0o644,
                  "root")
@@ -168,11 +167,21 @@ def _device_files(p: LabLayout, fabric: Fabric, d: Path, build: Build | None,
                 _install(fs, f.target, fill(art.text, values), f.mode, f.owner)
             elif f.target == ps.paths.config:
                 _install(fs, f.target, ps.lab.bootstrap(device), f.mode, f.owner)
-        _host_files(fs, dev, device, d, deploy_user)
+        only = p.bastion.mgmt_ip if p.bastion else None
+        _host_files(fs, daemons.sshd_config(dev, device, only_from=only), d, deploy_user)
         mnt, uts = (str(x) for x in mounts.ns_files(d, dev.name))
         post += [Post(dev.name, dev.netns, mnt, uts, list(argv))
                  for argv in ps.lab.prepare(device, fs, files)]
         procs += daemons.processes(dev, device, mnt, uts, str(fs.log))
+    if p.bastion is not None:  # a host with an sshd and nothing else
+        b = p.bastion
+        fs = DeviceFs(d / "dev" / b.name, b.name)
+        fs.make()
+        _host_files(fs, daemons.sshd_config(None, None, f"{b.mgmt_ip}:22"), d, None)
+        mnt, uts = (str(x) for x in mounts.ns_files(d, b.name))
+        procs.append(Proc(b.name, "sshd", b.netns, mnt, uts,
+                          ["/usr/sbin/sshd", "-D", "-e", "-f", "/etc/ssh/sshd_config"],
+                          str(fs.log / "sshd.log"), {"listen": 22}))
     return procs, post
 
 
@@ -186,15 +195,16 @@ def run_dirs(device: Device) -> list[tuple[str, str, int]]:
 
 def _namespaces(p: LabLayout, fabric: Fabric, d: Path) -> None:
     mounts.prepare(d)
+    hosts = [(dev.name, run_dirs(fabric.device(dev.name))) for dev in p.devices]
+    hosts += [(p.bastion.name, [])] if p.bastion else []
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda dev: mounts.create(d, DeviceFs(d / "dev" / dev.name, dev.name),
-                                                run_dirs(fabric.device(dev.name)), root()),
-                      p.devices))
+        list(pool.map(lambda h: mounts.create(d, DeviceFs(d / "dev" / h[0], h[0]), h[1],
+                                              root()), hosts))
 
 
 def up(fabric: Fabric, name: str = DEFAULT_NAME, mgmt_net: str = DEFAULT_MGMT,
        render_configs: bool = False, templates: Path | None = None,
-       deploy_user: str | None = None) -> dict[str, Any]:
+       deploy_user: str | None = None, bastion: bool = False) -> dict[str, Any]:
     """Start a lab for ``fabric``. Returns its connection overlay. Rolls back on any failure."""
     _require_root()
     check_name(name)
@@ -215,7 +225,7 @@ def up(fabric: Fabric, name: str = DEFAULT_NAME, mgmt_net: str = DEFAULT_MGMT,
     netns.check_range(mgmt_net)
     build = render(fabric, templates) if render_configs else None
     values = resolve_all(build.secrets) if build else {}
-    p = layout(fabric, name, mgmt_net)
+    p = layout(fabric, name, mgmt_net, bastion)
     d.mkdir(parents=True, mode=0o711)  # daemons running as frr must traverse it
     state: dict[str, Any] = {"name": name, "tag": p.tag, "status": "creating", "namespaces": list(p.namespaces),
              "root_links": [p.bridge, *(v for _, v in p.mgmt_links)], "mgmt_net": mgmt_net,
@@ -286,21 +296,33 @@ def overlay_for(p: LabLayout, fabric: Fabric, d: Path,
         for port in ports:
             host = dev.mgmt_ip if port == 22 else f"[{dev.mgmt_ip}]:{port}"
             lines.append(f"{host} {hostkey[0]} {hostkey[1]}")
+    jump: dict[str, Any] | None = None
+    if p.bastion is not None:
+        mnt, uts = mounts.ns_files(d, p.bastion.name)
+        jump = {"name": p.bastion.name, "host": p.bastion.mgmt_ip, "port": 22, "user": "root",
+                "key": str(d / "ssh" / "id_ed25519"), "known_hosts": str(d / "known_hosts"),
+                "netns": p.bastion.netns, "mnt": str(mnt), "uts": str(uts)}
+        lines.append(f"{p.bastion.mgmt_ip} {hostkey[0]} {hostkey[1]}")
     (d / "known_hosts").write_text("\n".join(lines) + "\n")
-    (d / "ssh_config").write_text(ssh_config(devices))
-    return {"lab": p.name, "mgmt_net": p.mgmt_net, "devices": devices,
+    (d / "ssh_config").write_text(ssh_config(devices, jump))
+    return {"lab": p.name, "mgmt_net": p.mgmt_net, "devices": devices, "bastion": jump,
             "ssh_config": str(d / "ssh_config")}
 
 
-def ssh_config(devices: Mapping[str, Mapping[str, Any]]) -> str:
-    """An OpenSSH client config with a Host per lab device: all that bgpgen (or ssh -F) needs
-    to reach the lab as it reaches a real fleet."""
+def ssh_config(devices: Mapping[str, Mapping[str, Any]],
+               bastion: Mapping[str, Any] | None = None) -> str:
+    """An OpenSSH client config with a Host per lab device (and the bastion they are reached
+    through): all that bgpgen (or ssh -F) needs to reach the lab as it reaches a real fleet."""
     out = ["# Written by bgpgen lab up: ssh -F THIS-FILE DEVICE, or bgpgen ... --ssh-config "
            "THIS-FILE", ""]
-    for name, e in sorted(devices.items()):
+    hosts = sorted(devices.items()) + ([(bastion["name"], bastion)] if bastion else [])
+    for name, e in hosts:
         out += [f"Host {name}", f"  HostName {e['host']}", f"  Port {e['port']}",
                 f"  User {e['user']}", f"  IdentityFile {e['key']}", "  IdentitiesOnly yes",
-                f"  UserKnownHostsFile {e['known_hosts']}", "  StrictHostKeyChecking yes", ""]
+                f"  UserKnownHostsFile {e['known_hosts']}", "  StrictHostKeyChecking yes"]
+        if bastion is not None and name != bastion["name"]:
+            out.append(f"  ProxyJump {bastion['name']}")
+        out.append("")
     return "\n".join(out)
 
 

@@ -69,16 +69,20 @@ def processes(dev: LabDevice, device: Device, mnt: str, uts: str, log: str) -> l
     return procs
 
 
-def sshd_config(dev: LabDevice, device: Device) -> str:
-    """The device's /etc/ssh/sshd_config: keys only, one authorized_keys file per user."""
-    lines = [f"ListenAddress {dev.mgmt_ip}:{dev.ssh_port}",
+def sshd_config(dev: LabDevice | None, device: Device | None, listen: str = "",
+                only_from: str | None = None) -> str:
+    """A lab host's /etc/ssh/sshd_config: keys only, one authorized_keys file per user;
+    ``only_from``: the one address logins may come from (the bastion's)."""
+    lines = [f"ListenAddress {dev.mgmt_ip}:{dev.ssh_port}" if dev else f"ListenAddress {listen}",
              "HostKey /etc/ssh/ssh_host_ed25519_key", "PidFile /run/sshd.pid",
              "AuthorizedKeysFile /etc/ssh/authorized_keys/%u", "UsePAM no",
              "PasswordAuthentication no", "KbdInteractiveAuthentication no",
              "PermitRootLogin prohibit-password", "PrintMotd no", "AcceptEnv LANG",
              "Subsystem sftp internal-sftp"]
-    cli_port = spec(device.platform).lab.cli_port
-    if cli_port is not None:  # the device's own CLI, as a switch offers it
+    if only_from is not None:
+        lines.append(f"AllowUsers *@{only_from}")
+    cli_port = spec(device.platform).lab.cli_port if device is not None else None
+    if dev is not None and cli_port is not None:  # the device's own CLI, as a switch offers it
         lines.insert(1, f"ListenAddress {dev.mgmt_ip}:{cli_port}")
         lines += [f"Match LocalPort {cli_port}", "  ForceCommand /usr/local/sbin/bgpgen-device-cli"]
     return "\n".join(lines) + "\n"

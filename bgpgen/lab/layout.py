@@ -46,6 +46,18 @@ class LabDevice:
     fabric_addrs: tuple[str, ...] = ()  #: a switch's addresses, on its fabric bridge
 
 
+BASTION = "bgpgen-bastion"  #: the lab's bastion host (lab up --bastion)
+
+
+@dataclass(frozen=True, slots=True)
+class Bastion:
+    """A host on the management network that is the only way in to the devices."""
+
+    name: str
+    netns: str
+    mgmt_ip: str
+
+
 @dataclass(frozen=True, slots=True)
 class LabLayout:
     name: str
@@ -57,6 +69,7 @@ class LabLayout:
     links: tuple[Link, ...]
     namespaces: tuple[str, ...]
     mgmt_links: tuple[tuple[str, str], ...] = field(default=())  #: (netns, root-side veth)
+    bastion: Bastion | None = None
 
     def device(self, name: str) -> LabDevice:
         for d in self.devices:
@@ -105,7 +118,7 @@ def _loopback_groups(fabric: Fabric) -> dict[str, str]:
     return {d: find(d) for d in parent}
 
 
-def layout(fabric: Fabric, name: str, mgmt_net: str) -> LabLayout:
+def layout(fabric: Fabric, name: str, mgmt_net: str, bastion: bool = False) -> LabLayout:
     check_name(name)
     tag = tag_of(name)
     net = ipaddress.ip_network(mgmt_net)
@@ -125,11 +138,22 @@ def layout(fabric: Fabric, name: str, mgmt_net: str) -> LabLayout:
             mgmt_ip=ip, ssh_port=22, api_port=d.api_port,
             fabric_addrs=tuple(str(i) for i in d.interfaces if not i.ip.is_loopback)
             if d.role is Role.SWITCH else ()))
+    jump = None
+    if bastion:
+        if any(d.name == BASTION for d in fabric.devices):
+            raise LabError(Problem("", "--bastion", f"the inventory has a device named "
+                                   f"{BASTION}", "rename it, or run the lab without --bastion"))
+        try:
+            jump = Bastion(BASTION, netns_name(name, BASTION), str(next(hosts)))
+        except StopIteration:
+            raise LabError(Problem("", "--mgmt-range", f"{net} has no address left for the "
+                                   "bastion", "give a larger --mgmt-range")) from None
     links = _links(fabric, {d.name: d for d in devices})
-    namespaces = tuple(dict.fromkeys(d.netns for d in devices))
+    namespaces = tuple(dict.fromkeys([*(d.netns for d in devices),
+                                      *([jump.netns] if jump else [])]))
     mgmt_links = tuple((ns, f"bg{tag}m{i}") for i, ns in enumerate(namespaces))
     return LabLayout(name, tag, str(net), gateway, f"bg{tag}br", tuple(devices), links,
-                   namespaces, mgmt_links)
+                     namespaces, mgmt_links, jump)
 
 
 def _links(fabric: Fabric, lab: dict[str, LabDevice]) -> tuple[Link, ...]:

@@ -82,6 +82,9 @@ def create(layout: LabLayout) -> None:
             inner[d.netns] += ["link add fabric type bridge"]
             inner[d.netns] += [f"addr add {a} dev fabric{_v6(a)}" for a in d.fabric_addrs]
             inner[d.netns] += ["link set fabric up"]
+    if layout.bastion is not None:
+        b = layout.bastion
+        inner[b.netns].append(f"addr add {b.mgmt_ip}/{prefix} dev mgmt0")
     for ns in layout.namespaces:
         inner[ns].append("link set mgmt0 up")
     for link in layout.links:

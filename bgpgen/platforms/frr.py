@@ -303,7 +303,7 @@ class FrrDriver:
         if not res.ok:
             raise DeployFailed(Problem("", target.name, "frr-reload.py --test failed: "
                                        + last_error(redact(res.output, values)), ""))
-        delete, add = reload_delta(res.output)
+        delete, add = reload_delta(res.stdout)  # stderr may hold login noise (sshd, sudo)
         # FRR does not print defaults: "ip forwarding" is shown only as "no ip forwarding" when
         # off, so frr-reload always offers to add it. It is a change only if "no" is deleted.
         for fwd in ("ip forwarding", "ipv6 forwarding"):

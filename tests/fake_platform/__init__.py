@@ -19,8 +19,9 @@ from typing import Any
 from bgpgen.artifacts import Artifact
 from bgpgen.changes import Action, Cost, DevicePlan, unified
 from bgpgen.model import Device, Fabric, Passive, Role
-from bgpgen.platforms.base import (Checker, Daemon, FileSpec, LabDirs, LabSetup, Outcome, Paths,
-                                   PlatformSpec, StateReader, Status, escape_error, need, shown)
+from bgpgen.platforms.base import (Checker, Daemon, DeviceFiles, FileSpec, LabSetup, Outcome,
+                                   Paths, PlatformSpec, StateReader, Status, escape_error, need,
+                                   shown)
 from bgpgen.state import DeviceState, Peer, RibEntry
 from bgpgen.targets import Target
 from bgpgen.transport import CommandResult, Transport
@@ -97,7 +98,7 @@ class FakeDriver:
         t.exec("rollback 1")
 
 
-def _no_daemons(device: Device, dirs: LabDirs) -> list[Daemon]:
+def _no_daemons(device: Device) -> list[Daemon]:
     return []
 
 
@@ -105,8 +106,8 @@ def _bootstrap(device: Device) -> str:
     return f"router {device.asn} id {device.router_id}\n"
 
 
-def _prepare(device: Device, dirs: LabDirs,
-             files: Mapping[str, Artifact]) -> list[tuple[str, ...]]:
+def _prepare(device: Device, files: DeviceFiles,
+             artifacts: Mapping[str, Artifact]) -> list[tuple[str, ...]]:
     return []
 
 
