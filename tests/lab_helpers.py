@@ -38,8 +38,10 @@ def snapshot() -> dict[str, Any]:
                                       text=True).stdout)
     spaces = json.loads(subprocess.run(["ip", "-j", "netns", "list"], capture_output=True,
                                        text=True).stdout or "[]")
+    mounts = sorted(ln.split()[4] for ln in Path("/proc/self/mountinfo").read_text().splitlines()
+                    if "bgpgen" in ln)
     return {"netns": sorted(n["name"] for n in spaces), "links": sorted(l["ifname"] for l in links),
-            "procs": processes()}
+            "procs": processes(), "mounts": mounts}
 
 
 def assert_clean(before: dict[str, Any], lab_dir: Path) -> None:
@@ -50,6 +52,7 @@ def assert_clean(before: dict[str, Any], lab_dir: Path) -> None:
         after = snapshot()
     assert after["netns"] == before["netns"]
     assert after["links"] == before["links"]
+    assert after["mounts"] == before["mounts"], "lab mounts left behind"
     assert after["procs"] - before["procs"] == set()
     assert not lab_dir.exists()
 

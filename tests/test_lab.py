@@ -33,8 +33,22 @@ def _all_established(name: str) -> dict[str, dict[str, str]] | None:
     return states if ok and all(states.values()) else None
 
 
+def _host_etc() -> dict[str, str | None]:
+    """The host's own copies of what lab devices have at the same paths."""
+    out: dict[str, str | None] = {}
+    for path in ("/etc/frr/frr.conf", "/etc/frr/vtysh.conf", "/etc/bird/bird.conf",
+                 "/etc/gobgpd.conf", "/etc/hostname", "/etc/hosts", "/etc/passwd",
+                 "/etc/ssh/sshd_config", "/usr/local/sbin/systemctl"):
+        try:
+            out[path] = Path(path).read_text()
+        except OSError:
+            out[path] = None
+    return out
+
+
 def test_example_lab_sessions_routes_and_clean_teardown(lab_name: str, secret_env: str) -> None:
     before = snapshot()
+    host_etc = _host_etc()
     fabric = load_fabric(EXAMPLES["dc1"])
     info = lab.up(fabric, lab_name, "198.51.100.0/24", render_configs=True)
     states = wait_for(lambda: _all_established(lab_name), 30, "all sessions Established")
@@ -65,12 +79,22 @@ def test_example_lab_sessions_routes_and_clean_teardown(lab_name: str, secret_en
     r = subprocess.run(lab.ssh_argv(lab_name, "tor-r1-a", cli=True) + ["show bgp summary json"],
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 0 and json.loads(r.stdout)["ipv4Unicast"]["routerId"] == "198.18.0.11"
+    # Each device sees its own config at the real path; the host's files are untouched.
+    for dev in ("tor-r1-a", "tor-r2-b"):
+        r = subprocess.run(lab.ssh_argv(lab_name, dev) + ["cat /etc/frr/frr.conf; hostname"],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode == 0, r.stderr
+        sw = fabric.device(dev)
+        assert f"hostname {dev}\n" in r.stdout and f"router bgp {sw.asn}" in r.stdout
+        assert r.stdout.rstrip().endswith(dev)
+    assert _host_etc() == host_etc, "lab up changed the host's own files"
     # No lab namespace has a default route.
     for ns in {d["netns"] for d in devices.values()}:
         routes = subprocess.run(["ip", "-n", ns, "route"], capture_output=True, text=True).stdout
         assert "default" not in routes
     lab.down(lab_name)
     assert_clean(before, lab.lab_dir(lab_name))
+    assert _host_etc() == host_etc
     assert lab.down(lab_name) == []  # idempotent
 
 
