@@ -96,13 +96,15 @@ def shell_scripts(fabric: Fabric, p: LabLayout, d: Path) -> tuple[Path, Path]:
                 dep = next(x for x in mine if x.name == proc.after)
                 body.append(f"until {_ready_test(dep.ready)}; do sleep 0.02; done")
             body.append(" ".join(shlex.quote(a) for a in proc.argv) + f" > {proc.log} 2>&1 &")
+        for proc in mine:  # like the supervisor: every daemon ready before the post commands
+            body.append(f"until {_ready_test(proc.ready)}; do sleep 0.02; done")
         for cmd in (c for c in post if c.device == dev.name):
             argv = " ".join(shlex.quote(a) for a in cmd.argv)
             body.append(f"until {argv} >/dev/null 2>&1; do sleep 0.05; done")
         body.append("wait")
         script = "\n".join(body)
         lines.append(f"ip netns exec {dev.netns} unshare --mount --uts --propagation private "
-                     f"bash -c {shlex.quote(script)} > /dev/null 2>&1 &")
+                     f"bash -c {shlex.quote(script)} > {d}/dev/{dev.name}/log/shell.out 2>&1 &")
     up = d / "up.sh"
     up.write_text("\n".join(lines) + "\n")
     spaces = " ".join(p.namespaces)
@@ -117,7 +119,8 @@ def shell_scripts(fabric: Fabric, p: LabLayout, d: Path) -> tuple[Path, Path]:
 
 def shell_once(fabric: Fabric, name: str) -> tuple[float, float, float]:
     p = layout(fabric, name, MGMT)
-    d = Path(tempfile.mkdtemp(prefix="bench-", dir="/run"))
+    # Not under /run, /etc, /var or /usr/local: each device mounts its own over those.
+    d = Path(tempfile.mkdtemp(prefix="bench-", dir="/tmp"))
     d.chmod(0o711)
     up, down = shell_scripts(fabric, p, d)
 

@@ -21,14 +21,14 @@ from common import side_by_side  # noqa: E402
 from bgpgen import lab, load_fabric  # noqa: E402
 from bgpgen.cli import main  # noqa: E402
 from bgpgen.platforms import spec  # noqa: E402
-from bgpgen.targets import from_overlay  # noqa: E402
+from bgpgen.targets import from_inventory  # noqa: E402
 
 NAME = "benchverify"
 
 
 def plain_round(inv: Path, workers: int) -> float:
     fabric = load_fabric(inv)
-    targets = from_overlay(fabric, lab.overlay(NAME), lab.lab_dir(NAME) / "ssh_config")
+    targets = from_inventory(fabric, lab.lab_dir(NAME) / "ssh_config")
     jobs = [lab.ssh_argv(NAME, d.name) + [spec(d.platform).state.command(targets[d.name], fabric)]
             for d in fabric.devices]
     t0 = time.perf_counter()

@@ -39,7 +39,8 @@ from .secrets import redact
 from .state import DeviceState
 from .reach import Hop
 from .targets import Target
-from .transport import SshTransport, Transport, connect_options, describe_ssh, open_client
+from .transport import (SshTransport, Transport, connect_options, describe_ssh, no_delay,
+                        open_client)
 
 Progress = Callable[[str, str], None]  #: (device, what happened)
 TARGET = "bgpgen_target"  #: host data key of a Target built by bgpgen itself
@@ -127,6 +128,8 @@ def transport_for(task: Task, fabric: Fabric) -> Transport:
     conn = task.host.get_connection("netmiko", task.nornir.config)
     if getattr(conn, "remote_conn_pre", None) is None:
         open_client(conn, target)
+    else:  # a connection the user's Nornir opened
+        no_delay(conn.remote_conn_pre)
     return SshTransport(conn, target)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -115,6 +116,15 @@ def connect_options(t: Target) -> dict[str, Any]:
     return opts
 
 
+def no_delay(client: Any) -> None:
+    """Send small SSH packets at once: without TCP_NODELAY every exec channel waits ~40 ms on
+    Nagle and delayed ACKs (measured: 44 ms -> 3 ms per command)."""
+    transport = client.get_transport() if client is not None else None
+    sock = getattr(transport, "sock", None)
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def _client(hop: Hop, sock: Any = None) -> paramiko.SSHClient:
     """A connected SSH client for one hop (a bastion): host key checked, keys or agent."""
     client = paramiko.SSHClient()
@@ -127,6 +137,7 @@ def _client(hop: Hop, sock: Any = None) -> paramiko.SSHClient:
     client.connect(hop.host, hop.port, hop.user, key_filename=keys or None,  # type: ignore[arg-type]
                    look_for_keys=not keys, allow_agent=True, timeout=8, auth_timeout=8,
                    banner_timeout=8, sock=sock)
+    no_delay(client)
     return client
 
 
@@ -164,6 +175,7 @@ def open_client(conn: Any, t: Target) -> None:
         if os.path.isfile(path):
             client.load_system_host_keys(path)
     client.connect(**params)
+    no_delay(client)
     conn.remote_conn_pre = client
     conn.bgpgen_jumps = jumps  # closed with the connection (fleet.close)
 
@@ -190,14 +202,16 @@ def describe_ssh(exc: BaseException, hop: Hop) -> str:
 class SshTransport:
     """A :class:`Transport` over an open Netmiko connection (its paramiko client).
 
-    Every file operation is a command on an exec channel, so a non-root deploy user's
-    privileged steps all go through ``sudo -n`` (``target.become``) the same way. A file is
-    written into a temporary file that ``mktemp`` creates beside it with mode 0600, given its
-    final mode and owner, then renamed over the old one.
+    Every change is a command on an exec channel, so a non-root deploy user's privileged steps
+    all go through ``sudo -n`` (``target.become``) the same way. A file is written into a
+    temporary file that ``mktemp`` creates beside it with mode 0600, given its final mode and
+    owner, then renamed over the old one. Reads need no shell when no sudo is needed: they go
+    over one SFTP session per device.
     """
 
     conn: Any
     target: Target
+    _sftp: Any = None
 
     @property
     def _client(self) -> Any:
@@ -224,6 +238,15 @@ class SshTransport:
         return res
 
     def read(self, path: str) -> str | None:
+        if not self.target.become:  # no shell needed: one SFTP session per device, kept
+            if self._sftp is None:
+                self._sftp = self._client.open_sftp()
+            try:
+                with self._sftp.open(path, "r") as fh:
+                    data: bytes = fh.read()
+                return data.decode(errors="replace")
+            except FileNotFoundError:
+                return None
         res = self.exec(f"if [ -e {shlex.quote(path)} ]; then cat -- {shlex.quote(path)}; "
                         "else exit 3; fi")
         if res.rc == 3:

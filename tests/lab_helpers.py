@@ -80,3 +80,15 @@ def gobgp_json(entry: dict[str, Any], *args: str) -> Any:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+def changed_inventory(tmp_path: Path) -> Path:
+    """dc1 with node-r1-03's IPv4 pod CIDR moved (a change to it and its two switches)."""
+    import shutil
+
+    from .conftest import EXAMPLES
+    inv = tmp_path / "inv"
+    shutil.copytree(EXAMPLES["dc1"], inv, ignore=shutil.ignore_patterns("examples"))
+    nodes = inv / "nodes.yaml"
+    nodes.write_text(nodes.read_text().replace("[10.244.3.0/24,", "[10.244.33.0/24,"))
+    return inv

@@ -15,7 +15,7 @@ import pytest
 from bgpgen import lab, load_fabric
 
 from .conftest import EXAMPLES, ROOT, Run, SECRET, require_lab_environment, unique_lab_name
-from .lab_helpers import vtysh_json, wait_for
+from .lab_helpers import changed_inventory, vtysh_json, wait_for
 
 CONFIGS = ("gobgpd.conf", "gobgpd.originate.json", "bird.conf", "frr.conf")
 #: each platform's config file on a device, as Debian has it
@@ -149,12 +149,6 @@ def _override(tmp_path: Path, platform: str, old: str, new: str) -> Path:
     return d
 
 
-def _changed_inventory(tmp_path: Path) -> Path:
-    inv = tmp_path / "inv"
-    shutil.copytree(EXAMPLES["dc1"], inv, ignore=shutil.ignore_patterns("examples"))
-    nodes = inv / "nodes.yaml"
-    nodes.write_text(nodes.read_text().replace("[10.244.3.0/24,", "[10.244.33.0/24,"))
-    return inv
 
 
 def _file(name: str, device: str, file: str) -> str:
@@ -166,7 +160,7 @@ def test_config_rejected_on_target(rendered_lab: str, cli: Callable[..., Run],
     name = rendered_lab
     before = _file(name, "node-r1-02", "bird.conf")
     tpl = _override(tmp_path, "bird", "  hold time", "  bogus_option on;\n  hold time")
-    r = _check(cli("deploy", "-i", str(_changed_inventory(tmp_path)), "--lab", name, "--yes",
+    r = _check(cli("deploy", "-i", str(changed_inventory(tmp_path)), "--lab", name, "--yes",
                    "--templates", str(tpl), "--format", "json"), 1)
     res = {x["device"]: x for x in json.loads(r.out)["results"]}
     for node in ("node-r1-02", "node-r1-04", "node-r2-02", "node-r2-04"):
@@ -184,7 +178,7 @@ def test_switch_reload_that_breaks_sessions_is_rolled_back(rendered_lab: str,
     tpl = _override(tmp_path, "frr", " neighbor {{ s.node_address }} remote-as {{ s.node_asn }}",
                     " neighbor {{ s.node_address }} remote-as {{ s.node_asn + "
                     "(1000 if device.name == 'tor-r1-a' else 0) }}")
-    r = _check(cli("deploy", "-i", str(_changed_inventory(tmp_path)), "--lab", name, "--yes",
+    r = _check(cli("deploy", "-i", str(changed_inventory(tmp_path)), "--lab", name, "--yes",
                    "--templates", str(tpl), "--timeout", "8", "--format", "json"), 1)
     res = {x["device"]: x for x in json.loads(r.out)["results"]}
     assert res["tor-r1-a"]["status"] == "failed"
@@ -210,7 +204,7 @@ def test_unreachable_node(rendered_lab: str, cli: Callable[..., Run], tmp_path: 
     sshd = next(p for p in lab.status(name)["devices"]["node-r1-03"]["processes"]
                 if p["name"] == "sshd")
     os.kill(sshd["pid"], 15)
-    r = _check(cli("deploy", "-i", str(_changed_inventory(tmp_path)), "--lab", name, "--yes",
+    r = _check(cli("deploy", "-i", str(changed_inventory(tmp_path)), "--lab", name, "--yes",
                    "--format", "json"), 1)
     res = {x["device"]: x for x in json.loads(r.out)["results"]}
     assert res["node-r1-03"]["status"] == "failed"
@@ -230,7 +224,7 @@ def test_changed_host_key_is_refused(rendered_lab: str, cli: Callable[..., Run],
              for ln in kh.read_text().splitlines()]
     kh.write_text("\n".join(lines) + "\n")
     before = _file(name, "node-r1-03", "gobgpd.toml")
-    r = _check(cli("deploy", "-i", str(_changed_inventory(tmp_path)), "--lab", name, "--yes",
+    r = _check(cli("deploy", "-i", str(changed_inventory(tmp_path)), "--lab", name, "--yes",
                    "--format", "json"), 1)
     res = {x["device"]: x for x in json.loads(r.out)["results"]}
     assert res["node-r1-03"]["status"] == "failed"
@@ -242,7 +236,7 @@ def test_changed_host_key_is_refused(rendered_lab: str, cli: Callable[..., Run],
 def test_dry_run_and_confirmation(rendered_lab: str, cli: Callable[..., Run],
                                   tmp_path: Path) -> None:
     name = rendered_lab
-    inv = _changed_inventory(tmp_path)
+    inv = changed_inventory(tmp_path)
     before = _mtimes(name)
     r = _check(cli("deploy", "-i", str(inv), "--lab", name, "--dry-run"), 2)
     assert "~ node-r1-03 (gobgp)" in r.out and _mtimes(name) == before
@@ -251,7 +245,7 @@ def test_dry_run_and_confirmation(rendered_lab: str, cli: Callable[..., Run],
 
 
 def test_limit_and_bad_limit(rendered_lab: str, cli: Callable[..., Run], tmp_path: Path) -> None:
-    inv = _changed_inventory(tmp_path)
+    inv = changed_inventory(tmp_path)
     r = _check(cli("diff", "-i", str(inv), "--live", "--lab", rendered_lab, "--limit",
                    "tor-r1-*", "--format", "json"), 2)
     assert [d["device"] for d in json.loads(r.out)["devices"]] == ["tor-r1-a", "tor-r1-b"]

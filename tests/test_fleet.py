@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from bgpgen import lab, load_fabric, render
 from bgpgen.secrets import fill
 
 from .conftest import EXAMPLES, ROOT, SECRET, Run, require_lab_environment, unique_lab_name
-from .lab_helpers import vtysh_json, wait_for
+from .lab_helpers import changed_inventory, vtysh_json, wait_for
 
 CONFIG = {"gobgp": "/etc/gobgpd.conf", "bird": "/etc/bird/bird.conf", "frr": "/etc/frr/frr.conf"}
 
@@ -53,12 +52,6 @@ def _pids(name: str) -> dict[str, list[int]]:
     return {d: sorted(p["pid"] for p in v["processes"]) for d, v in st["devices"].items()}
 
 
-def _changed_inventory(tmp_path: Path) -> Path:
-    inv = tmp_path / "inv"
-    shutil.copytree(EXAMPLES["dc1"], inv, ignore=shutil.ignore_patterns("examples"))
-    nodes = inv / "nodes.yaml"
-    nodes.write_text(nodes.read_text().replace("[10.244.3.0/24,", "[10.244.33.0/24,"))
-    return inv
 
 
 def _results(r: Run) -> dict[str, dict[str, Any]]:
@@ -93,7 +86,7 @@ def _whole_job(cli: Callable[..., Run], name: str, cfg: str, tmp_path: Path) -> 
     assert all(lab.device_path(name, d, CONFIG[lab.overlay(name)["devices"][d]["platform"]
                                              .split("-")[0]]).stat().st_mtime == m
                for d, m in mtimes.items())
-    inv = _changed_inventory(tmp_path)
+    inv = changed_inventory(tmp_path)
     r = _check(cli("deploy", "-i", str(inv), *fleet, "--yes", "--format", "json"), 0)
     assert {d for d, x in _results(r).items() if x["status"] == "changed"} == \
         {"node-r1-03", "tor-r1-a", "tor-r1-b"}

@@ -128,6 +128,8 @@ def _host_files(fs: DeviceFs, sshd_config: str, d: Path, deploy_user: str | None
     _install(fs, "/etc/ssh/sshd_config", sshd_config, 0o644, "root")
     _install(fs, "/etc/ssh/ssh_host_ed25519_key", (d / "ssh" / "host_ed25519").read_text(),
              0o600, "root")
+    _install(fs, "/etc/ssh/ssh_host_ed25519_key.pub",
+             (d / "ssh" / "host_ed25519.pub").read_text(), 0o644, "root")
     pub = (d / "ssh" / "id_ed25519.pub").read_text()
     _install(fs, "/etc/ssh/authorized_keys/root", pub, 0o644, "root")
     _install(fs, "/etc/hostname", fs.name + "\n", 0o644, "root")

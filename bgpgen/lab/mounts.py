@@ -7,7 +7,7 @@ namespaces. Inside it:
 - ``/etc``, ``/var`` and ``/usr/local`` are overlays: the host's files show through, and every
   change lands in the device's own directory (``dev/DEVICE/fs/...``), never on the host;
 - ``/run`` is a fresh tmpfs holding the directories the daemons expect (``/run/frr`` owned by
-  frr, ``/run/bird`` by bird, ``/run/sshd``, ...);
+  frr, ``/run/bird`` by bird, ``/run/sshd``, ...), and ``/root`` an empty one;
 - the hostname is the device's name.
 
 So the daemons, the sshd and every command run there see the real paths (``/etc/frr/frr.conf``,
@@ -106,6 +106,8 @@ def setup_script(fs: DeviceFs, run_dirs: list[tuple[str, str, int]], labs_root: 
         lines.append(f"mount -t overlay bgpgen-{_key(top)} -o "
                      f"{shlex.quote(f'lowerdir={top},upperdir={upper},workdir={work}')} {top}")
     lines.append("mount -t tmpfs -o mode=0755,size=64m bgpgen-run /run")
+    # root's home is the device's own (empty, as on a fresh host), not the controller's
+    lines.append("mount -t tmpfs -o mode=0700,size=16m bgpgen-root /root")
     for path, owner, mode in [("/run/sshd", "root:root", 0o755), (PIDS, "root:root", 0o755),
                               *run_dirs]:
         lines += [f"mkdir -p {shlex.quote(path)}", f"chown {owner} {shlex.quote(path)}",
