@@ -155,12 +155,17 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     fabric = load_fabric(args.inventory)
     run.prepare(pb, fabric, args.yes or sys.stdin.isatty())  # every check before any access
     build = render(fabric, args.templates)
-    tg, _ = _targets(args, fabric)
-    values = resolve_all(build.secrets)
     say = (lambda text: None) if args.format == "json" else \
         (lambda text: (out.write(text.rstrip("\n") + "\n"), out.flush()) and None)
-    results = run.execute(pb, fabric, build, tg, values, check=args.check, yes=args.yes,
-                          workers=args.workers, say=say)
+    from contextlib import nullcontext
+
+    from .lock import command_line, fabric_lock
+    # one push at a time per fabric (--check changes nothing)
+    with nullcontext() if args.check else fabric_lock(fabric.name, command_line()):
+        tg, _ = _targets(args, fabric)
+        values = resolve_all(build.secrets)
+        results = run.execute(pb, fabric, build, tg, values, check=args.check, yes=args.yes,
+                              workers=args.workers, say=say)
     ok = all(r.status in (run.BatchStatus.OK, run.BatchStatus.CHECKED) for r in results)
     if args.format == "json":
         out.write(json.dumps({"playbook": pb.name, "check": args.check, "ok": ok,
@@ -181,6 +186,19 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 def deploy(args: argparse.Namespace, out: TextIO) -> int:
     from rich.console import Console
+
+    from .lock import command_line, fabric_lock
+    fabric = load_fabric(args.inventory)
+    build = render(fabric, args.templates)
+    err = Console(stderr=True)
+    if not args.dry_run:  # one push at a time per fabric; a dry run changes nothing
+        with fabric_lock(fabric.name, command_line()):
+            return _deploy(args, out, fabric, build, err)
+    return _deploy(args, out, fabric, build, err)
+
+
+def _deploy(args: argparse.Namespace, out: TextIO, fabric: Any, build: Any, err: Any) -> int:
+    from rich.console import Console
     from rich.markup import escape
     from rich.progress import Progress
     from rich.table import Table
@@ -189,9 +207,6 @@ def deploy(args: argparse.Namespace, out: TextIO) -> int:
     from . import verify
     from .fleet import close
     from .platforms.base import Status
-    fabric = load_fabric(args.inventory)
-    build = render(fabric, args.templates)
-    err = Console(stderr=True)
     tx = _transaction(args, fabric, build)
     try:
         plan = tx.make_plan()

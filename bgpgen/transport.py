@@ -257,10 +257,13 @@ class SshTransport:
         return res.stdout
 
     def write(self, path: str, text: str, mode: int = 0o600, owner: str | None = None) -> None:
+        # mktemp makes it 0600: the owner changes first, the mode last, so that the secret is
+        # never readable by anyone the final owner and mode do not allow
         script = ('t=$(mktemp "$(dirname -- "$1")/.$(basename -- "$1").bgpgen-XXXXXX") || exit 1; '
-                  f'if cat > "$t" && chmod {mode:o} "$t"'
+                  'if cat > "$t"'
                   + (f' && chown {shlex.quote(owner)} "$t"' if owner else "")
-                  + ' && mv -f -- "$t" "$1"; then exit 0; fi; rm -f -- "$t"; exit 1')
+                  + f' && chmod {mode:o} "$t" && mv -f -- "$t" "$1"; then exit 0; fi; '
+                  'rm -f -- "$t"; exit 1')
         res = self.exec(f"sh -c {shlex.quote(script)} bgpgen {shlex.quote(path)}", stdin=text)
         if not res.ok:
             raise RemoteError(Problem("", self.target.name, f"cannot write {path}: "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from bgpgen import lab, load_fabric
 
 from .conftest import EXAMPLES, ROOT, Run, SECRET, require_lab_environment, unique_lab_name
-from .lab_helpers import changed_inventory, vtysh_json, wait_for
+from .lab_helpers import changed_inventory, gobgp_json, vtysh_json, wait_for
 
 CONFIGS = ("gobgpd.conf", "gobgpd.originate.json", "bird.conf", "frr.conf")
 #: each platform's config file on a device, as Debian has it
@@ -253,3 +254,126 @@ def test_limit_and_bad_limit(rendered_lab: str, cli: Callable[..., Run], tmp_pat
     assert r.code == 1 and "matches no device" in r.err and r.err.count("\n") == 1
     r = cli("diff", "--live", "--lab", "no-such-lab")
     assert r.code == 1 and "lab no-such-lab is not up" in r.err
+
+
+def test_profile_change_runs_on_every_neighbor(rendered_lab: str, cli: Callable[..., Run],
+                                               tmp_path: Path) -> None:
+    """Hold 9 -> 12, keepalive 3 -> 4 on every session: afterwards every neighbor of every
+    device runs the new timers, read from the daemons (gobgpd applies one changed neighbor per
+    SIGHUP: the plan says it restarts, and deploy reads back what runs)."""
+    name = rendered_lab
+    inv = tmp_path / "inv"
+    shutil.copytree(EXAMPLES["dc1"], inv, ignore=shutil.ignore_patterns("examples"))
+    fab = inv / "fabric.yaml"
+    fab.write_text(fab.read_text().replace("timers: {hold: 9, keepalive: 3,",
+                                           "timers: {hold: 12, keepalive: 4,"))
+    r = _check(cli("diff", "-i", str(inv), "--live", "--lab", name, "--format", "json"), 2)
+    costs = {d["device"]: (d["cost"], d["cost_detail"]) for d in json.loads(r.out)["devices"]}
+    assert costs["node-r1-01"][0] == "daemon restart" and "one changed neighbor per SIGHUP" \
+        in costs["node-r1-01"][1], costs["node-r1-01"]
+    _check(cli("deploy", "-i", str(inv), "--lab", name, "--yes"), 0)
+    fabric = load_fabric(inv)
+    info = lab.overlay(name)["devices"]
+
+    def running() -> dict[str, tuple[int, int]] | None:
+        """(hold, keepalive) per device and peer, as each daemon reports them."""
+        got: dict[str, tuple[int, int]] = {}
+        for d in fabric.devices:
+            e = info[d.name]
+            if d.platform.value == "gobgp":
+                for n in gobgp_json(e, "neighbor"):
+                    tc = n["timers"]["config"]
+                    got[f"{d.name}/{n['conf']['neighbor_address']}"] = (
+                        tc["hold_time"], tc["keepalive_interval"])
+            elif d.platform.value == "bird":
+                text = lab.run_on(e, ["birdc", "show", "protocols", "all"]).stdout
+                for block in text.split("\n\n"):
+                    peer = re.search(r"Neighbor address:\s+(\S+)", block)
+                    hold = re.search(r"Hold timer:\s+\S+/(\d+)", block)
+                    keep = re.search(r"Keepalive timer:\s+\S+/(\d+)", block)
+                    if peer:  # a session that is not up yet shows no negotiated timers
+                        got[f"{d.name}/{peer.group(1)}"] = (
+                            int(hold.group(1)) if hold else 0, int(keep.group(1)) if keep else 0)
+            else:
+                for peer, v in vtysh_json(e, "show bgp neighbors json").items():
+                    got[f"{d.name}/{peer}"] = (v["bgpTimerHoldTimeMsecs"] // 1000,
+                                               v["bgpTimerKeepAliveIntervalMsecs"] // 1000)
+        return got if got and set(got.values()) == {(12, 4)} else None
+    got = wait_for(running, 45, "every neighbor on the new timers")
+    assert len(got) == 2 * len(fabric.sessions), sorted(got)
+    _check(cli("diff", "-i", str(inv), "--live", "--lab", name), 0)
+
+
+class _Watch:
+    """inotify on directories: every file created, written, chmodded or renamed in, with its
+    mode, group and whether it holds the secret, read the moment the event arrives."""
+
+    IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE, IN_MOVED_TO, IN_CREATE = 2, 4, 8, 128, 256
+
+    def __init__(self, dirs: list[Path]) -> None:
+        import ctypes
+        import threading
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self.libc.inotify_init1(0o4000)  # IN_NONBLOCK
+        assert self.fd >= 0
+        self.dirs = {self.libc.inotify_add_watch(
+            self.fd, str(d).encode(), self.IN_MODIFY | self.IN_ATTRIB | self.IN_CLOSE_WRITE
+            | self.IN_MOVED_TO | self.IN_CREATE): d for d in dirs}
+        self.seen: list[tuple[str, int, int, bool]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import select
+        import struct
+        while not self.stop.is_set():
+            if not select.select([self.fd], [], [], 0.05)[0]:
+                continue
+            buf = os.read(self.fd, 65536)
+            i = 0
+            while i < len(buf):
+                wd, _, _, size = struct.unpack_from("iIII", buf, i)
+                name = buf[i + 16:i + 16 + size].rstrip(b"\0").decode()
+                i += 16 + size
+                path = self.dirs[wd] / name
+                try:
+                    st = path.stat()
+                    held = SECRET in path.read_text(errors="replace")
+                except OSError:
+                    continue
+                self.seen.append((name, st.st_mode & 0o7777, st.st_gid, held))
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        os.close(self.fd)
+
+
+def test_a_secret_is_never_in_a_file_with_a_looser_mode(rendered_lab: str,
+                                                        cli: Callable[..., Run],
+                                                        tmp_path: Path) -> None:
+    """Watch the directories of a gobgp node's and a BIRD node's configs while every device
+    is pushed: the temporary file is 0600 before the secret is written into it, and no file
+    that holds the secret is ever readable by others (bird.conf: root:bird 0640 at most)."""
+    import grp
+    name = rendered_lab
+    inv = tmp_path / "inv"
+    shutil.copytree(EXAMPLES["dc1"], inv, ignore=shutil.ignore_patterns("examples"))
+    fab = inv / "fabric.yaml"
+    fab.write_text(fab.read_text().replace("timers: {hold: 9, keepalive: 3,",
+                                           "timers: {hold: 12, keepalive: 4,"))
+    gobgp_dir = lab.device_path(name, "node-r1-01", "/etc/gobgpd.conf").parent
+    bird_dir = lab.device_path(name, "node-r1-02", "/etc/bird/bird.conf").parent
+    watch = _Watch([gobgp_dir, bird_dir])
+    try:
+        _check(cli("deploy", "-i", str(inv), "--lab", name, "--yes",
+                   "--limit", "node-r1-01", "node-r1-02"), 0)
+    finally:
+        watch.close()
+    held = [s for s in watch.seen if s[3]]
+    assert any(".bgpgen-" in n for n, _, _, _ in held), watch.seen  # temporaries were seen
+    bird = grp.getgrnam("bird").gr_gid
+    for n, mode, gid, _ in held:
+        assert mode & 0o007 == 0, (n, oct(mode))
+        assert mode == 0o600 or (mode == 0o640 and gid == bird), (n, oct(mode), gid)

@@ -8,7 +8,9 @@ does not have is an explicit ``None`` (``drain``), which callers turn into a cle
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from ..targets import Target
 
 Context = Callable[[Fabric, Device], dict[str, Any]]
+#: This run's mark in temporary names on devices: two runs never share a candidate file.
+RUN_ID = f"{os.getpid()}-{secrets.token_hex(3)}"
 
 
 class DeployFailed(RemoteError):

@@ -20,6 +20,7 @@ from ..secrets import fill, redact
 from ..state import DeviceState, Peer, RibEntry
 from ..transport import RemoteError, Transport, check, copy, shell
 from .base import (
+    RUN_ID,
     Checker,
     Daemon,
     DeployFailed,
@@ -211,7 +212,7 @@ class BirdDriver:
         target = t.target
         conf = need(files, CONFIG)
         before = read_sessions(t, READ)
-        new = f"{target.config}.bgpgen-new"
+        new = f"{target.config}.bgpgen-new-{RUN_ID}"
         t.write(new, fill(conf.text, values), CONFIG_FILE.mode, CONFIG_FILE.owner)
         try:
             _birdc(t, "configure", "check", f'"{new}"', what="birdc configure check")

@@ -24,6 +24,7 @@ from ..secrets import fill, redact
 from ..state import ESTABLISHED, DeviceState, Peer, RibEntry
 from ..transport import RemoteError, Transport, check, shell
 from .base import (
+    RUN_ID,
     Checker,
     Daemon,
     DeployFailed,
@@ -322,7 +323,7 @@ class FrrDriver:
         target = t.target
         conf = need(files, CONFIG)
         before = read_sessions(t, READ)
-        candidate = f"{target.run}/bgpgen-candidate.conf"
+        candidate = f"{target.run}/bgpgen-candidate-{RUN_ID}.conf"
         t.write(candidate, fill(conf.text, values), 0o600)  # read by frr-reload, as root
         running = check(t, _vtysh(target, "show running-config"), "show running-config")
         t.write(_saved(target), "\n".join(
@@ -340,6 +341,8 @@ class FrrDriver:
             message = redact(exc.problems[0].message, values)
             raise DeployFailed(Problem("", target.name, f"{message}; the previous running "
                                        "config was reloaded", "")) from None
+        finally:
+            t.exec(shell(["rm", "-f", candidate]))  # it holds the secret: never left behind
         return Outcome(Status.CHANGED, p.cost_detail)
 
     def confirm(self, t: Transport, p: DevicePlan) -> None:

@@ -25,6 +25,7 @@ from ..secrets import fill, redact
 from ..state import ESTABLISHED, DeviceState, Peer, RibEntry
 from ..transport import RemoteError, Transport, check, copy, shell
 from .base import (
+    RUN_ID,
     Checker,
     Context,
     Daemon,
@@ -130,6 +131,9 @@ def classify(old: str, new: str, plan: DevicePlan) -> None:
     set_sessions(plan, on, nn)
     if og != ng and old:
         plan.raise_cost(Cost.RESTART, "[global] changed: gobgpd restarts, every session resets")
+    if len(plan.sessions_changed) > 1:
+        plan.raise_cost(Cost.RESTART, "gobgpd applies one changed neighbor per SIGHUP: "
+                        "restart, every session resets")
     if plan.sessions_changed:
         plan.raise_cost(Cost.RESET, "changed neighbors reset: " + ", ".join(plan.sessions_changed))
     if orest != nrest or plan.sessions_added or plan.sessions_removed:
@@ -274,6 +278,42 @@ def _reconcile(t: Transport, wanted: dict[tuple[str, str], str]) -> None:
                    *(["nexthop", nh] if nh else []), "origin", "igp")
 
 
+def _settings(n: Mapping[str, Any], running: bool) -> tuple[object, ...]:
+    """What must match between a neighbor in the file and the same neighbor running."""
+    if running:
+        c, tc = n.get("conf", {}), n.get("timers", {}).get("config", {})
+        return (c.get("peer_asn"), c.get("description", ""), c.get("auth_password", ""),
+                tc.get("hold_time"), tc.get("keepalive_interval"), tc.get("connect_retry"))
+    c, tc = n.get("config", {}), n.get("timers", {}).get("config", {})
+    return (c.get("peer-as"), c.get("description", ""), c.get("auth-password", ""),
+            tc.get("hold-time"), tc.get("keepalive-interval"), tc.get("connect-retry"))
+
+
+def drift(t: Transport, config_text: str) -> list[str]:
+    """Neighbors whose running settings differ from ``config_text`` (values filled in), read
+    from gobgpd itself: what the file says is not always what runs (a SIGHUP applies one
+    changed neighbor; a reload can be lost). Passwords are compared, never shown."""
+    try:
+        data = tomllib.loads(config_text)
+    except tomllib.TOMLDecodeError:
+        return []
+    want = {n.get("config", {}).get("neighbor-address"): _settings(n, False)
+            for n in data.get("neighbors", [])}
+    have = {n.get("conf", {}).get("neighbor_address"): _settings(n, True)
+            for n in json.loads(_gobgp(t, "-j", "neighbor") or "[]") or []}
+    return sorted(str(a) for a in set(want) | set(have) if want.get(a) != have.get(a))
+
+
+def _settle(t: Transport, config_text: str, seconds: float = 3.0) -> list[str]:
+    """Wait for a SIGHUP to be applied (gobgpd applies it asynchronously); what still differs."""
+    deadline = time.monotonic() + seconds
+    while True:
+        apart = drift(t, config_text)
+        if not apart or time.monotonic() > deadline:
+            return apart
+        time.sleep(0.1)
+
+
 def _pid(t: Transport) -> str:
     """gobgpd's main PID, as its service manager knows it."""
     res = t.exec(shell(["systemctl", "show", "--property", "MainPID", "--value", UNIT]))
@@ -324,6 +364,15 @@ class GobgpdDriver:
             text = shown(SECRET_LINE, current, values)
             p.diff += unified(text, conf.text, CONFIG)
             classify(text, conf.text, p)
+        else:  # the file is right: is it what runs?
+            apart = drift(t, current)
+            if apart:
+                p.extra["drift"] = apart
+                p.diff.append(f"~ gobgpd runs other settings than its file for: "
+                              f"{', '.join(apart)}")
+                p.sessions_changed = apart
+                p.raise_cost(Cost.RESTART, "file and daemon apart: gobgpd restarts to run "
+                             "its file, every session resets")
         unit = files.get(DROP_IN)
         if unit is not None:
             running = t.read(_drop_in_path()) or ""
@@ -351,10 +400,24 @@ class GobgpdDriver:
         conf, orig = need(files, CONFIG), files.get(ORIGINATE)
         wanted = _wanted_routes(orig.text if orig else None)
         before = read_sessions(t, read)
-        if p.extra["config_same"]:
+        if p.extra["config_same"] and not p.extra.get("drift"):
             _reconcile(t, wanted)
             return Outcome(Status.CHANGED, "originated routes reconciled")
-        new = f"{target.config}.bgpgen-new"
+        if p.extra["config_same"]:  # file right, daemon not: restart it onto its file
+            try:
+                _restart(t, timeout)
+                _reconcile(t, wanted)
+                apart = drift(t, fill(conf.text, values))
+                if apart:
+                    raise DeployFailed(Problem("", target.name, "gobgpd still runs other "
+                                               "settings than its file after a restart: "
+                                               + ", ".join(apart), ""))
+                wait_sessions(t, read, before, timeout)
+            except RemoteError as exc:
+                raise DeployFailed(Problem("", target.name, exc.problems[0].message, "")
+                                   ) from None
+            return Outcome(Status.CHANGED, "gobgpd restarted to run its file")
+        new = f"{target.config}.bgpgen-new-{RUN_ID}"
         t.write(new, fill(conf.text, values), 0o600)  # root's alone (see DROP_IN_TEXT)
         res = t.exec(shell(["gobgpd", "-d", "-t", "toml", "-f", new]))
         if not res.ok:
@@ -379,10 +442,18 @@ class GobgpdDriver:
                 t.exec(shell(["mkdir", "-p", _drop_in_path().rsplit("/", 1)[0]]))
                 t.write(_drop_in_path(), unit.text, 0o644)
                 check(t, "systemctl daemon-reload", "systemctl daemon-reload")
+            text = fill(conf.text, values)
             if restart:
                 _restart(t, timeout)
             else:
                 _reload(t)
+            apart = _settle(t, text)
+            if apart and not restart:  # read back: what SIGHUP did not apply, a restart does
+                _restart(t, timeout)
+                apart = drift(t, text)
+            if apart:
+                raise DeployFailed(Problem("", target.name, "gobgpd does not run its new "
+                                           f"file for {', '.join(apart)}", ""))
             _reconcile(t, wanted)
             wait_sessions(t, read, before, timeout)
         except RemoteError as exc:
@@ -411,6 +482,9 @@ class GobgpdDriver:
             _restart(t, timeout)
         else:
             _reload(t)
+            previous = t.read(target.config)
+            if previous is not None and _settle(t, previous):
+                _restart(t, timeout)  # what SIGHUP did not put back, a restart does
         _reconcile(t, _wanted_routes(t.read(originate_at)))
 
 
