@@ -41,6 +41,8 @@ class DeviceState:
     rib: list[RibEntry] = field(default_factory=list)
     error: str = ""      #: the device could not be reached at all (SSH): nothing can be judged
     down: str = ""       #: reached, but the BGP daemon does not answer: a finding
+    #: peers for which the daemon runs other settings than its own config file says
+    drift: list[str] = field(default_factory=list)
 
     def states(self) -> dict[str, str]:
         """Peer address -> session state."""

@@ -28,6 +28,7 @@ class FindingKind(StrEnum):
     WRONG_NEXT_HOP = "wrong_next_hop"
     UNEXPECTED = "unexpected"
     DAEMON_DOWN = "daemon_down"
+    DRIFT = "drift"              #: the daemon runs other settings than its own config file
     UNREADABLE = "unreadable"
 
 
@@ -140,6 +141,11 @@ def evaluate(fabric: Fabric, views: Mapping[str, DeviceState],
         elif v.down:
             findings.append(Finding(FindingKind.DAEMON_DOWN, v.device,
                                     f"{v.device}: BGP daemon not answering: {v.down}"))
+        findings += [Finding(FindingKind.DRIFT, v.device,
+                             f"drift: {v.device}'s BGP daemon runs other settings than its "
+                             f"config file for {peer} (bgpgen deploy puts it back on its file)",
+                             peer, "ipv6" if ":" in peer else "ipv4")
+                     for peer in v.drift]
     return VerifyReport(rows, findings, sum(r.expected for r in rows),
                         sum(r.received for r in rows), chosen)
 

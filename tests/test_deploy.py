@@ -377,3 +377,36 @@ def test_a_secret_is_never_in_a_file_with_a_looser_mode(rendered_lab: str,
     for n, mode, gid, _ in held:
         assert mode & 0o007 == 0, (n, oct(mode))
         assert mode == 0o600 or (mode == 0o640 and gid == bird), (n, oct(mode), gid)
+
+
+def test_file_and_daemon_apart_is_a_change(rendered_lab: str, cli: Callable[..., Run],
+                                           tmp_path: Path) -> None:
+    """The new file is in place but gobgpd never reloaded (a lost connection, a stalled push):
+    diff --live shows it (exit 2), verify reports drift (exit 3), deploy restarts gobgpd onto
+    its file, and then nothing is apart."""
+    from bgpgen import render
+    from bgpgen.secrets import fill
+    name = rendered_lab
+    inv = tmp_path / "inv"
+    shutil.copytree(EXAMPLES["dc1"], inv, ignore=shutil.ignore_patterns("examples"))
+    fab = inv / "fabric.yaml"
+    fab.write_text(fab.read_text().replace("timers: {hold: 9, keepalive: 3,",
+                                           "timers: {hold: 12, keepalive: 4,"))
+    text = fill(render(load_fabric(inv)).files_of("node-r1-01")["gobgpd.toml"].text,
+                {"tor-md5": SECRET})
+    e = lab.overlay(name)["devices"]["node-r1-01"]
+    r = subprocess.run(["sh", "-c", "cat > /etc/gobgpd.conf"], input=text, text=True,
+                       preexec_fn=lab.preexec(e["netns"], e["mnt"], e["uts"]))
+    assert r.returncode == 0
+    r = _check(cli("diff", "-i", str(inv), "--live", "--lab", name, "--limit", "node-r1-01",
+                   "--format", "json"), 2)
+    (dev,) = json.loads(r.out)["devices"]
+    assert dev["cost"] == "daemon restart" and "file and daemon apart" in dev["cost_detail"]
+    assert any("gobgpd runs other settings than its file" in ln for ln in dev["diff"]), dev
+    r = cli("verify", "-i", str(inv), "--lab", name, "--limit", "node-r1-01", "--format", "json")
+    drift = [f for f in json.loads(r.out)["findings"] if f["kind"] == "drift"]
+    assert r.code == 3 and {f["peer"] for f in drift} == {
+        "198.18.11.1", "198.18.12.1", "2001:db8:11::1", "2001:db8:12::1"}, r.out
+    _check(cli("deploy", "-i", str(inv), "--lab", name, "--limit", "node-r1-01", "--yes"), 0)
+    assert {n["timers"]["config"]["hold_time"] for n in gobgp_json(e, "neighbor")} == {12}
+    _check(cli("diff", "-i", str(inv), "--live", "--lab", name, "--limit", "node-r1-01"), 0)

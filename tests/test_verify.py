@@ -120,7 +120,16 @@ def _fault_next_hop(name: str) -> None:
             "-c", "end", "-c", "clear bgp ipv4 unicast 198.18.11.103 soft in")
 
 
+def _fault_drift(name: str) -> None:
+    """The file changes and nobody reloads: the daemon runs the old settings."""
+    _in_lab(name, "node-r1-01", "sed", "-i", "0,/hold-time = 9/s//hold-time = 13/",
+            "/etc/gobgpd.conf")
+
+
 FAULTS: dict[str, tuple[Callable[[str], None], list[str]]] = {
+    "file-and-daemon-apart": (_fault_drift, [
+        "drift: node-r1-01's BGP daemon runs other settings than its config file for "
+        "198.18.11.1"]),
     "pod-cidr-withdrawn": (_fault_withdraw, [
         "missing: 10.244.1.0/24 from node-r1-01 on tor-r1-a",
         "missing: 10.244.1.0/24 from node-r1-01 on tor-r1-b"]),
@@ -137,6 +146,7 @@ FAULTS: dict[str, tuple[Callable[[str], None], list[str]]] = {
 
 #: per fault, a finding object verify's JSON must hold: kind, device, peer, family
 FINDINGS = {
+    "file-and-daemon-apart": ("drift", "node-r1-01", "198.18.11.1", "ipv4"),
     "pod-cidr-withdrawn": ("missing", "tor-r1-a", "198.18.11.101", "ipv4"),
     "bird-daemon-stopped": ("daemon_down", "node-r1-02", "", ""),
     "unexpected-prefix": ("unexpected", "tor-r2-a", "", "ipv4"),

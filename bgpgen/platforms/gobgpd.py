@@ -72,6 +72,7 @@ SECRET_LINE = re.compile(r'(auth-password = ")([^"]*)(")')
 BINARIES = {"gobgpd": "gobgpd", "gobgp": "gobgpd"}
 _STATES = {1: "Idle", 2: "Connect", 3: "Active", 4: "OpenSent", 5: "OpenConfirm", 6: ESTABLISHED}
 SEP = "@@bgpgen@@"
+CONFIG_MARK = "@@bgpgen-config@@"
 _TOML_PLAIN = re.compile(r"[A-Za-z0-9 ._:/<>@,+=()-]*")
 
 
@@ -172,12 +173,17 @@ def state_command(route_server: bool) -> Any:
             for s in fabric.sessions_of(t.name):
                 parts.append(f"echo {shell([str(s.node_address)])}; " + shell(
                     [*g, "neighbor", str(s.node_address), "adj-in", "-a", s.family]))
+        # the config file last: what runs is compared with it (in memory; never shown)
+        parts.append(f"echo {CONFIG_MARK}; cat -- {shell([t.config])}")
         return f"; echo {SEP}; ".join(parts)
     return command
 
 
 def parse_state(t: Target, output: str, now: float) -> DeviceState:
     parts = output.split(SEP + "\n")
+    config = None
+    if parts and parts[-1].startswith(CONFIG_MARK + "\n"):
+        config = parts.pop().split("\n", 1)[1]
     view = DeviceState(t.name)
     for n in json.loads(parts[0] or "[]") or []:
         timers = n.get("timers", {}).get("state", {})
@@ -194,6 +200,8 @@ def parse_state(t: Target, output: str, now: float) -> DeviceState:
     for chunk in parts[3:]:
         addr, _, body = chunk.partition("\n")
         view.rib += _paths(json.loads(body or "{}") or {}, addr.strip())
+    if config:
+        view.drift = _apart(config, json.loads(parts[0] or "[]") or [])
     return view
 
 
@@ -289,19 +297,23 @@ def _settings(n: Mapping[str, Any], running: bool) -> tuple[object, ...]:
             tc.get("hold-time"), tc.get("keepalive-interval"), tc.get("connect-retry"))
 
 
-def drift(t: Transport, config_text: str) -> list[str]:
-    """Neighbors whose running settings differ from ``config_text`` (values filled in), read
-    from gobgpd itself: what the file says is not always what runs (a SIGHUP applies one
-    changed neighbor; a reload can be lost). Passwords are compared, never shown."""
+def _apart(config_text: str, running: list[Any]) -> list[str]:
+    """Neighbors whose running settings (``gobgp -j neighbor``) differ from the file."""
     try:
         data = tomllib.loads(config_text)
     except tomllib.TOMLDecodeError:
         return []
     want = {n.get("config", {}).get("neighbor-address"): _settings(n, False)
             for n in data.get("neighbors", [])}
-    have = {n.get("conf", {}).get("neighbor_address"): _settings(n, True)
-            for n in json.loads(_gobgp(t, "-j", "neighbor") or "[]") or []}
+    have = {n.get("conf", {}).get("neighbor_address"): _settings(n, True) for n in running}
     return sorted(str(a) for a in set(want) | set(have) if want.get(a) != have.get(a))
+
+
+def drift(t: Transport, config_text: str) -> list[str]:
+    """Neighbors whose running settings differ from ``config_text`` (values filled in), read
+    from gobgpd itself: what the file says is not always what runs (a SIGHUP applies one
+    changed neighbor; a reload can be lost). Passwords are compared, never shown."""
+    return _apart(config_text, json.loads(_gobgp(t, "-j", "neighbor") or "[]") or [])
 
 
 def _settle(t: Transport, config_text: str, seconds: float = 3.0) -> list[str]:
