@@ -222,13 +222,22 @@ class SshTransport:
 
     def exec(self, command: str, timeout: float = 60,
              stdin: str | None = None) -> CommandResult:
-        inp, out, err = self._client.exec_command(self._wrap(command), timeout=timeout)
-        if stdin is not None:
-            inp.write(stdin.encode())
-            inp.channel.shutdown_write()
-        stdout = out.read().decode(errors="replace")
-        stderr = err.read().decode(errors="replace")
-        res = CommandResult(out.channel.recv_exit_status(), stdout, stderr)
+        try:
+            inp, out, err = self._client.exec_command(self._wrap(command), timeout=timeout)
+            if stdin is not None:
+                inp.write(stdin.encode())
+                inp.channel.shutdown_write()
+            stdout = out.read().decode(errors="replace")
+            stderr = err.read().decode(errors="replace")
+            res = CommandResult(out.channel.recv_exit_status(), stdout, stderr)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            # A timeout or a lost connection mid-command: a RemoteError like any other failure,
+            # so that the push in progress restores what it changed (or says it could not).
+            what = "timed out" if isinstance(exc, TimeoutError) else "lost the connection"
+            raise RemoteError(Problem("", self.target.name, f"{what} during "
+                                      f"{command.split()[0][:40]}: "
+                                      f"{' '.join(str(exc).split())[:120] or type(exc).__name__}",
+                                      "")) from None
         if self.target.become and res.rc == 1 and stderr.startswith("sudo:"):
             t = self.target
             raise BecomeError(Problem("", t.name, f"sudo -n on {t.name} refuses {t.user}: "
@@ -239,14 +248,18 @@ class SshTransport:
 
     def read(self, path: str) -> str | None:
         if not self.target.become:  # no shell needed: one SFTP session per device, kept
-            if self._sftp is None:
-                self._sftp = self._client.open_sftp()
             try:
+                if self._sftp is None:
+                    self._sftp = self._client.open_sftp()
                 with self._sftp.open(path, "r") as fh:
                     data: bytes = fh.read()
                 return data.decode(errors="replace")
             except FileNotFoundError:
                 return None
+            except (OSError, EOFError, paramiko.SSHException) as exc:
+                raise RemoteError(Problem("", self.target.name, f"cannot read {path}: "
+                                          f"{' '.join(str(exc).split())[:120] or type(exc).__name__}",
+                                          "")) from None
         res = self.exec(f"if [ -e {shlex.quote(path)} ]; then cat -- {shlex.quote(path)}; "
                         "else exit 3; fi")
         if res.rc == 3:
