@@ -82,13 +82,25 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-def changed_inventory(tmp_path: Path) -> Path:
-    """dc1 with node-r1-03's IPv4 pod CIDR moved (a change to it and its two switches)."""
+def edited_inventory(tmp_path: Path, file: str, old: str, new: str) -> Path:
+    """A copy of dc1 with one edit in one file."""
     import shutil
 
     from .conftest import EXAMPLES
     inv = tmp_path / "inv"
     shutil.copytree(EXAMPLES["dc1"], inv, ignore=shutil.ignore_patterns("examples"))
-    nodes = inv / "nodes.yaml"
-    nodes.write_text(nodes.read_text().replace("[10.244.3.0/24,", "[10.244.33.0/24,"))
+    text = (inv / file).read_text()
+    assert old in text
+    (inv / file).write_text(text.replace(old, new))
     return inv
+
+
+def changed_inventory(tmp_path: Path) -> Path:
+    """dc1 with node-r1-03's IPv4 pod CIDR moved (a change to it and its two switches)."""
+    return edited_inventory(tmp_path, "nodes.yaml", "[10.244.3.0/24,", "[10.244.33.0/24,")
+
+
+def timers_inventory(tmp_path: Path) -> Path:
+    """dc1 with hold 12 and keepalive 4 on every session (a change to every neighbor)."""
+    return edited_inventory(tmp_path, "fabric.yaml", "timers: {hold: 9, keepalive: 3,",
+                            "timers: {hold: 12, keepalive: 4,")

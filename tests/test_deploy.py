@@ -16,7 +16,8 @@ import pytest
 from bgpgen import lab, load_fabric
 
 from .conftest import EXAMPLES, ROOT, Run, SECRET, require_lab_environment, unique_lab_name
-from .lab_helpers import changed_inventory, gobgp_json, vtysh_json, wait_for
+from .lab_helpers import (changed_inventory, gobgp_json, timers_inventory, vtysh_json,
+                          wait_for)
 
 CONFIGS = ("gobgpd.conf", "gobgpd.originate.json", "bird.conf", "frr.conf")
 #: each platform's config file on a device, as Debian has it
@@ -262,11 +263,7 @@ def test_profile_change_runs_on_every_neighbor(rendered_lab: str, cli: Callable[
     device runs the new timers, read from the daemons (gobgpd applies one changed neighbor per
     SIGHUP: the plan says it restarts, and deploy reads back what runs)."""
     name = rendered_lab
-    inv = tmp_path / "inv"
-    shutil.copytree(EXAMPLES["dc1"], inv, ignore=shutil.ignore_patterns("examples"))
-    fab = inv / "fabric.yaml"
-    fab.write_text(fab.read_text().replace("timers: {hold: 9, keepalive: 3,",
-                                           "timers: {hold: 12, keepalive: 4,"))
+    inv = timers_inventory(tmp_path)
     r = _check(cli("diff", "-i", str(inv), "--live", "--lab", name, "--format", "json"), 2)
     costs = {d["device"]: (d["cost"], d["cost_detail"]) for d in json.loads(r.out)["devices"]}
     assert costs["node-r1-01"][0] == "daemon restart" and "one changed neighbor per SIGHUP" \
@@ -358,11 +355,7 @@ def test_a_secret_is_never_in_a_file_with_a_looser_mode(rendered_lab: str,
     that holds the secret is ever readable by others (bird.conf: root:bird 0640 at most)."""
     import grp
     name = rendered_lab
-    inv = tmp_path / "inv"
-    shutil.copytree(EXAMPLES["dc1"], inv, ignore=shutil.ignore_patterns("examples"))
-    fab = inv / "fabric.yaml"
-    fab.write_text(fab.read_text().replace("timers: {hold: 9, keepalive: 3,",
-                                           "timers: {hold: 12, keepalive: 4,"))
+    inv = timers_inventory(tmp_path)
     gobgp_dir = lab.device_path(name, "node-r1-01", "/etc/gobgpd.conf").parent
     bird_dir = lab.device_path(name, "node-r1-02", "/etc/bird/bird.conf").parent
     watch = _Watch([gobgp_dir, bird_dir])
@@ -387,11 +380,7 @@ def test_file_and_daemon_apart_is_a_change(rendered_lab: str, cli: Callable[...,
     from bgpgen import render
     from bgpgen.secrets import fill
     name = rendered_lab
-    inv = tmp_path / "inv"
-    shutil.copytree(EXAMPLES["dc1"], inv, ignore=shutil.ignore_patterns("examples"))
-    fab = inv / "fabric.yaml"
-    fab.write_text(fab.read_text().replace("timers: {hold: 9, keepalive: 3,",
-                                           "timers: {hold: 12, keepalive: 4,"))
+    inv = timers_inventory(tmp_path)
     text = fill(render(load_fabric(inv)).files_of("node-r1-01")["gobgpd.toml"].text,
                 {"tor-md5": SECRET})
     e = lab.overlay(name)["devices"]["node-r1-01"]
