@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from gen import generate  # noqa: E402
 
 from bgpgen.cli import main as bgpgen_main  # noqa: E402
+from bgpgen.platforms.gobgpd import DROP_IN_TEXT  # noqa: E402  (a static file, as data)
 from bgpgen.render import PACKAGE_TEMPLATES as TEMPLATES, environment  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -145,9 +146,10 @@ def plain_loop(inv: Path, out: Path) -> int:
         d = out / device
         d.mkdir(parents=True)
         (d / name).write_text(tpl.render(secret=lambda ref: password, **ctx))
-    for device, text in originate.items():
+    for device, text in originate.items():  # gobgp nodes: routes to add, the unit's drop-in
         (out / device / "originate.json").write_text(text)
-    return len(jobs) + len(originate)
+        (out / device / "gobgpd.service.conf").write_text(DROP_IN_TEXT)
+    return len(jobs) + 2 * len(originate)
 
 
 def _same_files(a: Path, b: Path) -> None:
@@ -203,6 +205,7 @@ def nornir_way(ninv: Path, out: Path) -> int:
         (d / t.host["file"]).write_text(r.result)
         if t.host["originate"]:
             (d / "originate.json").write_text(t.host["originate"])
+            (d / "gobgpd.service.conf").write_text(DROP_IN_TEXT)
         return Result(host=t.host)
 
     result = nr.run(task=task)

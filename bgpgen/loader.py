@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from . import strict_yaml
 from .errors import InventoryError, Problem
 
 if not hasattr(yaml, "CSafeLoader"):  # pragma: no cover - libyaml is required; fail clearly
@@ -127,7 +128,12 @@ def _read(file: Path) -> Any:
                                      "split the inventory into smaller files"))
     try:
         with file.open("rb") as fh:
-            return yaml.load(fh, Loader=_Loader)
+            return strict_yaml.load(fh, _Loader)
+    except strict_yaml.StrictYamlError as exc:
+        raise InventoryError(Problem(str(file), "", exc.message, exc.hint, exc.line)) from None
+    except RecursionError:
+        raise InventoryError(Problem(str(file), "", "values nest too deep to read",
+                                     "flatten it")) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = " ".join(str(x) for x in (exc.context, exc.problem) if x)

@@ -7,6 +7,8 @@ import base64
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,3 +81,22 @@ def test_bad_inventory(case: dict[str, Any], tmp_path: Path, cli: Callable[..., 
         assert j.code == 1
         data = json.loads(j.out)
         assert data["ok"] is False and all(e["file"] and e["message"] for e in data["errors"])
+
+
+def test_an_alias_bomb_costs_nothing(tmp_path: Path) -> None:
+    """The billion laughs (9 levels of 9 aliases, 407 bytes) is refused before it expands:
+    in a fresh process, well under 2 s and 100 MB (peak RSS, the interpreter included)."""
+    inv = tmp_path / "inv"
+    shutil.copytree(BAD / "base", inv)
+    case = next(c for c in CASES if c["id"] == "alias-bomb-under-an-unknown-key")
+    (inv / "extra.yaml").write_text(case["write"]["extra.yaml"])
+    assert len(case["write"]["extra.yaml"]) < 450
+    probe = ("import resource, sys, time\nfrom bgpgen.cli import main\nt = time.perf_counter()\n"
+             "rc = main(['validate', '-i', sys.argv[1]])\n"
+             "print(rc, time.perf_counter() - t, "
+             "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    r = subprocess.run([sys.executable, "-c", probe, str(inv)], capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "BGPGEN_TEST_MD5": "k"})
+    rc, seconds, rss_kib = r.stdout.split()
+    assert rc == "1" and "more than" in r.stderr, r.stderr
+    assert float(seconds) < 2.0 and int(rss_kib) < 100 * 1024, (seconds, rss_kib)

@@ -1,0 +1,147 @@
+"""Strict YAML: libyaml composes the node graph (fast, and without expanding anything); this
+module builds the values, refusing what would silently change an inventory's meaning.
+
+- A key given twice in one mapping is an error naming both lines (YAML libraries keep the last
+  one, so ``asn: 65101`` ... ``asn: 65999`` would quietly become 65999, and a second ``nodes:``
+  would drop the first one's nodes).
+- Aliases are bounded before anything is expanded: how many times aliases are followed, how
+  deep values nest, how many values the document expands to; an alias inside itself is a cycle.
+  A few hundred bytes of nested aliases cannot take gigabytes of memory.
+- Plain scalars are read by YAML 1.2's core schema, not YAML 1.1's: ``true``/``false`` only
+  (``yes``, ``no``, ``on``, ``off`` stay text), integers in decimal; a number with a leading zero
+  (YAML 1.1 octal: ``065001`` was AS 27137) is an error; floats stay the text they were written
+  as, so ``hold: 9.0`` fails the schema's "integer" and an unquoted asdot ``1.10`` keeps its zero.
+- Merge keys (``<<: *defaults``) work as in YAML 1.1.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+MAX_ALIASES = 10_000       #: aliases followed in one file
+MAX_DEPTH = 64             #: values nested in values
+MAX_VALUES = 2_000_000     #: values the document expands to (a 100k-node inventory: ~1.5M)
+
+_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)\Z")
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9]+\Z")
+_NULL = frozenset(("", "~", "null", "Null", "NULL"))
+_TRUE = frozenset(("true", "True", "TRUE"))
+_FALSE = frozenset(("false", "False", "FALSE"))
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class StrictYamlError(ValueError):
+    """A document that parses but must not be used; ``line`` is 1-based."""
+
+    def __init__(self, message: str, hint: str, line: int | None) -> None:
+        super().__init__(message)
+        self.message, self.hint, self.line = message, hint, line
+
+
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.values = 0
+        self.aliases = 0
+        self.seen: set[int] = set()
+        self.active: set[int] = set()
+
+    def build(self, node: yaml.Node, depth: int = 0) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise StrictYamlError(f"the document expands to more than {MAX_VALUES} values "
+                                  "(aliases inside aliases?)", "write the values out, or use "
+                                  "fewer aliases", _line(node))
+        if depth > MAX_DEPTH:
+            raise StrictYamlError(f"values nest more than {MAX_DEPTH} deep", "flatten it",
+                                  _line(node))
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node)
+        key = id(node)
+        if key in self.active:
+            raise StrictYamlError("an alias refers to a value that contains it (a cycle)",
+                                  "an anchor's value may not use its own alias", _line(node))
+        if key in self.seen:
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise StrictYamlError(f"more than {MAX_ALIASES} aliases are followed",
+                                      "write the values out, or use fewer aliases",
+                                      _line(node))
+        self.seen.add(key)
+        self.active.add(key)
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.build(item, depth + 1) for item in node.value]
+            assert isinstance(node, yaml.MappingNode)
+            return self._mapping(node, depth)
+        finally:
+            self.active.discard(key)
+
+    def _mapping(self, node: yaml.MappingNode, depth: int) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        lines: dict[Any, int] = {}
+        merged: dict[Any, Any] = {}
+        for k, v in node.value:
+            if k.tag == _MERGE:
+                for source in v.value if isinstance(v, yaml.SequenceNode) else [v]:
+                    value = self.build(source, depth + 1)
+                    if not isinstance(value, dict):
+                        raise StrictYamlError("a merge key (<<) takes a mapping or a list of "
+                                              "mappings", "merge an anchored mapping",
+                                              _line(source))
+                    for mk, mv in value.items():
+                        merged.setdefault(mk, mv)
+                continue
+            key = self.build(k, depth + 1)
+            try:
+                hash(key)
+            except TypeError:
+                raise StrictYamlError("a mapping key is itself a list or a mapping",
+                                      "use a plain word as the key", _line(k)) from None
+            if key in out:
+                raise StrictYamlError(f"key {key!r} is given twice in one mapping (lines "
+                                      f"{lines[key]} and {_line(k)}): YAML would keep only the "
+                                      "last", "keep one of them", _line(k))
+            lines[key] = _line(k)
+            out[key] = self.build(v, depth + 1)
+        for mk, mv in merged.items():
+            out.setdefault(mk, mv)
+        return out
+
+    @staticmethod
+    def _scalar(node: yaml.ScalarNode) -> Any:
+        text: str = node.value
+        if node.style:  # quoted or block (libyaml gives plain ones the style ""): always text
+            return text
+        if text in _NULL:
+            return None
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        if _INT.match(text):
+            return int(text)
+        if _LEADING_ZERO.match(text):
+            raise StrictYamlError(f"{text} has a leading zero: YAML 1.1 reads it as an octal "
+                                  f"number ({_octal(text)})", f"write {int(text, 10)} (or quote "
+                                  "it if it is text)", _line(node))
+        return text  # floats, dates, sexagesimal, hex: their text, for the schema to judge
+
+
+def _octal(text: str) -> str:
+    try:
+        return str(int(text, 8))
+    except ValueError:
+        return "not even a valid one"
+
+
+def load(stream: Any, loader: type) -> Any:
+    """Compose with ``loader`` (libyaml's), then build strictly."""
+    node = yaml.compose(stream, Loader=loader)
+    return None if node is None else _Builder().build(node)
