@@ -15,8 +15,8 @@ from .loader import PathT
 from .model import (Cluster, Device, Mgmt, Node, Profile, Role, SecretRef, Switch,
                     Timers, VipPool)
 from .platforms import by_inventory_name
-from .netutil import (Address, Interface, Network, Tagged, overlaps, parse_address,
-                      parse_interface, parse_network, span)
+from .netutil import (Address, Interface, Network, Tagged, check_host, overlaps,
+                      parse_address, parse_interface, parse_network, span)
 from .problems import Collector
 
 DEFAULT_PROFILE = "default"
@@ -231,6 +231,14 @@ def _interfaces(out: Collector, path: PathT, raw: list[str]) -> tuple[Interface,
 def _router_id(out: Collector, path: PathT, raw: str | None,
                ifaces: tuple[Interface, ...]) -> str:
     if raw is not None:
+        try:
+            rid = parse_address(raw)
+        except ValueError as exc:
+            out.add(path, str(exc), "a router-id is an IPv4 address such as 10.0.0.1")
+            return raw
+        if rid.version != 4:
+            out.add(path, f"{raw} is not an IPv4 address", "a router-id is an IPv4 address "
+                    "such as 10.0.0.1")
         return raw
     v4 = [i.ip for i in ifaces if i.version == 4]
     if not v4:
@@ -238,6 +246,15 @@ def _router_id(out: Collector, path: PathT, raw: str | None,
                 "set router_id: to an IPv4 address unique in the fabric")
         return ""
     return str(v4[0])
+
+
+def _mgmt_host(out: Collector, path: PathT, raw: dict[str, Any] | None) -> None:
+    if raw is not None and "host" in raw:
+        try:
+            check_host(raw["host"])
+        except ValueError as exc:
+            out.add((*path, "mgmt", "host"), str(exc), "write the address as it prints "
+                    "(e.g. 198.51.100.11), or a DNS name")
 
 
 def _mgmt(raw: dict[str, Any] | None, defaults: dict[str, Any],
@@ -258,6 +275,7 @@ def _switch(i: int, raw: dict[str, Any], mgmt_defaults: dict[str, Any],
     path: PathT = ("switches", i)
     ifaces = _interfaces(refs.out, (*path, "peering"), raw["peering"])
     platform = by_inventory_name(Role.SWITCH)[raw["platform"]]  # the schema allows no other
+    _mgmt_host(refs.out, path, raw.get("mgmt"))
     return Switch(
         name=raw["name"], role=Role.SWITCH, platform=platform,
         asn=_asn(refs.out, (*path, "asn"), raw["asn"]),
@@ -299,6 +317,7 @@ def _node(i: int, raw: dict[str, Any], groups: dict[str, tuple[int, dict[str, An
     def pick(key: str) -> Any:
         return raw.get(key, group.get(key))
 
+    _mgmt_host(out, path, raw.get("mgmt"))
     speakers = by_inventory_name(Role.NODE)
     speaker = pick("speaker")
     if speaker is None:

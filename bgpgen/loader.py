@@ -10,6 +10,7 @@ inside that file and its line.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,8 +155,33 @@ def inventory_files(root: Path) -> list[Path]:
     if not root.is_dir():
         raise InventoryError(Problem(str(root), "", "is not a directory",
                                      "pass -i DIR pointing at a directory of *.yaml files"))
-    files = sorted(p for p in root.iterdir()
-                   if p.suffix in (".yaml", ".yml") and p.is_file() and not p.name.startswith("."))
+    files = []
+    problems = []
+    top = root.resolve()
+    for p in sorted(root.iterdir()):
+        if p.suffix not in (".yaml", ".yml") or p.name.startswith("."):
+            continue
+        try:
+            real = p.resolve(strict=True)
+        except (OSError, RuntimeError):
+            problems.append(Problem(str(p), "", "is a symlink to nothing (" +
+                                    os.readlink(p) + ")" if p.is_symlink() else
+                                    "cannot be resolved", "remove it or fix its target"))
+            continue
+        if real.parent != top and top not in real.parents:
+            problems.append(Problem(str(p), "", f"is a symlink to {real}, outside the "
+                                    "inventory directory", "copy the file into the inventory "
+                                    "(an inventory is self-contained)"))
+        elif not real.is_file():
+            problems.append(Problem(str(p), "", "is not a regular file (a directory, FIFO or "
+                                    "device)", "inventory files are regular *.yaml files"))
+        elif not os.access(real, os.R_OK):
+            problems.append(Problem(str(p), "", "cannot be read (permission denied)",
+                                    "make it readable by the user running bgpgen"))
+        else:
+            files.append(p)
+    if problems:
+        raise InventoryError(problems)
     if not files:
         raise InventoryError(Problem(str(root), "", "no *.yaml files in the inventory directory",
                                      "add fabric, cluster, switches and nodes files, "

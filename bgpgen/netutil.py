@@ -108,8 +108,12 @@ def parse_network(text: str) -> Network:
     if fast is not None and not fast[0] & ~_mask4(fast[1]) & 0xFFFFFFFF:
         return _net4(*fast)
     try:
-        return ipaddress.ip_network(text, strict=True)
+        net = ipaddress.ip_network(text, strict=True)
+        _no_surprises(text, net.network_address)
+        return net
     except ValueError as exc:
+        if "canonical" in str(exc) or "scope" in str(exc) or "mapped" in str(exc):
+            raise
         try:
             loose = ipaddress.ip_network(text, strict=False)
         except ValueError:
@@ -133,19 +137,73 @@ def parse_interface(text: str) -> Interface:
         iface = ipaddress.ip_interface(text)
     except ValueError as exc:
         raise ValueError(f"{text!r} is not an interface address ({exc})") from None
+    _no_surprises(text, iface.ip)
     return Interface(iface.ip, iface.network)
 
 
+def _no_surprises(text: str, addr: Address) -> None:
+    """Refuse what means another address than it seems: a scope (``%eth0``), an IPv4-mapped
+    IPv6 address, an IPv6 address not written the one way it prints."""
+    if "%" in text:
+        raise ValueError(f"{text!r} has a scope (%...): a fabric address has none")
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        raise ValueError(f"{text!r} is an IPv4-mapped IPv6 address; write "
+                         f"{addr.ipv4_mapped} itself")
+    if addr.version == 6 and text.split("/")[0] != str(addr):
+        raise ValueError(f"{text!r} is not in canonical form; write {addr}"
+                         + (text[text.index("/"):] if "/" in text else ""))
+
+
 def parse_address(text: str) -> Address:
-    """Parse a bare IP address.
+    """Parse a bare IP address, in canonical form only (no leading zeros, no scope, IPv6
+    compressed and lower-case).
 
     >>> parse_address("30.30.30.30")
     IPv4Address('30.30.30.30')
+    >>> parse_address("2001:DB8::1")
+    Traceback (most recent call last):
+    ...
+    ValueError: '2001:DB8::1' is not in canonical form; write 2001:db8::1
     """
     try:
-        return ipaddress.ip_address(text)
+        addr = ipaddress.ip_address(text)
     except ValueError:
         raise ValueError(f"{text!r} is not an IP address") from None
+    _no_surprises(text, addr)
+    return addr
+
+
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9a-fA-F]*")
+
+
+def check_host(text: str) -> None:
+    """A management host: a DNS name, or an IP address in canonical form. A name whose last
+    label is numeric is an address to the resolver (inet_aton reads ``198.51.100.011`` as .9
+    and ``0x0b`` as .11), so it must be written as one.
+
+    >>> check_host("tor-r1-a.mgmt.example.net")
+    >>> check_host("198.51.100.011")
+    Traceback (most recent call last):
+    ...
+    ValueError: '198.51.100.011' is not an IP address in canonical form: the resolver reads it as 198.51.100.9
+    """
+    if ":" in text:
+        parse_address(text)
+        return
+    if not _NUMERIC_LABEL.fullmatch(text.rsplit(".", 1)[-1]):
+        return
+    try:
+        ipaddress.IPv4Address(text)
+        return
+    except ValueError:
+        pass
+    try:
+        import socket
+        meant = socket.inet_ntoa(socket.inet_aton(text))
+    except OSError:
+        raise ValueError(f"{text!r} is neither a host name nor an IP address") from None
+    raise ValueError(f"{text!r} is not an IP address in canonical form: the resolver reads "
+                     f"it as {meant}")
 
 
 def family(net: Network | Address | Interface) -> str:

@@ -38,6 +38,12 @@ def _materialize(case: dict[str, Any], tmp: Path) -> Path:
         (inv / case["junk"]["file"]).write_bytes(os.urandom(case["junk"]["bytes"]))
     for name in case.get("delete", []):
         (inv / name).unlink()
+    for name, target in case.get("symlink", {}).items():
+        (inv / name).symlink_to(target)
+    for name in case.get("fifo", []):
+        os.mkfifo(inv / name)
+    for name, mode in case.get("chmod", {}).items():
+        (inv / name).chmod(int(mode, 8))
     if case.get("missing_dir"):
         shutil.rmtree(inv)
     return inv
@@ -77,7 +83,7 @@ def test_bad_inventory(case: dict[str, Any], tmp_path: Path, cli: Callable[..., 
     assert sorted(p.name for p in tmp_path.iterdir()) == (["inv"] if inv.exists() else [])
     # The same problems, for machines.
     j = cli("validate", "-i", str(inv), "--format", "json")
-    if not case.get("unset_env"):
+    if not case.get("unset_env") and not case.get("secret_at_render"):
         assert j.code == 1
         data = json.loads(j.out)
         assert data["ok"] is False and all(e["file"] and e["message"] for e in data["errors"])
