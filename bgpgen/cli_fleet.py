@@ -22,8 +22,10 @@ def add_parsers(sub: Any) -> None:
         sp.add_argument("--ssh-config", metavar="FILE", type=Path, default=None,
                         help="OpenSSH client config to reach devices with (default: the "
                         "inventory's fabric.management.ssh_config, else ~/.ssh/config)")
-        sp.add_argument("--limit", nargs="+", default=None, metavar="PATTERN",
-                        help="device names, globs, group:NAME, rack:NAME, role:node|switch")
+        sp.add_argument("--limit", action="append", default=None, metavar="PATTERN",
+                        help="devices, as Ansible's --limit: names and globs, rack:NAME, "
+                        "role:node|switch, group:NAME; ',' joins, '&' intersects, '!' "
+                        "excludes (e.g. 'rack:r1,&role:node,!node-r1-03'); repeatable")
         sp.add_argument("--templates", type=Path, default=None)
         sp.add_argument("--workers", type=int, default=10)
         sp.add_argument("--format", choices=formats, default="text")
@@ -75,9 +77,8 @@ def diff(args: argparse.Namespace, out: TextIO) -> int:
     if args.against is not None:
         plan = planmod.against(build, args.against)
         if args.limit:
-            from .targets import select
-            everyone: dict[str, Any] = {d.name: d for d in fabric.devices}
-            names = {d.name for d in select(fabric, everyone, args.limit)}
+            from .targets import limited
+            names = {d.name for d in limited(fabric, args.limit)}
             plan.devices = [d for d in plan.devices if d.device in names]
     else:
         from .fleet import close
@@ -153,7 +154,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     from . import playbook, run
     pb = playbook.load(args.playbook)
     fabric = load_fabric(args.inventory)
-    run.prepare(pb, fabric, args.yes or sys.stdin.isatty())  # every check before any access
+    limit = None
+    if args.limit:  # narrows every play, as Ansible's --limit does
+        from .targets import limited
+        limit = {d.name for d in limited(fabric, args.limit)}
+    run.prepare(pb, fabric, args.yes or sys.stdin.isatty(), limit)  # all checks, no access
     build = render(fabric, args.templates)
     say = (lambda text: None) if args.format == "json" else \
         (lambda text: (out.write(text.rstrip("\n") + "\n"), out.flush()) and None)
@@ -165,7 +170,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         tg, _ = _targets(args, fabric)
         values = resolve_all(build.secrets)
         results = run.execute(pb, fabric, build, tg, values, check=args.check, yes=args.yes,
-                              workers=args.workers, say=say)
+                              workers=args.workers, say=say, limit=limit)
     ok = all(r.status in (run.BatchStatus.OK, run.BatchStatus.CHECKED) for r in results)
     if args.format == "json":
         out.write(json.dumps({"playbook": pb.name, "check": args.check, "ok": ok,

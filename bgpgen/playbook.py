@@ -16,6 +16,7 @@ from typing import Any
 
 import jsonschema_rs
 
+from . import selection
 from .errors import BgpgenError, Problem
 from .loader import PathT, Source, _read, format_path, line_of
 from .model import Device, Fabric, Role
@@ -143,6 +144,13 @@ def select(pb: Playbook, play: Play, fabric: Fabric) -> list[Device]:
         if "names" in sel and not any(fnmatchcase(d.name, n) for n in sel["names"]):
             continue
         chosen.append(d)
+    if "pattern" in sel:
+        try:
+            chosen = selection.select(fabric, [sel["pattern"]], among=chosen)
+        except selection.PatternError as exc:
+            raise PlaybookError(pb.problem((*path, "pattern"), str(exc), "names and globs, "
+                                           "rack:NAME, role:node|switch, group:NAME; ',' joins, "
+                                           "'&' intersects, '!' excludes")) from None
     chosen = chosen[sel.get("skip", 0):]
     if "first" in sel:
         chosen = chosen[:sel["first"]]

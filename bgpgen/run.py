@@ -57,14 +57,19 @@ class BatchResult:
                 "results": self.results, "started": self.started, "finished": self.finished}
 
 
-def prepare(pb: Playbook, fabric: Fabric, interactive: bool
-            ) -> list[tuple[Play, list[list[Device]]]]:
-    """Selections and batches of every play; every problem found before anything runs."""
+def prepare(pb: Playbook, fabric: Fabric, interactive: bool,
+            limit: set[str] | None = None) -> list[tuple[Play, list[list[Device]]]]:
+    """Selections and batches of every play; every problem found before anything runs.
+    ``limit`` (the CLI's --limit) narrows every play; a play it leaves empty is skipped."""
     out = []
     problems: list[Problem] = []
     for play in pb.plays:
         try:
             devs = select(pb, play, fabric)
+            if limit is not None:
+                devs = [d for d in devs if d.name in limit]
+                if not devs:
+                    continue
             cut = batches(pb, play, fabric, devs)
         except PlaybookError as exc:
             problems += exc.problems
@@ -89,9 +94,9 @@ def prepare(pb: Playbook, fabric: Fabric, interactive: bool
 
 def execute(pb: Playbook, fabric: Fabric, build: Build, targets: Mapping[str, Target],
             values: Mapping[str, str], *, check: bool, yes: bool, workers: int,
-            say: Say) -> list[BatchResult]:
+            say: Say, limit: set[str] | None = None) -> list[BatchResult]:
     interactive = yes or sys.stdin.isatty()
-    plays = prepare(pb, fabric, interactive)
+    plays = prepare(pb, fabric, interactive, limit)
     missing = sorted({d.name for _, cut in plays for b in cut for d in b} - set(targets))
     if missing:
         raise BgpgenError(Problem(str(pb.file), "", f"no way to reach {missing[0]}",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from paramiko import SSHConfig
 
+from . import selection
 from .errors import BgpgenError, Problem
 from .model import Device, Fabric, Platform
 from .platforms import spec
@@ -84,25 +85,23 @@ def from_inventory(fabric: Fabric, config_file: Path | None = None,
             if only is None or d.name in only}
 
 
+def limited(fabric: Fabric, limit: list[str]) -> list[Device]:
+    """Devices matching ``--limit`` (:mod:`bgpgen.selection`: Ansible's syntax), in model
+    order, or a one-line error."""
+    try:
+        return selection.select(fabric, limit)
+    except selection.PatternError as exc:
+        raise TargetError(Problem("", "--limit", str(exc), "names and globs, rack:NAME, "
+                                  "role:node|switch, group:NAME; ',' joins, '&' intersects, "
+                                  "'!' excludes (e.g. rack:r1,&role:node,!node-r1-03)")
+                          ) from None
+
+
 def select(fabric: Fabric, targets: dict[str, Target], limit: list[str] | None) -> list[Device]:
-    """Devices matching ``--limit`` (names, globs, ``group:NAME``, ``rack:NAME``,
-    ``role:node|switch``), in model order."""
-    from fnmatch import fnmatchcase
+    """The devices to work on: those ``--limit`` selects, else every device with a target."""
     if not limit:
         return [d for d in fabric.devices if d.name in targets]
-    chosen: list[Device] = []
-    for d in fabric.devices:
-        for pat in limit:
-            kind, _, value = pat.partition(":") if ":" in pat else ("", "", pat)
-            hit = (kind == "group" and getattr(d, "group", None) == value) or \
-                  (kind == "rack" and d.rack == value) or \
-                  (kind == "role" and d.role.value == value) or \
-                  (kind == "" and fnmatchcase(d.name, value))
-            if hit and d not in chosen:
-                chosen.append(d)
-    if not chosen:
-        raise TargetError(Problem("", "--limit", f"{', '.join(limit)} matches no device",
-                                  "use device names, globs, group:NAME, rack:NAME or role:node"))
+    chosen = limited(fabric, limit)
     missing = [d.name for d in chosen if d.name not in targets]
     if missing:
         raise TargetError(Problem("", "--limit", f"{missing[0]} is not in this lab",

@@ -361,7 +361,7 @@ def test_a_secret_is_never_in_a_file_with_a_looser_mode(rendered_lab: str,
     watch = _Watch([gobgp_dir, bird_dir])
     try:
         _check(cli("deploy", "-i", str(inv), "--lab", name, "--yes",
-                   "--limit", "node-r1-01", "node-r1-02"), 0)
+                   "--limit", "node-r1-01,node-r1-02"), 0)
     finally:
         watch.close()
     held = [s for s in watch.seen if s[3]]

@@ -200,3 +200,27 @@ def test_a_play_that_starts_with_drain(rendered_lab: str, cli: Callable[..., Run
         assert code == 0 and out["ok"], out["batches"][0]["failed"]
         assert out["batches"][0]["steps"] == [step, "verify"]
         assert ("bgp graceful-shutdown" in running()) is present, step
+
+
+def test_pattern_selectors_and_limit_narrow_plays(tmp_path: Path) -> None:
+    """select: {pattern: ...} takes --limit's syntax; --limit narrows every play and a play it
+    leaves empty is skipped."""
+    from bgpgen import playbook
+    from bgpgen.run import prepare
+    pb_file = tmp_path / "p.yaml"
+    pb_file.write_text("name: p\nplays:\n"
+                       "  - name: tors\n    select: {pattern: 'tor*,!rack:r2'}\n"
+                       "    serial: 1\n    steps: [deploy]\n"
+                       "  - name: bird nodes of r1\n    select: {pattern: 'group:r1-bird'}\n"
+                       "    steps: [deploy]\n")
+    fabric = load_fabric(EXAMPLES["dc1"])
+    plays = prepare(playbook.load(pb_file), fabric, True)
+    assert [[[d.name for d in b] for b in cut] for _, cut in plays] == [
+        [["tor-r1-a"], ["tor-r1-b"]], [["node-r1-02"], ["node-r1-04"]]]
+    plays = prepare(playbook.load(pb_file), fabric, True, limit={"node-r1-04", "tor-r2-a"})
+    assert [(p.name, [[d.name for d in b] for b in cut]) for p, cut in plays] == [
+        ("bird nodes of r1", [["node-r1-04"]])]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("plays:\n  - name: x\n    select: {pattern: 'rack:r9'}\n    steps: [deploy]\n")
+    with pytest.raises(playbook.PlaybookError, match="rack 'r9' is not in the inventory"):
+        prepare(playbook.load(bad), fabric, True)
