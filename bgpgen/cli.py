@@ -4,13 +4,15 @@ one line per problem on stderr and an exit status; ``--traceback`` shows the res
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from . import __version__, cli_fleet
 from .check import check_build, raise_on_failure
@@ -29,9 +31,61 @@ class ExitStatus(IntEnum):
     INTERRUPTED = 130
 
 
+EXIT_CODES = """exit codes (every command):
+  0    done; diff: no changes; verify: everything holds
+  1    an error: bad input (inventory, playbook, options), a device that could not be
+       reached or pushed, a usage error
+  2    diff: there are changes to make (CI gates on it)
+  3    verify: something is missing, down or unexpected
+  130  interrupted (Ctrl-C)"""
+
+
+class UsageError(Exception):
+    """The command line is wrong; carries the parser whose usage to show."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser, self.message = parser, message
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors raised (exit 1, not argparse's 2: 2 means "changes")."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self, message)
+
+
+def _did_you_mean(parser: argparse.ArgumentParser, message: str) -> str:
+    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if choice:
+        options = re.findall(r"'([^']*)'", choice.group(2))
+        word = choice.group(1)
+    else:
+        extra = re.search(r"unrecognized arguments: (\S+)", message)
+        if not extra:
+            return ""
+        options = [o for a in parser._actions for o in a.option_strings]
+        word = extra.group(1).split("=")[0]
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _subcommand(parser: argparse.ArgumentParser,
+                args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)command that was given."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for dest in ("command", "lab_command"):
+                name = getattr(args, dest, None)
+                if name in action.choices:
+                    return _subcommand(action.choices[name], args)
+    return parser
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bgpgen", description="BGP configs for both ends of every "
-                                "session between Kubernetes nodes and their ToR switches.")
+    p = _Parser(prog="bgpgen", description="BGP configs for both ends of every "
+                "session between Kubernetes nodes and their ToR switches.",
+                epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"bgpgen {__version__}")
     p.add_argument("--traceback", action="store_true", help="show tracebacks of internal errors")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -198,7 +252,15 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
          stderr: TextIO | None = None) -> int:
     out, err = stdout or sys.stdout, stderr or sys.stderr
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # say it with the subcommand's options and usage
+            sub = _subcommand(parser, args)
+            sub.error(f"unrecognized arguments: {' '.join(extra)}")
+    except UsageError as exc:
+        err.write(f"error: {exc.parser.prog}: {exc.message}"
+                  f"{_did_you_mean(exc.parser, exc.message)}\n{exc.parser.format_usage()}")
+        return ExitStatus.ERROR
     fmt = getattr(args, "format", "text")
     try:
         if args.command == "schema":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,3 +88,52 @@ def test_readme_library_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
     src = code.group(1).replace('Path("build")', f'Path("{tmp_path / "build"}")')
     exec(compile(src, "README.md", "exec"), {})
     assert (tmp_path / "build" / "tor-r1-a" / "frr.conf").exists()
+
+
+USAGE = {
+    ("deplyo",): "argument COMMAND: invalid choice: 'deplyo'",
+    ("deploy", "--yse"): "bgpgen deploy: unrecognized arguments: --yse; did you mean --yes?",
+    ("lab", "up", "--rendr"): "bgpgen lab up: unrecognized arguments: --rendr; did you mean "
+                              "--render?",
+    ("diff",): "bgpgen diff: one of the arguments --against --live is required",
+    ("verify", "--format", "yaml"): "argument --format: invalid choice: 'yaml'",
+}
+
+
+@pytest.mark.parametrize("argv", sorted(USAGE))
+def test_usage_errors_exit_1_not_2(argv: tuple[str, ...], cli: Callable[..., Run]) -> None:
+    """2 means "changes" to CI: a typo must never look like a plan."""
+    r = cli(*argv)
+    assert r.code == 1 and r.out == ""
+    first, *rest = r.err.splitlines()
+    assert first.startswith("error: bgpgen") and USAGE[argv] in first, r.err
+    assert rest and rest[0].startswith("usage: bgpgen"), r.err
+    if argv == ("deplyo",):
+        assert "did you mean deploy?" in first
+
+
+def test_exit_codes_are_documented_and_kept(cli: Callable[..., Run], tmp_path: Path,
+                                            secret_env: str) -> None:
+    import io
+    from contextlib import redirect_stdout
+
+    from bgpgen.cli import EXIT_CODES, main
+    buf = io.StringIO()
+    with redirect_stdout(buf), pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0 and EXIT_CODES in buf.getvalue()
+    for code in ("0 ", "1 ", "2 ", "3 ", "130 "):
+        assert f"\n  {code}" in EXIT_CODES
+    readme = (ROOT / "README.md").read_text()
+    assert "| 130 |" in readme and "| 2 |" in readme  # the same table in the README
+    base = tmp_path / "base"
+    assert cli("render", "-o", str(base), "--secrets", "placeholder").code == 0
+    assert cli("diff", "--against", str(base)).code == 0                    # no changes
+    inv = tmp_path / "inv"
+    shutil.copytree(EXAMPLES["dc1"], inv, ignore=shutil.ignore_patterns("examples"))
+    (inv / "nodes.yaml").write_text((inv / "nodes.yaml").read_text().replace(
+        "[10.244.3.0/24,", "[10.244.33.0/24,"))
+    assert cli("diff", "-i", str(inv), "--against", str(base)).code == 2   # changes
+    (tmp_path / "ssh_config").write_text("")
+    r = cli("verify", "--workers", "0", "--ssh-config", str(tmp_path / "ssh_config"))
+    assert r.code == 1 and r.err.count("\n") == 1 and "--workers" in r.err
