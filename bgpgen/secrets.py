@@ -97,9 +97,21 @@ def fill(text: str, values: Mapping[str, str]) -> str:
 def redact(text: str, values: Mapping[str, str]) -> str:
     """Turn values back into tokens in text that came from a device or a checker.
 
+    A value is a token of its own: it is replaced where no letter or digit touches it on
+    either side (a password stands between quotes, spaces, ``=`` or line ends), so a short
+    secret never cuts words apart; the longest value wins where several could match.
+
     >>> redact("neighbor x password s3cret", {"a": "s3cret"})
     'neighbor x password <secret:a>'
+    >>> redact('does not exist; password "x";', {"a": "x"})
+    'does not exist; password "<secret:a>";'
     """
-    for name, value in sorted(values.items(), key=lambda kv: -len(kv[1])):
-        text = text.replace(value, token(name))
-    return text
+    if not values or not text:
+        return text
+    by_value = {v: k for k, v in values.items() if v}
+    if not by_value:
+        return text
+    pattern = re.compile(r"(?<![A-Za-z0-9])(?:"
+                         + "|".join(re.escape(v) for v in sorted(by_value, key=len, reverse=True))
+                         + r")(?![A-Za-z0-9])")
+    return pattern.sub(lambda m: token(by_value[m.group(0)]), text)
