@@ -141,7 +141,27 @@ def _profiles(raw: dict[str, dict[str, Any]], secrets: dict[str, SecretRef],
             peer_group=p.get("peer_group", _peer_group_name(name)),
             default_originate=p.get("default_originate", False),
             description=p.get("description", ""))
+    _shared_peer_groups(profiles, out)
     return profiles
+
+
+def _shared_peer_groups(profiles: dict[str, Profile], out: Collector) -> None:
+    """Profiles that name the same peer group must agree on what a peer group carries: on a
+    switch they are one group, and one of them would silently win (a node keeping a password
+    its other end dropped)."""
+    first: dict[str, Profile] = {}
+    for name, p in profiles.items():
+        other = first.setdefault(p.peer_group, p)
+        if other is p:
+            continue
+        differ = [k for k in ("timers", "password", "multihop", "bfd", "default_originate",
+                              "graceful_restart", "restart_time", "max_prefix")
+                  if getattr(p, k) != getattr(other, k)]
+        if differ:
+            out.add(("profiles", name, "peer_group"), f"profile {name} shares peer group "
+                    f"{p.peer_group} with profile {other.name} but differs in "
+                    f"{', '.join(differ)}", "give it a peer_group of its own, or make the two "
+                    "profiles agree")
 
 
 def _net(out: Collector, path: PathT, text: str) -> Network | None:

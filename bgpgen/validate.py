@@ -121,11 +121,28 @@ def check_schema(doc: dict[str, Any], source: Source, validator: Any = None,
     out.raise_if_any()
 
 
+def _no_secret_tokens(value: Any, path: PathT, out: Collector) -> None:
+    """The secret token syntax is bgpgen's own: written in any value (a description, a name),
+    it would be filled with the real password when a device's config is pushed."""
+    if isinstance(value, str):
+        if "<secret:" in value:
+            out.add(path, "holds the secret token syntax <secret:...>, which bgpgen fills with "
+                    "the secret's value on the device", "reference secrets only through a "
+                    "profile's password: NAME")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _no_secret_tokens(v, (*path, k), out)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _no_secret_tokens(v, (*path, i), out)
+
+
 def load_fabric(inventory: Path | str) -> Fabric:
     """Load, validate and model an inventory directory; derive its sessions and routes."""
     doc, source = load(inventory)
     check_schema(doc, source)
     out = Collector(source)
+    _no_secret_tokens(doc, (), out)
     parts = assemble.build(doc, out)
     out.raise_if_any()
     assert parts is not None
