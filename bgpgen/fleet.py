@@ -36,11 +36,11 @@ from .model import Device, Fabric
 from .platforms import spec
 from .platforms.base import DeployFailed, Status
 from .secrets import redact
-from .state import DeviceState
+from .state import ANSWER_SECONDS, DaemonError, DeviceState
 from .reach import Hop
 from .targets import Target
 from .transport import (SshTransport, Transport, connect_options, describe_ssh, no_delay,
-                        open_client)
+                        open_client, shell)
 
 Progress = Callable[[str, str], None]  #: (device, what happened)
 TARGET = "bgpgen_target"  #: host data key of a Target built by bgpgen itself
@@ -222,9 +222,18 @@ def read_state_task(task: Task, fabric: Fabric, values: Mapping[str, str]) -> Re
     try:
         t = transport_for(task, fabric)
         reader = spec(t.target.platform).state
-        res = t.exec(reader.command(t.target, fabric), timeout=30)
+        # on the device, a time limit: a stopped daemon is a finding, not an unreachable host
+        res = t.exec(shell(["timeout", str(ANSWER_SECONDS), "sh", "-c",
+                            reader.command(t.target, fabric)]), timeout=ANSWER_SECONDS + 15)
+        if res.rc == 124:
+            view = DeviceState(name, down=f"the BGP daemon did not answer within "
+                               f"{ANSWER_SECONDS} s")
+            return Result(host=task.host, result=view)
         try:
             view = reader.parse(t.target, res.stdout, time.time())
+        except DaemonError as exc:
+            view = DeviceState(name, down=redact(" ".join(str(exc).split())[:200], values))
+            return Result(host=task.host, result=view)
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             view = DeviceState(name, down="the BGP daemon's answer could not be read")
             return Result(host=task.host, result=view)

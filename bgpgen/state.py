@@ -9,6 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 ESTABLISHED = "Established"
+#: how long a daemon may take to print its state before it counts as not answering
+ANSWER_SECONDS = 15
+
+
+class DaemonError(Exception):
+    """The daemon answered with an error instead of its state (it is not answering)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -409,7 +409,10 @@ def read_sessions(e: Mapping[str, Any]) -> dict[str, str]:
     ps = spec(Platform(e["platform"]))
     t = Target(e.get("name", "?"), ps.platform, Hop("", e["host"], e["port"], e["user"], (), ()),
                (), False, ps.paths.config, ps.paths.run, ps.paths.confdir, e["api_port"])
-    r = run_on(e, ["sh", "-c", ps.state.sessions_command(t)])
+    try:
+        r = run_on(e, ["sh", "-c", ps.state.sessions_command(t)])
+    except subprocess.TimeoutExpired:  # a stopped daemon: no sessions to show
+        return {}
     try:
         return ps.state.parse_sessions(r.stdout) if r.returncode == 0 else {}
     except (ValueError, KeyError, TypeError, AttributeError):

@@ -17,7 +17,7 @@ from ..changes import Action, Cost, DevicePlan, unified
 from ..errors import Problem
 from ..model import Device, Fabric, Passive, Platform, Role
 from ..secrets import fill, redact
-from ..state import DeviceState, Peer, RibEntry
+from ..state import DaemonError, DeviceState, Peer, RibEntry
 from ..transport import RemoteError, Transport, check, copy, shell
 from .base import (
     RUN_ID,
@@ -132,6 +132,11 @@ def state_command(t: Target, fabric: Fabric) -> str:
 
 def parse_state(t: Target, output: str, now: float) -> DeviceState:
     parts = output.split(SEP + "\n")
+    for part in parts:  # birdc greets before it answers: anything else is not its output
+        if part.strip() and not part.lstrip().startswith("BIRD "):
+            if "control socket" in part or "Unable to connect" in part:
+                raise DaemonError(" ".join(part.split())[:200])
+            raise ValueError("not birdc's output")
     view = DeviceState(t.name)
     proto_peer: dict[str, str] = {}
     counts: dict[str, dict[str, int]] = {}  # per protocol: hold, imported, exported

@@ -22,7 +22,7 @@ from ..changes import Action, Cost, DevicePlan, unified
 from ..errors import Problem
 from ..model import Device, Fabric, Node, Passive, Platform, Role
 from ..secrets import fill, redact
-from ..state import ESTABLISHED, DeviceState, Peer, RibEntry
+from ..state import ESTABLISHED, DaemonError, DeviceState, Peer, RibEntry
 from ..transport import RemoteError, Transport, check, copy, shell
 from .base import (
     RUN_ID,
@@ -185,7 +185,10 @@ def parse_state(t: Target, output: str, now: float) -> DeviceState:
     if parts and parts[-1].startswith(CONFIG_MARK + "\n"):
         config = parts.pop().split("\n", 1)[1]
     view = DeviceState(t.name)
-    for n in json.loads(parts[0] or "[]") or []:
+    neighbors = json.loads(parts[0] or "[]") or []
+    if isinstance(neighbors, dict) and "error" in neighbors:  # {"error": "context deadline..."}
+        raise DaemonError(f"gobgp: {neighbors['error']}")
+    for n in neighbors:
         timers = n.get("timers", {}).get("state", {})
         afs = [a.get("state", {}) for a in n.get("afi_safis", [])]
         state = session_state(n)
@@ -211,7 +214,9 @@ def _next_hop(path: Mapping[str, Any]) -> str:
 
 
 def _paths(data: dict[str, Any], peer: str | None) -> list[RibEntry]:
-    out = []
+    out: list[RibEntry] = []
+    if "error" in data and not isinstance(data["error"], list):
+        return out  # a neighbor that is not established has no adj-in: no routes from it
     for prefix, paths in data.items():
         for p in paths:
             nh = _next_hop(p)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -144,6 +145,9 @@ class RecordedTransport:
 
     def exec(self, command: str, timeout: float = 60,
              stdin: str | None = None) -> CommandResult:
+        argv = shlex.split(command)
+        if argv[:1] == ["timeout"] and argv[2:4] == ["sh", "-c"]:  # as the shell would run it
+            command = argv[4]
         self.ran.append(command)
         if command in self.answers:
             return CommandResult(0, self.answers[command])
