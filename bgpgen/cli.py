@@ -70,6 +70,12 @@ def _did_you_mean(parser: argparse.ArgumentParser, message: str) -> str:
     return f"; did you mean {close[0]}?" if close else ""
 
 
+def _usage(exc: UsageError, err: TextIO) -> int:
+    err.write(f"error: {exc.parser.prog}: {exc.message}"
+              f"{_did_you_mean(exc.parser, exc.message)}\n{exc.parser.format_usage()}")
+    return ExitStatus.ERROR
+
+
 def _subcommand(parser: argparse.ArgumentParser,
                 args: argparse.Namespace) -> argparse.ArgumentParser:
     """The parser of the (sub)command that was given."""
@@ -104,6 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--check", action="store_true",
                    help="check every file with its daemon's own checker (gobgpd -d, bird -p, "
                    "vtysh -C, ...) before writing")
+    r.add_argument("--force", action="store_true",
+                   help="replace the output directory even if it holds another fabric's build")
     r.add_argument("--templates", type=Path, default=None,
                    help="a directory of template overrides (same layout as bgpgen/templates)")
     r.add_argument("--secrets", choices=[m.value for m in SecretMode], default="resolve",
@@ -155,7 +163,7 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
     cmd = args.lab_command
     if cmd == "up":
         info = lab.up(load_fabric(args.inventory), args.name, args.mgmt_range, args.render,
-                      args.templates, args.deploy_user, args.bastion)
+                      args.templates, args.deploy_user, args.bastion, args.inventory)
         if args.format == "json":
             out.write(json.dumps(info, indent=1) + "\n")
         else:
@@ -184,12 +192,32 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
             out.write(f"{dev:<14} {d['platform']:<8} {d['mgmt']:<15} {d['netns']:<28} "
                       f"{procs}\n{'':<14} sessions: {sess or '-'}\n")
         return ExitStatus.OK
-    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    argv = _own_options(args)
     if cmd == "exec":
         return ExitStatus(min(lab.exec_in(args.name, args.device, argv or ["sh"]), 1))
     out.flush()
     os.execvp("ssh", [*lab.ssh_argv(args.name, args.device, args.cli), *argv])
     return ExitStatus.ERROR  # pragma: no cover - execvp does not return
+
+
+def _own_options(args: argparse.Namespace) -> list[str]:
+    """``lab exec DEV [--name N] -- CMD``: options given after the device, before ``--``, are
+    lab exec's own (argparse hands everything after the device to the command)."""
+    argv = list(args.argv)
+    if "--" in argv:
+        mine, argv = argv[:argv.index("--")], argv[argv.index("--") + 1:]
+        while mine:
+            opt = mine.pop(0)
+            if opt.startswith("--name="):
+                args.name = opt.split("=", 1)[1]
+            elif opt == "--name" and mine:
+                args.name = mine.pop(0)
+            elif opt == "--cli" and args.lab_command == "ssh":
+                args.cli = True
+            else:
+                raise UsageError(_subcommand(_parser(), args),
+                                 f"unrecognized arguments before --: {opt}")
+    return argv
 
 
 def _summary(fabric: Any) -> dict[str, Any]:
@@ -220,7 +248,7 @@ def _render(args: argparse.Namespace, out: TextIO) -> int:
         raise_on_failure(report, args.output)
         reports.append(report)
 
-    write(build, args.output, values, run_checks if args.check else None)
+    write(build, args.output, values, run_checks if args.check else None, args.force)
     s = _summary(fabric)
     checked = reports[0].counts() if reports else {}
     skipped = reports[0].skipped_checkers if reports else ()
@@ -258,9 +286,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
             sub = _subcommand(parser, args)
             sub.error(f"unrecognized arguments: {' '.join(extra)}")
     except UsageError as exc:
-        err.write(f"error: {exc.parser.prog}: {exc.message}"
-                  f"{_did_you_mean(exc.parser, exc.message)}\n{exc.parser.format_usage()}")
-        return ExitStatus.ERROR
+        return _usage(exc, err)
     fmt = getattr(args, "format", "text")
     try:
         if args.command == "schema":
@@ -270,6 +296,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
                    "diff": cli_fleet.diff, "deploy": cli_fleet.deploy,
                    "verify": cli_fleet.verify, "run": cli_fleet.run}[args.command]
         return int(handler(args, out))
+    except UsageError as exc:
+        return _usage(exc, err)
     except BgpgenError as exc:
         _emit_errors(exc, fmt, out, err)
         return ExitStatus.ERROR

@@ -16,7 +16,9 @@ from .validate import load_fabric
 
 def add_parsers(sub: Any) -> None:
     def common(sp: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
-        sp.add_argument("-i", "--inventory", type=Path, default=Path("inventory"))
+        sp.add_argument("-i", "--inventory", type=Path, default=None,
+                        help="inventory directory (default: with --lab, the one the lab was "
+                        "started from; else ./inventory)")
         sp.add_argument("--lab", metavar="NAME", default=None,
                         help="reach the devices of this lab (the ssh config it wrote)")
         sp.add_argument("--ssh-config", metavar="FILE", type=Path, default=None,
@@ -59,6 +61,18 @@ def add_parsers(sub: Any) -> None:
                    "changed device back if it does not hold within --timeout")
 
 
+def _inventory(args: argparse.Namespace) -> Path:
+    """-i, else the inventory the lab (--lab) was started from, else ./inventory."""
+    if args.inventory is not None:
+        return Path(args.inventory)
+    if args.lab:
+        from .lab import overlay
+        started = overlay(args.lab).get("inventory")
+        if started:
+            return Path(started)
+    return Path("inventory")
+
+
 def _targets(args: argparse.Namespace, fabric: Any) -> tuple[dict[str, Any], list[Any]]:
     from . import targets
     if args.lab:  # shorthand for the ssh config the lab wrote (its devices only)
@@ -72,7 +86,7 @@ def _targets(args: argparse.Namespace, fabric: Any) -> tuple[dict[str, Any], lis
 
 def diff(args: argparse.Namespace, out: TextIO) -> int:
     from . import plan as planmod
-    fabric = load_fabric(args.inventory)
+    fabric = load_fabric(_inventory(args))
     build = render(fabric, args.templates)
     if args.against is not None:
         plan = planmod.against(build, args.against)
@@ -109,7 +123,7 @@ def verify(args: argparse.Namespace, out: TextIO) -> int:
 
     from . import verify
     from .fleet import close, nornir_for, read_states
-    fabric = load_fabric(args.inventory)
+    fabric = load_fabric(_inventory(args))
     tg, devices = _targets(args, fabric)
     values = resolve_all(tuple(s for s in fabric.secrets))
     nr = nornir_for(devices, tg, args.workers)
@@ -153,7 +167,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
     from . import playbook, run
     pb = playbook.load(args.playbook)
-    fabric = load_fabric(args.inventory)
+    fabric = load_fabric(_inventory(args))
     limit = None
     if args.limit:  # narrows every play, as Ansible's --limit does
         from .targets import limited
@@ -193,7 +207,7 @@ def deploy(args: argparse.Namespace, out: TextIO) -> int:
     from rich.console import Console
 
     from .lock import command_line, fabric_lock
-    fabric = load_fabric(args.inventory)
+    fabric = load_fabric(_inventory(args))
     build = render(fabric, args.templates)
     err = Console(stderr=True)
     if not args.dry_run:  # one push at a time per fabric; a dry run changes nothing

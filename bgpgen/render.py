@@ -199,25 +199,32 @@ def is_build_dir(path: Path) -> bool:
     return isinstance(data, dict) and data.get("generator") == "bgpgen"
 
 
-def check_output_dir(out: Path) -> None:
-    """Refuse to replace a directory that is neither empty nor a previous build."""
+def check_output_dir(out: Path, fabric: str | None = None, force: bool = False) -> None:
+    """Refuse to replace a directory that is neither empty nor a previous build, or (unless
+    ``force``) the build of another fabric."""
     if out.exists() and not out.is_dir():
         raise RenderError(Problem(str(out), "", "exists and is not a directory",
                                   "choose another -o DIR"))
     if out.is_dir() and any(out.iterdir()) and not is_build_dir(out):
         raise RenderError(Problem(str(out), "", "is not empty and holds no bgpgen manifest.json: "
                                   "refusing to replace it", "choose an empty or new -o DIR"))
+    if fabric is not None and not force and is_build_dir(out):
+        other = load_manifest(out).get("fabric")
+        if other != fabric:
+            raise RenderError(Problem(str(out), "", f"holds the build of fabric {other}, not "
+                                      f"{fabric}: refusing to replace it", "render into "
+                                      "another -o DIR, or pass --force to replace it"))
 
 
 def write(build: Build, out: Path, values: Mapping[str, str] | None = None,
-          check: Callable[[Path], None] | None = None) -> Path:
+          check: Callable[[Path], None] | None = None, force: bool = False) -> Path:
     """Write a build to ``out`` atomically. ``values`` fills secret tokens (None: keep tokens).
 
     ``check`` runs on the temporary directory before it replaces ``out``; if it raises, nothing
     is replaced and the temporary directory is removed.
     """
     out = Path(out)
-    check_output_dir(out)
+    check_output_dir(out, build.fabric.name, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

@@ -137,3 +137,14 @@ def test_exit_codes_are_documented_and_kept(cli: Callable[..., Run], tmp_path: P
     (tmp_path / "ssh_config").write_text("")
     r = cli("verify", "--workers", "0", "--ssh-config", str(tmp_path / "ssh_config"))
     assert r.code == 1 and r.err.count("\n") == 1 and "--workers" in r.err
+
+
+def test_a_build_of_another_fabric_is_not_replaced(cli: Callable[..., Run], tmp_path: Path,
+                                                   secret_env: str) -> None:
+    out = tmp_path / "build"
+    assert cli("render", "-o", str(out)).code == 0
+    r = cli("render", "-i", str(EXAMPLES["local-rs"]), "-o", str(out))
+    assert r.code == 1 and "holds the build of fabric dc1, not local-rs" in r.err
+    assert json.loads((out / "manifest.json").read_text())["fabric"] == "dc1"
+    assert cli("render", "-i", str(EXAMPLES["local-rs"]), "-o", str(out), "--force").code == 0
+    assert json.loads((out / "manifest.json").read_text())["fabric"] == "local-rs"

@@ -195,3 +195,17 @@ def test_not_root_is_a_one_line_error(cli: Callable[..., Run],
     for action in ("up", "down"):
         r = cli("lab", action, "--name", "nobody")
         assert r.code == 1 and r.err.count("\n") == 1 and "needs root" in r.err
+
+
+def test_a_lab_remembers_its_inventory_and_exec_takes_its_name(lab_name: str,
+                                                               cli: Callable[..., Run]) -> None:
+    """verify --lab without -i reads the inventory the lab was started from; lab exec DEV
+    --name NAME -- CMD runs CMD on that lab's device."""
+    r = cli("lab", "up", "--name", lab_name, "-i", str(EXAMPLES["local-rs"]), "--render")
+    assert r.code == 0, r.err
+    r = cli("verify", "--lab", lab_name, "--wait", "30")
+    assert r.code == 0 and "1/1 sessions Established" in r.out, r.out + r.err
+    done = subprocess.run([sys.executable, "-m", "bgpgen.cli", "lab", "exec", "speaker",
+                           "--name", lab_name, "--", "hostname"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and done.stdout.strip() == "speaker", done.stderr

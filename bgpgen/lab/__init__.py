@@ -206,7 +206,8 @@ def _namespaces(p: LabLayout, fabric: Fabric, d: Path) -> None:
 
 def up(fabric: Fabric, name: str = DEFAULT_NAME, mgmt_net: str = DEFAULT_MGMT,
        render_configs: bool = False, templates: Path | None = None,
-       deploy_user: str | None = None, bastion: bool = False) -> dict[str, Any]:
+       deploy_user: str | None = None, bastion: bool = False,
+       inventory: Path | None = None) -> dict[str, Any]:
     """Start a lab for ``fabric``. Returns its connection overlay. Rolls back on any failure."""
     _require_root()
     check_name(name)
@@ -247,6 +248,8 @@ def up(fabric: Fabric, name: str = DEFAULT_NAME, mgmt_net: str = DEFAULT_MGMT,
         _write(d / "state.json", state)
         _wait_ready(d, sup)
         info = overlay_for(p, fabric, d, deploy_user)
+        if inventory is not None:  # fleet commands with --lab and no -i use it
+            info["inventory"] = str(Path(inventory).resolve())
         _write(d / "overlay.json", info)
         state["status"] = "up"
         _write(d / "state.json", state)
