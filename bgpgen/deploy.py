@@ -91,14 +91,23 @@ class Transaction:
                                                     DeviceResult(p.device, Status.UNCHANGED)))
         return self.report
 
+    def health(self, devices: set[str] | None = None) -> set[str]:
+        """The sessions up on both ends now (before a push: what the gate must keep up)."""
+        fabric = self.build.fabric
+        scope = devices if devices is not None else set(self.observer.inventory.hosts)
+        views = read_states(self.observer, fabric, self.values, scope)
+        return verify.healthy_sessions(verify.evaluate(fabric, views, scope))
+
     def gate(self, wait: float, devices: set[str] | None = None,
-             pending: set[str] | None = None) -> verify.VerifyReport:
-        """The fabric's verify, polled until it holds or ``wait`` passes."""
+             pending: set[str] | None = None,
+             healthy: set[str] | None = None) -> verify.VerifyReport:
+        """The fabric's verify, polled until it holds or ``wait`` passes. Sessions to
+        ``pending`` devices are judged only if they were ``healthy`` before."""
         fabric = self.build.fabric
         scope = devices if devices is not None else set(self.observer.inventory.hosts)
         result = verify.wait(fabric, lambda only: read_states(self.observer, fabric,
                                                               self.values, only),
-                             wait, scope, pending)
+                             wait, scope, pending, healthy)
         self.report.gate = result
         return result
 

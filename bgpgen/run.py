@@ -140,6 +140,13 @@ class _Batch:
     yes: bool
     say: Say
     tx: Transaction | None = None
+    healthy: set[str] | None = None  #: sessions up before the batch's push
+
+    @property
+    def scope(self) -> set[str]:
+        """The batch and every device it has a session with."""
+        return set(self.names) | {x for d in self.names for s in self.fabric.sessions_of(d)
+                                  for x in (s.node, s.switch)}
 
     @property
     def sub(self) -> Nornir:
@@ -155,6 +162,8 @@ class _Batch:
         self.tx = Transaction(self.sub, self.build, self.values,
                               timeout=float(params.get("timeout", 60)), observer=self.nr)
         gate_follows = any(s.kind == "verify" for s in self.play.steps)
+        if gate_follows:  # what is up now must still be up after the push
+            self.healthy = self.tx.health(self.scope)
         report = self.tx.apply(defer_confirm=gate_follows)
         self.res.results = [r.as_dict() for r in report.results]
         failed = [r for r in report.results if r.status is Status.FAILED]
@@ -167,11 +176,8 @@ class _Batch:
         return False
 
     def verify(self, params: dict[str, Any]) -> bool:
-        fabric = self.fabric
-        scope = set(self.names) | {x for d in self.names for s in fabric.sessions_of(d)
-                                   for x in (s.node, s.switch)}
         tx = self.tx or Transaction(self.sub, self.build, self.values, observer=self.nr)
-        rep = tx.gate(float(params.get("wait", 60)), scope, self.later)
+        rep = tx.gate(float(params.get("wait", 60)), self.scope, self.later, self.healthy)
         self.say(f"  verify: {verify.summary(rep)}")
         if rep.ok:
             return True

@@ -64,9 +64,12 @@ class SessionRow:
     missing: list[str] = field(default_factory=list)
     wrong_next_hop: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    pending: bool = False   #: one end is not deployed yet: not judged
 
     @property
     def ok(self) -> bool:
+        if self.pending:
+            return True
         return self.switch_state == ESTABLISHED and self.node_state == ESTABLISHED and \
             not self.missing and not self.wrong_next_hop and not self.unexpected
 
@@ -114,11 +117,14 @@ def _state(view: DeviceState | None, peer: str) -> str:
 
 
 def evaluate(fabric: Fabric, views: Mapping[str, DeviceState],
-             devices: set[str] | None = None, pending: set[str] | None = None) -> VerifyReport:
+             devices: set[str] | None = None, pending: set[str] | None = None,
+             healthy: set[str] | None = None) -> VerifyReport:
     """Compare what the devices hold with what the model expects.
 
     ``pending``: devices that have not received their new config yet (a later batch of a
-    rollout): routes they originate are not expected yet, and what they send is not judged.
+    rollout): routes they originate are not expected yet, and what they send is not judged;
+    a session with a pending end is pending (not judged) unless it is in ``healthy`` (the
+    sessions that were up on both ends before the batch), which must still be up.
     """
     chosen = devices if devices is not None else {d.name for d in fabric.devices}
     pending = pending or set()
@@ -127,7 +133,8 @@ def evaluate(fabric: Fabric, views: Mapping[str, DeviceState],
         by_session.setdefault(r.session, []).append(r)
     sessions = [s for s in fabric.sessions if s.node in chosen or s.switch in chosen]
     findings: list[Finding] = []
-    rows = [_row(s, views, by_session.get(s.id, []), pending, findings) for s in sessions]
+    rows = [_row(s, views, by_session.get(s.id, []), pending, healthy or set(), findings)
+            for s in sessions]
     row_of: dict[tuple[str, str], tuple[SessionRow, Session]] = {}
     for row, s in zip(rows, sessions):
         row_of[(s.switch, str(s.node_address))] = (row, s)
@@ -151,15 +158,20 @@ def evaluate(fabric: Fabric, views: Mapping[str, DeviceState],
 
 
 def _row(s: Session, views: Mapping[str, DeviceState], routes: list[Route],
-         pending: set[str], findings: list[Finding]) -> SessionRow:
+         pending: set[str], healthy: set[str], findings: list[Finding]) -> SessionRow:
     """One session: both ends' states, and the routes it should carry, found or not."""
     sw, nd = views.get(s.switch), views.get(s.node)
     sp = sw.peers.get(str(s.node_address)) if sw else None
     row = SessionRow(s.id, s.switch, s.node, s.family, _state(sw, str(s.node_address)),
                      _state(nd, str(s.switch_address)), sp.uptime if sp else None, 0, 0)
+    if s.node in pending or s.switch in pending:
+        if s.id not in healthy:  # the other end is not deployed yet: nothing to judge
+            row.pending = True
+            return row
+        routes = []  # it was up before the batch: it must still be up (routes may change)
     for r in routes:
         holder = views.get(r.seen_by)
-        if r.origin in pending or holder is None or holder.error:
+        if r.origin in pending or r.seen_by in pending or holder is None or holder.error:
             continue
         row.expected += 1
         # From the node on the switch; from the switch on a node (a route server's clients too).
@@ -221,6 +233,12 @@ def _unexpected(fabric: Fabric, views: Mapping[str, DeviceState], judged: set[st
     return stray
 
 
+def healthy_sessions(report: VerifyReport) -> set[str]:
+    """The sessions up on both ends (what a rollout's gate must not make worse)."""
+    return {r.id for r in report.rows
+            if r.switch_state == ESTABLISHED and r.node_state == ESTABLISHED}
+
+
 def format_table(report: VerifyReport) -> list[list[str]]:
     out = []
     for r in report.rows:
@@ -258,7 +276,8 @@ Collector = Callable[[set[str] | None], dict[str, DeviceState]]
 
 
 def wait(fabric: Fabric, collect: Collector, seconds: float,
-         devices: set[str] | None = None, pending: set[str] | None = None) -> VerifyReport:
+         devices: set[str] | None = None, pending: set[str] | None = None,
+         healthy: set[str] | None = None) -> VerifyReport:
     """Collect and evaluate until everything holds or ``seconds`` pass.
 
     The first round reads every device; later rounds read again only the devices that some
@@ -270,7 +289,7 @@ def wait(fabric: Fabric, collect: Collector, seconds: float,
     deadline = time.monotonic() + seconds
     views = collect(None)
     while True:
-        report = evaluate(fabric, views, devices, pending)
+        report = evaluate(fabric, views, devices, pending, healthy)
         if report.ok or time.monotonic() >= deadline:
             return report
         time.sleep(0.05)

@@ -224,3 +224,52 @@ def test_pattern_selectors_and_limit_narrow_plays(tmp_path: Path) -> None:
     bad.write_text("plays:\n  - name: x\n    select: {pattern: 'rack:r9'}\n    steps: [deploy]\n")
     with pytest.raises(playbook.PlaybookError, match="rack 'r9' is not in the inventory"):
         prepare(playbook.load(bad), fabric, True)
+
+
+def test_rollout_green_field(request: pytest.FixtureRequest, cli: Callable[..., Run],
+                             secret_env: str) -> None:
+    """The shipped rollout on a fabric that was never deployed: the switch batches' gates do
+    not demand sessions to nodes that are not deployed yet (pending), the node batches' gates
+    judge everything of theirs, and the fabric verifies at the end."""
+    require_lab_environment("playbook runs")
+    name = unique_lab_name("g", request)
+    lab.up(load_fabric(EXAMPLES["dc1"]), name)  # bootstrap configs: no sessions anywhere
+    try:
+        code, out = _run(cli, str(PLAYBOOKS / "rollout.yaml"), "--lab", name, "--yes")
+        assert code == 0 and out["ok"], [(b["play"], b["batch"], b["status"], b["failed"])
+                                         for b in out["batches"]]
+        assert [b["status"] for b in out["batches"]] == ["ok"] * 4
+        r = cli("verify", "--lab", name, "--wait", "30")
+        assert r.code == 0, r.out
+    finally:
+        lab.down(name)
+
+
+def test_a_batch_that_breaks_healthy_sessions_is_rolled_back(rendered_lab: str,
+                                                             cli: Callable[..., Run],
+                                                             tmp_path: Path) -> None:
+    """A switch batch whose push takes the sessions to its nodes down (nodes are a later,
+    'pending' batch, but those sessions were up before): the batch fails, is rolled back,
+    and the sessions come back on the switch's previous config."""
+    name = rendered_lab
+    wait_for(lambda: cli("verify", "--lab", name).code == 0, 30, "the lab converged")
+    tpl = tmp_path / "t" / "frr"
+    tpl.mkdir(parents=True)
+    text = (ROOT / "templates" / "frr" / "frr.conf.j2").read_text()
+    old = " neighbor {{ s.node_address }} remote-as {{ s.node_asn }}"
+    assert old in text
+    (tpl / "frr.conf.j2").write_text(text.replace(old, old.replace(
+        "{{ s.node_asn }}", "{{ s.node_asn + (1000 if device.name == 'tor-r1-a' else 0) }}")))
+    pb = tmp_path / "p.yaml"
+    pb.write_text("name: p\nplays:\n  - name: one switch\n    select: {names: [tor-r1-a]}\n"
+                  "    steps: [{deploy: {timeout: 8}}, {verify: {wait: 15}}]\n"
+                  "  - name: nodes\n    select: {roles: [node]}\n    steps: [deploy]\n")
+    code, out = _run(cli, str(pb), "--lab", name, "--templates", str(tpl.parent))
+    statuses = [b["status"] for b in out["batches"]]
+    assert code == 1 and statuses[0] == "failed" and set(statuses[1:]) == {"not run"}, out
+    assert any(f["device"] == "tor-r1-a" for f in out["batches"][0]["failed"])
+    entry = lab.overlay(name)["devices"]["tor-r1-a"]
+    running = run_on(entry, ["vtysh", "-c", "show running-config"]).stdout
+    assert "remote-as 65011" in running and "remote-as 66011" not in running
+    wait_for(lambda: all(s == "Established" for s in lab.read_sessions(entry).values()), 30,
+             "tor-r1-a's sessions back up")
