@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from .errors import BgpgenError
+from .errors import BgpgenError, Problem
 from .render import render
 from .secrets import resolve_all
 from .validate import load_fabric
@@ -38,6 +38,8 @@ def add_parsers(sub: Any) -> None:
     g.add_argument("--against", type=Path, metavar="BUILD_DIR",
                    help="a previous render (e.g. the base branch's build); no device access")
     g.add_argument("--live", action="store_true", help="what runs on each device, over SSH")
+    d.add_argument("--out", type=Path, metavar="FILE", default=None,
+                   help="also save the plan (JSON) for deploy --plan FILE")
     v = sub.add_parser("verify", help="every session and expected route, read from each peer")
     common(v, ("table", "json", "markdown"))
     v.set_defaults(format="table")
@@ -47,6 +49,9 @@ def add_parsers(sub: Any) -> None:
                        "activate, verify, restore on failure)")
     common(p, ("text", "json"))
     p.add_argument("--dry-run", action="store_true", help="print the live plan, change nothing")
+    p.add_argument("--plan", type=Path, metavar="FILE", default=None,
+                   help="apply exactly this saved plan (diff --live --out FILE): refused if "
+                   "any device drifted since; a reviewed plan needs no confirmation")
     p.add_argument("--yes", action="store_true", help="do not ask before pushing")
     p.add_argument("--timeout", type=float, default=60.0,
                    help="seconds for sessions to re-establish after a push (default 60)")
@@ -66,8 +71,11 @@ def _inventory(args: argparse.Namespace) -> Path:
     if args.inventory is not None:
         return Path(args.inventory)
     if args.lab:
-        from .lab import overlay
-        started = overlay(args.lab).get("inventory")
+        from .lab import LabError, overlay
+        try:
+            started = overlay(args.lab).get("inventory")
+        except LabError:  # said when the lab is reached; input problems are said first
+            started = None
         if started:
             return Path(started)
     return Path("inventory")
@@ -101,6 +109,8 @@ def diff(args: argparse.Namespace, out: TextIO) -> int:
             plan = tx.make_plan()
         finally:
             close(tx.nr)
+    if args.out is not None:
+        args.out.write_text(planmod.as_json(plan))
     out.write(planmod.render_plan(plan, fabric, args.format))
     return int(plan.exit)
 
@@ -226,9 +236,18 @@ def _deploy(args: argparse.Namespace, out: TextIO, fabric: Any, build: Any, err:
     from . import verify
     from .fleet import close
     from .platforms.base import Status
+    saved = planmod.load_saved(args.plan) if args.plan is not None else None
     tx = _transaction(args, fabric, build)
     try:
         plan = tx.make_plan()
+        if saved is not None:
+            apart = planmod.drift(saved, plan)
+            if apart:
+                raise BgpgenError(Problem(str(args.plan), "--plan", "the fleet or the "
+                                          "inventory changed since this plan: "
+                                          + "; ".join(apart[:5]), "plan again with bgpgen diff "
+                                          "--live --out FILE, review it, then deploy it"))
+            args.yes = True  # the saved plan is what was reviewed
         if args.format == "text":
             out.write(planmod.as_text(plan, fabric))
         if args.dry_run or plan.exit == planmod.Exit.NO_CHANGES:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from .artifacts import Build
 from .changes import Action, Cost, DevicePlan, Exit, Plan, unified
@@ -105,6 +106,46 @@ def as_text(plan: Plan, fabric: Fabric, show_unchanged: bool = False) -> str:
         out.append("")
     out.append(summary_line(plan))
     return "\n".join(out) + "\n"
+
+
+def load_saved(path: Path) -> dict[str, object]:
+    """A plan written by ``diff --out`` (a one-line error for anything else)."""
+    from .errors import BgpgenError, Problem
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise BgpgenError(Problem(str(path), "--plan", "no such file",
+                                  "write one with bgpgen diff --live --out FILE")) from None
+    except (OSError, ValueError) as exc:
+        raise BgpgenError(Problem(str(path), "--plan", f"not a bgpgen plan ({type(exc).__name__})",
+                                  "write one with bgpgen diff --live --out FILE")) from None
+    if not isinstance(data, dict) or data.get("format") != 1 or "devices" not in data:
+        raise BgpgenError(Problem(str(path), "--plan", "not a bgpgen plan",
+                                  "write one with bgpgen diff --live --out FILE"))
+    if str(data.get("baseline", "")).startswith("build "):
+        raise BgpgenError(Problem(str(path), "--plan", "is a plan against a build, not against "
+                                  "what runs: it cannot be applied",
+                                  "write one with bgpgen diff --live --out FILE"))
+    return data
+
+
+def drift(saved: dict[str, object], now: Plan) -> list[str]:
+    """How the plan made now differs from a saved one: a device at a time, one line each.
+    Empty when the saved plan is exactly what would be applied."""
+    if saved.get("fabric") != now.fabric:
+        return [f"the plan is for fabric {saved.get('fabric')}, this is {now.fabric}"]
+    devices: list[dict[str, Any]] = saved["devices"]  # type: ignore[assignment]
+    was = {d["device"]: d for d in devices}
+    out = []
+    for d in now.devices:
+        old = was.pop(d.device, None)
+        if old is None:
+            out.append(f"{d.device}: not in the saved plan")
+        elif (old["action"], old["diff"], old["cost"]) != (str(d.action), d.diff, d.cost.label):
+            out.append(f"{d.device}: planned {old['action']} ({len(old['diff'])} lines), now "
+                       f"{d.action} ({len(d.diff)} lines)")
+    out += [f"{name}: in the saved plan, not selected now" for name in sorted(was)]
+    return out
 
 
 def as_unified(plan: Plan) -> str:

@@ -399,3 +399,34 @@ def test_file_and_daemon_apart_is_a_change(rendered_lab: str, cli: Callable[...,
     _check(cli("deploy", "-i", str(inv), "--lab", name, "--limit", "node-r1-01", "--yes"), 0)
     assert {n["timers"]["config"]["hold_time"] for n in gobgp_json(e, "neighbor")} == {12}
     _check(cli("diff", "-i", str(inv), "--live", "--lab", name, "--limit", "node-r1-01"), 0)
+
+
+def test_a_saved_plan_is_applied_and_a_drifted_one_refused(rendered_lab: str,
+                                                           cli: Callable[..., Run],
+                                                           tmp_path: Path) -> None:
+    """diff --live --out FILE, then deploy --plan FILE applies exactly that plan; if a device
+    changed in between, deploy refuses and pushes nothing."""
+    name = rendered_lab
+    inv = changed_inventory(tmp_path)
+    plan = tmp_path / "plan.json"
+    _check(cli("diff", "-i", str(inv), "--live", "--lab", name, "--out", str(plan)), 2)
+    saved = json.loads(plan.read_text())
+    assert {d["device"] for d in saved["devices"] if d["action"] != "none"} == \
+        {"node-r1-03", "tor-r1-a", "tor-r1-b"}
+    assert SECRET not in plan.read_text()
+    # Someone withdraws a route on node-r1-03 by hand after the plan was reviewed.
+    e = lab.overlay(name)["devices"]["node-r1-03"]
+    assert lab.run_on(e, ["gobgp", "global", "rib", "del", "-a", "ipv4",
+                          "10.244.3.0/24"]).returncode == 0
+    before = _mtimes(name)
+    r = cli("deploy", "-i", str(inv), "--lab", name, "--plan", str(plan))
+    assert r.code == 1 and "changed since this plan" in r.err and "node-r1-03:" in r.err, r.err
+    assert r.err.count("\n") == 1 and _mtimes(name) == before
+    # Plan again, review, apply: exactly the planned devices change, with no prompt.
+    _check(cli("diff", "-i", str(inv), "--live", "--lab", name, "--out", str(plan)), 2)
+    r = _check(cli("deploy", "-i", str(inv), "--lab", name, "--plan", str(plan), "--format",
+                   "json"), 0)
+    assert {x["device"] for x in json.loads(r.out)["results"] if x["status"] == "changed"} == \
+        {"node-r1-03", "tor-r1-a", "tor-r1-b"}
+    r = cli("deploy", "--lab", name, "--plan", str(tmp_path / "nope.json"))
+    assert r.code == 1 and "--plan: no such file" in r.err
