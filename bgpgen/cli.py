@@ -14,6 +14,9 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+import argcomplete
+from argcomplete.shell_integration import shellcode
+
 from . import __version__, cli_fleet
 from .check import check_build, raise_on_failure
 from .errors import BgpgenError
@@ -118,6 +121,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="resolve: write secret values (files 0600); placeholder: write "
                    "<secret:NAME> tokens, for CI builds and diffs without secrets")
     sub.add_parser("schema", help="print the inventory JSON Schema (for editors)")
+    c = sub.add_parser("completion", help="print the shell completion script: "
+                       "eval \"$(bgpgen completion bash)\"")
+    c.add_argument("shell", choices=("bash", "zsh", "fish", "tcsh"), nargs="?", default="bash")
     _lab_parser(sub)
     cli_fleet.add_parsers(sub)
     return p
@@ -280,6 +286,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
          stderr: TextIO | None = None) -> int:
     out, err = stdout or sys.stdout, stderr or sys.stderr
     parser = _parser()
+    argcomplete.autocomplete(parser)  # answers the shell and exits when completing, else nothing
     try:
         args, extra = parser.parse_known_args(argv)
         if extra:  # say it with the subcommand's options and usage
@@ -291,6 +298,9 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
     try:
         if args.command == "schema":
             out.write(inventory_schema_text())
+            return ExitStatus.OK
+        if args.command == "completion":
+            out.write(shellcode(["bgpgen"], shell=args.shell))
             return ExitStatus.OK
         handler = {"validate": _validate, "render": _render, "lab": _lab,
                    "diff": cli_fleet.diff, "deploy": cli_fleet.deploy,

@@ -148,3 +148,21 @@ def test_a_build_of_another_fabric_is_not_replaced(cli: Callable[..., Run], tmp_
     assert json.loads((out / "manifest.json").read_text())["fabric"] == "dc1"
     assert cli("render", "-i", str(EXAMPLES["local-rs"]), "-o", str(out), "--force").code == 0
     assert json.loads((out / "manifest.json").read_text())["fabric"] == "local-rs"
+
+
+@pytest.mark.parametrize("line,want", [("bgpgen dep", "deploy"),
+                                       ("bgpgen deploy --ye", "--yes"),
+                                       ("bgpgen lab up --rend", "--render")])
+def test_shell_completion(line: str, want: str, tmp_path: Path) -> None:
+    """bgpgen completion prints the script; the shell's requests are answered (argcomplete)."""
+    import subprocess
+    import sys
+    script = subprocess.run([sys.executable, "-m", "bgpgen.cli", "completion", "bash"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert script.returncode == 0 and "complete" in script.stdout and "bgpgen" in script.stdout
+    answer = tmp_path / "answer"
+    env = {**os.environ, "COMP_LINE": line, "COMP_POINT": str(len(line)), "_ARGCOMPLETE": "1",
+           "_ARGCOMPLETE_STDOUT_FILENAME": str(answer)}
+    subprocess.run([sys.executable, "-m", "bgpgen.cli"], env=env, cwd=ROOT, timeout=30,
+                   capture_output=True)
+    assert want in answer.read_text().split(), answer.read_text()
