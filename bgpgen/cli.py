@@ -21,7 +21,7 @@ from . import __version__, cli_fleet
 from .check import check_build, raise_on_failure
 from .errors import BgpgenError
 from .render import check_output_dir, render, write
-from .schema import inventory_schema_text
+from .schema import inventory_schema_text, per_file_schema_text
 from .secrets import SecretMode, resolve_all
 from .validate import load_fabric
 
@@ -120,7 +120,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--secrets", choices=[m.value for m in SecretMode], default="resolve",
                    help="resolve: write secret values (files 0600); placeholder: write "
                    "<secret:NAME> tokens, for CI builds and diffs without secrets")
-    sub.add_parser("schema", help="print the inventory JSON Schema (for editors)")
+    sc = sub.add_parser("schema", help="print the inventory JSON Schema (for editors)")
+    sc.add_argument("--per-file", action="store_true",
+                    help="the schema of one inventory file (no top-level key required), for "
+                    "an editor's yaml-language-server")
     c = sub.add_parser("completion", help="print the shell completion script: "
                        "eval \"$(bgpgen completion bash)\"")
     c.add_argument("shell", choices=("bash", "zsh", "fish", "tcsh"), nargs="?", default="bash")
@@ -297,7 +300,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
     fmt = getattr(args, "format", "text")
     try:
         if args.command == "schema":
-            out.write(inventory_schema_text())
+            out.write(per_file_schema_text() if args.per_file else inventory_schema_text())
             return ExitStatus.OK
         if args.command == "completion":
             out.write(shellcode(["bgpgen"], shell=args.shell))

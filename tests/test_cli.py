@@ -166,3 +166,56 @@ def test_shell_completion(line: str, want: str, tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "bgpgen.cli"], env=env, cwd=ROOT, timeout=30,
                    capture_output=True)
     assert want in answer.read_text().split(), answer.read_text()
+
+
+def test_ctrl_c_exits_130_and_writes_nothing(tmp_path: Path) -> None:
+    """A real SIGINT in the middle of rendering a 10,000-node inventory: exit 130,
+    'interrupted' on stderr, no traceback, no output directory, no temporary one left."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    sys.path.insert(0, str(ROOT / "bench"))
+    from gen import generate
+    inv = generate(10000, tmp_path / "inv")
+    env = {**os.environ, "BGPGEN_BENCH_MD5": "bench-secret"}
+    proc = subprocess.Popen([sys.executable, "-m", "bgpgen.cli", "render", "-i", str(inv), "-o",
+                             str(tmp_path / "out")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)  # loading and validating: well before the files are in place
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip() == "interrupted", (proc.returncode, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inv"]
+
+
+def test_the_schema_serves_editors(cli: Callable[..., Run]) -> None:
+    """Every field has a description; the per-file schema shipped beside the example is what
+    bgpgen schema --per-file prints, each example file names it and passes it on its own."""
+    import yaml
+    schema = json.loads(cli("schema").out)
+    undescribed = []
+
+    def walk(node: object, path: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.get("properties", {}).items():
+                if isinstance(v, dict) and "description" not in v:
+                    undescribed.append(f"{path}.{k}")
+                walk(v, f"{path}.{k}")
+            for key in ("items", "additionalProperties"):
+                walk(node.get(key), path + "[]")
+    walk(schema, "")
+    for name, d in schema["$defs"].items():
+        walk(d, name)
+    assert undescribed == []
+    per_file = cli("schema", "--per-file").out
+    shipped = ROOT / "inventory" / ".bgpgen-inventory.schema.json"
+    assert shipped.read_text() == per_file
+    validator = jsonschema_rs.Draft202012Validator(json.loads(per_file))
+    files = sorted((ROOT / "inventory").glob("*.yaml")) + [
+        EXAMPLES["local-rs"] / "inventory.yaml"]
+    for f in files:
+        first = f.read_text().splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema=") and \
+            (f.parent / first.split("=", 1)[1]).resolve() == shipped.resolve(), f
+        assert validator.is_valid(yaml.safe_load(f.read_text())), f

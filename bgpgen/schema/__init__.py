@@ -24,3 +24,12 @@ def playbook_schema() -> dict[str, Any]:
     text = resources.files(__package__).joinpath("playbook.schema.json").read_text("utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
+
+
+def per_file_schema_text() -> str:
+    """The schema for one inventory file (what an editor checks as you type): the same, but an
+    inventory's parts may sit in any of its files, so no top-level key is required."""
+    data = dict(inventory_schema())
+    data.pop("required", None)
+    data["title"] = "bgpgen inventory file"
+    return json.dumps(data, indent=2) + "\n"
