@@ -144,7 +144,8 @@ def describe(exc: BaseException, target: Target | None = None) -> str:
     text = " ".join(str(exc).split())
     if isinstance(exc, (socket.timeout, TimeoutError, ConnectionError, OSError)):
         return f"unreachable: {text[:160] or name}"
-    return f"{name}: {text[:200]}"
+    # not the device's state, not the user's input: a bug of bgpgen's, said as one
+    return f"internal error in bgpgen ({name}: {text[:160]}); please report it"
 
 
 def _target_or_none(task: Task, fabric: Fabric) -> Target | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .artifacts import Build
 from .changes import Action, Cost, DevicePlan, Exit, Plan, unified
+from .errors import BgpgenError, Problem
 from .model import Fabric
 from .platforms import spec
 from .platforms.base import mask
@@ -110,7 +111,6 @@ def as_text(plan: Plan, fabric: Fabric, show_unchanged: bool = False) -> str:
 
 def load_saved(path: Path) -> dict[str, object]:
     """A plan written by ``diff --out`` (a one-line error for anything else)."""
-    from .errors import BgpgenError, Problem
     try:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:

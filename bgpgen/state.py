@@ -49,7 +49,3 @@ class DeviceState:
     down: str = ""       #: reached, but the BGP daemon does not answer: a finding
     #: peers for which the daemon runs other settings than its own config file says
     drift: list[str] = field(default_factory=list)
-
-    def states(self) -> dict[str, str]:
-        """Peer address -> session state."""
-        return {a: p.state for a, p in self.peers.items()}

@@ -48,17 +48,14 @@ class Target:
         return self.ssh.user
 
 
-def target(device: Device, fabric: Fabric, config: SSHConfig,
-           paths: dict[str, str] | None = None) -> Target:
+def target(device: Device, fabric: Fabric, config: SSHConfig) -> Target:
     """One device's target, reached through ``config`` (a parsed ssh config)."""
     mgmt = device.mgmt or fabric.management
     way = reach(config, device.name, mgmt)
     become = mgmt.become if mgmt.become is not None else way.ssh.user != "root"
     where = spec(device.platform).paths
-    p = paths or {}
-    return Target(device.name, device.platform, way.ssh, way.jumps, become,
-                  p.get("config", where.config), p.get("run", where.run),
-                  p.get("confdir", where.confdir), device.api_port)
+    return Target(device.name, device.platform, way.ssh, way.jumps, become, where.config,
+                  where.run, where.confdir, device.api_port)
 
 
 def ssh_config_of(fabric: Fabric, given: Path | None) -> Path | None:

@@ -61,7 +61,7 @@ class DeviceFs:
         target = self.path(inside)
         top = next(t for t in OVERLAID if inside.startswith(t + "/"))
         parts = Path(inside).relative_to(top).parts[:-1]
-        host, upper = Path(top), self.path(top + "/x").parent
+        host, upper = Path(top), self.root / "fs" / _key(top)
         for part in parts:
             host, upper = host / part, upper / part
             if not upper.is_dir():
