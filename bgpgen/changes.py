@@ -4,6 +4,7 @@ activating the change costs. Platform modules fill these; :mod:`bgpgen.plan` sho
 from __future__ import annotations
 
 import difflib
+import threading
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -56,6 +57,8 @@ class DevicePlan:
     extra: dict[str, Any] = field(default_factory=dict)
     #: deploy --verify and playbook gates: keep the push unconfirmed until the gate decides
     defer_confirm: bool = False
+    #: set when the deploy is interrupted (Ctrl-C): a push not yet activated stops untouched
+    stop: threading.Event | None = field(default=None, compare=False, repr=False)
 
     @property
     def changed(self) -> bool:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -30,6 +34,9 @@ def add_parsers(sub: Any) -> None:
                         "excludes (e.g. 'rack:r1,&role:node,!node-r1-03'); repeatable")
         sp.add_argument("--templates", type=Path, default=None)
         sp.add_argument("--workers", type=int, default=10)
+        sp.add_argument("--command-timeout", type=float, default=60.0, metavar="SECONDS",
+                        help="longest one command may run on a device before it is killed "
+                        "there and the step fails (default 60)")
         sp.add_argument("--format", choices=formats, default="text")
 
     d = sub.add_parser("diff", help="what would change: against a previous build or live")
@@ -120,7 +127,7 @@ def _transaction(args: argparse.Namespace, fabric: Any, build: Any) -> Any:
     from .fleet import nornir_for
     tg, devices = _targets(args, fabric)
     values = resolve_all(build.secrets)
-    nr = nornir_for(devices, tg, args.workers)
+    nr = nornir_for(devices, tg, args.workers, args.command_timeout)
     baseline = f"lab {args.lab}" if args.lab else "the running devices"
     return Transaction(nr, build, values, timeout=getattr(args, "timeout", 60.0),
                        baseline=baseline)
@@ -136,7 +143,7 @@ def verify(args: argparse.Namespace, out: TextIO) -> int:
     fabric = load_fabric(_inventory(args))
     tg, devices = _targets(args, fabric)
     values = resolve_all(tuple(s for s in fabric.secrets))
-    nr = nornir_for(devices, tg, args.workers)
+    nr = nornir_for(devices, tg, args.workers, args.command_timeout)
     chosen = {d.name for d in devices}
     try:
         report = verify.wait(fabric, lambda only: read_states(nr, fabric, values, only),
@@ -265,7 +272,8 @@ def _deploy(args: argparse.Namespace, out: TextIO, fabric: Any, build: Any, err:
                 out.write("Cancelled: nothing was pushed.\n")
                 return 1
         todo = [p.device for p in plan.devices if p.changed]
-        with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+        with Progress(console=err, transient=True, disable=not err.is_terminal) as bar, \
+                _interruptible(tx, err):
             task = bar.add_task("deploying", total=len(todo))
             report = tx.run(args.timeout if args.verify else None,
                             lambda dev, what: bar.advance(task))
@@ -278,17 +286,43 @@ def _deploy(args: argparse.Namespace, out: TextIO, fabric: Any, build: Any, err:
     if args.format == "json":
         out.write(json.dumps({"plan": json.loads(planmod.as_json(plan)),
                               "results": [r.as_dict() for r in report.results],
-                              "failed": report.failed_hosts}, indent=1) + "\n")
+                              "failed": report.failed_hosts,
+                              "interrupted": report.interrupted}, indent=1) + "\n")
     else:
         table = Table(title="bgpgen deploy")
-        for col in ("device", "result", "seconds", "detail"):
+        for col in ("device", "result", "runs", "seconds", "detail"):
             table.add_column(col)
         for r in report.results:
-            table.add_row(r.device, str(r.status), f"{r.seconds:.1f}", escape(r.message))
+            runs = "" if r.status is Status.UNCHANGED else str(r.runs)
+            table.add_row(r.device, str(r.status), runs, f"{r.seconds:.1f}", escape(r.message))
         Console(file=out, width=160).print(table)
-        rolled = report.count(Status.ROLLED_BACK)
-        out.write(f"Deploy: {report.count(Status.CHANGED)} changed, "
+        rolled, skipped = report.count(Status.ROLLED_BACK), report.count(Status.SKIPPED)
+        out.write(("Interrupted. " if report.interrupted else "")
+                  + f"Deploy: {report.count(Status.CHANGED)} changed, "
                   f"{report.count(Status.UNCHANGED)} unchanged, "
                   f"{report.count(Status.FAILED)} failed"
-                  + (f", {rolled} rolled back" if rolled else "") + ".\n")
+                  + (f", {rolled} rolled back" if rolled else "")
+                  + (f", {skipped} not pushed" if skipped else "") + ".\n")
+    if report.interrupted:
+        return 130
     return 0 if report.ok else 1
+
+
+@contextmanager
+def _interruptible(tx: Any, err: Any) -> Iterator[None]:
+    """Ctrl-C during a push: no new pushes start; those in flight finish (or restore
+    themselves), unconfirmed ones are rolled back, and the per-device table is printed.
+    Another Ctrl-C only repeats that (a half-done push is worse than a wait)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        err.print("interrupted: no new pushes; pushes in flight finish or roll back, "
+                  "then the table of what each device runs")
+        tx.interrupt()
+    old = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)

@@ -8,6 +8,7 @@ before nodes, so a node's push is checked against switches that are already sett
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from .changes import Action, Plan
 from .fleet import (DeviceResult, Finish, Progress, apply_task, finish_task, live_plan,
                     read_states)
 from .model import Role
-from .platforms.base import Status
+from .platforms.base import Runs, Status
 
 
 @dataclass(slots=True)
@@ -28,6 +29,7 @@ class DeployReport:
 
     results: list[DeviceResult] = field(default_factory=list)
     gate: verify.VerifyReport | None = None
+    interrupted: bool = False  #: Ctrl-C: pushes not started were skipped
 
     @property
     def failed_hosts(self) -> list[str]:
@@ -35,7 +37,8 @@ class DeployReport:
 
     @property
     def ok(self) -> bool:
-        return not any(r.status in (Status.FAILED, Status.ROLLED_BACK) for r in self.results)
+        return not self.interrupted and not any(
+            r.status in (Status.FAILED, Status.ROLLED_BACK, Status.SKIPPED) for r in self.results)
 
     def count(self, status: Status) -> int:
         return sum(1 for r in self.results if r.status is status)
@@ -57,6 +60,17 @@ class Transaction:
         self.baseline = baseline
         self.plan: Plan | None = None
         self.report = DeployReport()
+        self.stop = threading.Event()
+
+    def interrupt(self) -> None:
+        """Stop starting pushes (Ctrl-C): pushes in flight finish or restore themselves, the
+        gate stops waiting, and :meth:`run` rolls back what it left unconfirmed. Safe to
+        call from a signal handler."""
+        self.stop.set()
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stop.is_set()
 
     def make_plan(self, progress: Progress | None = None) -> Plan:
         self.plan = live_plan(self.nr, self.build, self.values, self.baseline, progress)
@@ -79,9 +93,9 @@ class Transaction:
             if wave:
                 agg = self.nr.filter(filter_func=lambda h, w=wave: h.name in w).run(
                     task=apply_task, plan=plan, build=self.build, values=self.values,
-                    timeout=self.timeout, progress=progress)
+                    timeout=self.timeout, progress=progress, stop=self.stop)
                 done.update({name: r[0].result for name, r in agg.items()})
-        self.report = DeployReport()
+        self.report = DeployReport(interrupted=self.interrupted)
         for p in plan.devices:
             if p.action is Action.FAILED:
                 self.report.results.append(DeviceResult(p.device, Status.FAILED,
@@ -107,7 +121,7 @@ class Transaction:
         scope = devices if devices is not None else set(self.observer.inventory.hosts)
         result = verify.wait(fabric, lambda only: read_states(self.observer, fabric,
                                                               self.values, only),
-                             wait, scope, pending, healthy)
+                             wait, scope, pending, healthy, self.stop)
         self.report.gate = result
         return result
 
@@ -121,13 +135,14 @@ class Transaction:
         for res in self.report.results:
             if res.device not in agg:
                 continue
-            problem = agg[res.device][0].result
+            done: DeviceResult = agg[res.device][0].result
+            res.runs = done.runs
             if action is Finish.ROLLBACK:
-                res.status = Status.FAILED if problem else Status.ROLLED_BACK
-                res.message = f"verify failed ({reason}); " + (
-                    f"rollback failed: {problem}" if problem else "previous config restored")
-            elif problem:
-                res.status, res.message = Status.FAILED, f"confirm failed: {problem}"
+                res.status = Status.ROLLED_BACK if done.runs is Runs.PREVIOUS else Status.FAILED
+                res.message = f"{reason}; " + (
+                    f"rollback: {done.message}" if done.message else "previous config restored")
+            elif done.message:
+                res.status, res.message = Status.FAILED, f"confirm failed: {done.message}"
 
     def confirm(self) -> None:
         """Make every push of this transaction final."""
@@ -141,8 +156,11 @@ class Transaction:
         """Confirm when the gate held, else roll back."""
         if result.ok:
             self.confirm()
+        elif self.interrupted:
+            self.rollback("interrupted before the verify gate held")
         else:
-            self.rollback("; ".join(f.message for f in result.findings[:3]))
+            self.rollback("verify failed (" + "; ".join(f.message for f in result.findings[:3])
+                          + ")")
 
     def run(self, gate_wait: float | None = None,
             progress: Progress | None = None) -> DeployReport:
@@ -150,7 +168,11 @@ class Transaction:
         verify gate that confirms or rolls back every changed device."""
         self.apply(defer_confirm=gate_wait is not None, progress=progress)
         if gate_wait is not None:
-            self.settle(self.gate(gate_wait))
+            if self.interrupted:  # nothing was judged: what was pushed goes back
+                self.rollback("interrupted before the verify gate")
+            else:
+                self.settle(self.gate(gate_wait))
+        self.report.interrupted = self.interrupted
         return self.report
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import getpass
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ from .changes import Action, DevicePlan, Plan
 from .errors import BgpgenError, Problem
 from .model import Device, Fabric
 from .platforms import spec
-from .platforms.base import DeployFailed, Status
+from .lock import LockedError, command_line, lock_target, unlock_target
+from .platforms.base import RUN_ID, DeployFailed, Interrupted, RestoreFailed, Runs, Status
 from .secrets import redact
 from .state import ANSWER_SECONDS, DaemonError, DeviceState
 from .reach import Hop
@@ -49,6 +51,8 @@ PATHS = "bgpgen_paths"    #: host data key of per-device path overrides
 #: (or a recording) instead of bgpgen's Netmiko session
 TRANSPORT = "bgpgen_transport"
 BECOME = "bgpgen_become"  #: host data key: privileged steps through sudo -n (default: not root)
+#: host data key: seconds one command may take on the device (default 60)
+COMMAND_TIMEOUT = "bgpgen_command_timeout"
 
 
 @dataclass(slots=True)
@@ -59,9 +63,11 @@ class DeviceResult:
     status: Status
     seconds: float = 0.0
     message: str = ""
+    #: which config the device runs now (file and daemon agreeing, as read back)
+    runs: Runs = Runs.PREVIOUS
 
     def as_dict(self) -> dict[str, Any]:
-        return {"device": self.device, "status": str(self.status),
+        return {"device": self.device, "status": str(self.status), "runs": str(self.runs),
                 "seconds": round(self.seconds, 3), "message": self.message}
 
 
@@ -70,7 +76,8 @@ class Finish(StrEnum):
     ROLLBACK = "rollback"
 
 
-def nornir_for(devices: list[Device], targets: Mapping[str, Target], workers: int) -> Nornir:
+def nornir_for(devices: list[Device], targets: Mapping[str, Target], workers: int,
+               command_timeout: float = 60.0) -> Nornir:
     """A Nornir object over these devices, built in memory from the model and the targets."""
     if workers < 1:
         raise BgpgenError(Problem("", "--workers", f"{workers} is not a number of workers",
@@ -85,7 +92,7 @@ def nornir_for(devices: list[Device], targets: Mapping[str, Target], workers: in
         extras["auto_connect"] = False
         hosts[d.name] = Host(
             name=d.name, hostname=t.host, port=t.port, username=t.user, platform="linux",
-            data={TARGET: t},
+            data={TARGET: t, COMMAND_TIMEOUT: command_timeout},
             connection_options={"netmiko": ConnectionOptions(
                 hostname=t.host, port=t.port, username=t.user, platform="linux",
                 extras=extras)})
@@ -130,7 +137,7 @@ def transport_for(task: Task, fabric: Fabric) -> Transport:
         open_client(conn, target)
     else:  # a connection the user's Nornir opened
         no_delay(conn.remote_conn_pre)
-    return SshTransport(conn, target)
+    return SshTransport(conn, target, float(task.host.get(COMMAND_TIMEOUT) or 60.0))
 
 
 def describe(exc: BaseException, target: Target | None = None) -> str:
@@ -174,35 +181,70 @@ def plan_task(task: Task, build: Build, values: Mapping[str, str],
 
 
 def apply_task(task: Task, plan: Plan, build: Build, values: Mapping[str, str],
-               timeout: float, progress: Progress | None = None) -> Result:
-    """Push one device as planned (check on target, back up, activate, check sessions;
-    restored on failure). Result: a :class:`DeviceResult`."""
+               timeout: float, progress: Progress | None = None,
+               stop: threading.Event | None = None) -> Result:
+    """Push one device as planned (its lock taken, checked on target, backed up, activated,
+    read back, sessions checked; restored on failure). A set ``stop`` (Ctrl-C) skips a push
+    not yet activated. Result: a :class:`DeviceResult` saying which config the device runs."""
     name = task.host.name
     start = time.monotonic()
     p = plan.device(name)
+    t: Transport | None = None
+    locked = False
     try:
         if p is None or not p.changed:
             res = DeviceResult(name, Status.UNCHANGED)
+        elif stop is not None and stop.is_set():
+            res = DeviceResult(name, Status.SKIPPED, message="interrupted: not pushed")
         else:
+            p.stop = stop
             t = transport_for(task, build.fabric)
+            lock_target(t, build.fabric.name, RUN_ID, command_line())
+            locked = True
             out = spec(t.target.platform).driver.apply(t, p, build.files_of(name), values,
                                                        timeout)
-            res = DeviceResult(name, out.status, message=out.message)
+            res = DeviceResult(name, out.status, message=out.message, runs=Runs.NEW)
+    except Interrupted as exc:
+        res = DeviceResult(name, Status.SKIPPED, message=exc.problems[0].message)
+    except LockedError as exc:
+        pr = exc.problems[0]
+        res = DeviceResult(name, Status.FAILED, message=f"{pr.message} (hint: {pr.hint})")
     except DeployFailed as exc:
-        res = DeviceResult(name, Status.FAILED, message=redact(exc.problems[0].message, values))
+        res = DeviceResult(name, Status.FAILED, message=redact(exc.problems[0].message, values),
+                           runs=Runs.UNKNOWN if isinstance(exc, RestoreFailed) else
+                           Runs.PREVIOUS)
     except Exception as exc:  # noqa: BLE001 - every failure becomes this device's result
+        activated = p is not None and p.extra.get("activated")
         res = DeviceResult(name, Status.FAILED, message=redact(
-            describe(exc, _target_or_none(task, build.fabric)), values))
+            describe(exc, _target_or_none(task, build.fabric)), values),
+            runs=Runs.UNKNOWN if activated else Runs.PREVIOUS)
+    finally:
+        if t is not None and locked and not (p is not None and p.defer_confirm
+                                             and res.status is Status.CHANGED):
+            _unlock(t)
     res.seconds = time.monotonic() - start
     if progress:
         progress(name, str(res.status))
     return Result(host=task.host, result=res)
 
 
+def _unlock(t: Transport) -> None:
+    try:
+        unlock_target(t, RUN_ID)
+    except Exception:  # noqa: BLE001 - a lock left behind is taken over by the next run here
+        pass
+
+
 def finish_task(task: Task, plan: Plan, build: Build, action: Finish, timeout: float,
                 values: Mapping[str, str]) -> Result:
-    """Confirm or roll back one pushed device. Result: "" or what went wrong."""
-    p = plan.device(task.host.name)
+    """Confirm or roll back one pushed device (and release its lock). Result: a
+    :class:`DeviceResult` (its status is for the caller to set: ``runs`` and ``message``
+    say what the device runs and what went wrong, '' when nothing did)."""
+    name = task.host.name
+    p = plan.device(name)
+    t: Transport | None = None
+    res = DeviceResult(name, Status.CHANGED,
+                       runs=Runs.NEW if action is Finish.CONFIRM else Runs.PREVIOUS)
     try:
         t = transport_for(task, build.fabric)
         driver = spec(t.target.platform).driver
@@ -210,10 +252,16 @@ def finish_task(task: Task, plan: Plan, build: Build, action: Finish, timeout: f
             driver.confirm(t, p)
         elif p is not None:
             driver.rollback(t, p, timeout)
-        return Result(host=task.host, result="")
+    except DeployFailed as exc:
+        res.message = redact(exc.problems[0].message, values)
+        res.runs = Runs.UNKNOWN if isinstance(exc, RestoreFailed) else Runs.PREVIOUS
     except Exception as exc:  # noqa: BLE001 - reported per device
-        return Result(host=task.host, result=redact(
-            describe(exc, _target_or_none(task, build.fabric)), values))
+        res.message = redact(describe(exc, _target_or_none(task, build.fabric)), values)
+        res.runs = Runs.UNKNOWN
+    finally:
+        if t is not None:
+            _unlock(t)
+    return Result(host=task.host, result=res)
 
 
 def read_state_task(task: Task, fabric: Fabric, values: Mapping[str, str]) -> Result:
@@ -239,7 +287,7 @@ def read_state_task(task: Task, fabric: Fabric, values: Mapping[str, str]) -> Re
             view = DeviceState(name, down="the BGP daemon's answer could not be read")
             return Result(host=task.host, result=view)
         if not res.ok and not view.peers:
-            text = redact(res.output, values)
+            text = redact(res.stderr.strip() or res.stdout, values)
             view.down = " ".join(text.split())[:200] or f"exit code {res.rc}"
     except Exception as exc:  # noqa: BLE001 - an unreadable device is reported, not raised
         view = DeviceState(name, error=redact(describe(exc, _target_or_none(task, fabric)),
@@ -296,6 +344,6 @@ def close(nr: Nornir) -> None:
     nr.close_connections(on_good=True, on_failed=True)
 
 
-__all__ = ["DeviceResult", "Finish", "apply_task", "close", "drain_task", "finish_task",
+__all__ = ["COMMAND_TIMEOUT", "DeviceResult", "Finish", "apply_task", "close", "drain_task", "finish_task",
            "live_plan", "nornir_for", "plan_task", "read_state_task", "read_states",
            "target_of", "transport_for"]

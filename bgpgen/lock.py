@@ -1,4 +1,5 @@
-"""One push at a time per fabric: a lock on the controller, named after the fabric.
+"""One push at a time per fabric: a lock on the controller, named after the fabric, and a lock
+file on each device while it is being pushed.
 
 ``bgpgen deploy`` and ``bgpgen run`` hold it while they plan and push; a second one refuses at
 once, saying who holds it and since when, before it reaches any device. The lock is an
@@ -22,6 +23,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import BgpgenError, Problem
+from .transport import Transport, shell
+
+#: on each device, while bgpgen pushes it (and until the push is confirmed or rolled back)
+TARGET_LOCK = "/run/lock/bgpgen.lock"
 
 
 class LockedError(BgpgenError):
@@ -73,3 +78,52 @@ def _holder(path: Path) -> str:
 
 def command_line() -> str:
     return " ".join(["bgpgen", *sys.argv[1:]])[:200]
+
+
+def lock_target(t: Transport, fabric: str, run: str, what: str) -> None:
+    """Take ``t``'s device lock for this run, or refuse in one line naming its holder. A lock
+    left by a run of this controller that is gone (killed) is taken over."""
+    info = json.dumps({"run": run, "pid": os.getpid(), "user": getpass.getuser(),
+                       "host": socket.gethostname(), "fabric": fabric,
+                       "since": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": what})
+    take = ('mkdir -p "$(dirname -- "$1")" && { (set -C; cat > "$1") 2>/dev/null '
+            '|| { cat -- "$1"; exit 3; }; }')
+    for _ in range(2):
+        res = t.exec(f"sh -c {shell([take])} bgpgen {shell([TARGET_LOCK])}", stdin=info + "\n")
+        if res.ok:
+            return
+        if res.rc != 3:
+            raise LockedError(Problem("", t.target.name, f"cannot take the device lock "
+                                      f"{TARGET_LOCK}: {res.output.strip()[:160]}", ""))
+        try:
+            held = json.loads(res.stdout or "{}")
+        except ValueError:
+            held = {}
+        if not (held.get("host") == socket.gethostname() and not _alive(held.get("pid"))):
+            who = (f"{held.get('command', 'a push')} by {held.get('user')}@{held.get('host')} "
+                   f"(PID {held.get('pid')}) since {held.get('since')}" if held
+                   else "another bgpgen")
+            raise LockedError(Problem("", t.target.name, f"{t.target.name} is being pushed by "
+                                      f"{who}", f"wait for it; if that run is gone, remove "
+                                      f"{TARGET_LOCK} on {t.target.name}"))
+        t.exec(shell(["rm", "-f", TARGET_LOCK]))  # its run is gone: stale
+    raise LockedError(Problem("", t.target.name, f"cannot take the device lock {TARGET_LOCK}",
+                              ""))
+
+
+def unlock_target(t: Transport, run: str) -> None:
+    """Release the device lock if this run holds it."""
+    t.exec(f"grep -qF {shell([json.dumps(run)])} {shell([TARGET_LOCK])} 2>/dev/null && "
+           f"rm -f {shell([TARGET_LOCK])}; true")
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int):
+        return True  # unknown: not taken over
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

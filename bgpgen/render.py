@@ -89,6 +89,8 @@ def _render_file(env: jinja2.Environment, fabric: Fabric, device: Device, fs: Fi
         line = getattr(exc, "lineno", None)
         raise RenderError(Problem(str(where), device.name, f"template error: {exc}",
                                   "fix the template (see --templates)", line)) from None
+    if fs.stamp is not None:
+        text = fs.stamp(text)
     return Artifact(device.name, fs.name, fs.target, text, tuple(sorted(recorder.used)))
 
 

@@ -184,7 +184,8 @@ class _Batch:
         self.res.failed += [{"device": f.device, "gate": "verify", "message": f.message}
                             for f in rep.findings]
         if self.tx is not None:
-            self.rollback("; ".join(f.message for f in rep.findings[:2]))
+            self.rollback("verify failed (" + "; ".join(f.message for f in rep.findings[:2])
+                          + ")")
         return False
 
     def pause(self, params: dict[str, Any]) -> bool:

@@ -49,3 +49,5 @@ class DeviceState:
     down: str = ""       #: reached, but the BGP daemon does not answer: a finding
     #: peers for which the daemon runs other settings than its own config file says
     drift: list[str] = field(default_factory=list)
+    #: the daemon runs another config than its file, as a whole ('' when they agree)
+    drift_detail: str = ""

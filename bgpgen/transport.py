@@ -62,9 +62,11 @@ class Transport(Protocol):
     @property
     def target(self) -> Target: ...
 
-    def exec(self, command: str, timeout: float = 60,
+    def exec(self, command: str, timeout: float | None = None,
              stdin: str | None = None) -> CommandResult:
-        """Run a shell command (``stdin`` fed to it)."""
+        """Run a shell command (``stdin`` fed to it), for at most ``timeout`` seconds (the
+        transport's command timeout when None); a command that takes longer is killed on the
+        device and raises :class:`RemoteError`."""
         ...
 
     def read(self, path: str) -> str | None:
@@ -79,7 +81,7 @@ class Transport(Protocol):
     def rename(self, src: str, dst: str) -> None: ...
 
 
-def check(t: Transport, command: str, what: str, timeout: float = 60) -> str:
+def check(t: Transport, command: str, what: str, timeout: float | None = None) -> str:
     """Run a command that must succeed; returns its stdout alone (fit to parse)."""
     res = t.exec(command, timeout)
     if not res.ok:
@@ -211,19 +213,45 @@ class SshTransport:
 
     conn: Any
     target: Target
+    #: how long one command may take (Ansible's ``command_timeout``); it is killed on the
+    #: device after that, so nothing bgpgen gave up on goes on running there
+    command_timeout: float = 60.0
     _sftp: Any = None
+    _broken: bool = False
 
     @property
     def _client(self) -> Any:
+        if self._broken:  # a stalled or lost session: the next step gets a new one
+            self._reconnect()
         return self.conn.remote_conn_pre
 
-    def _wrap(self, command: str) -> str:
-        return f"sudo -n -- sh -c {shlex.quote(command)}" if self.target.become else command
-
-    def exec(self, command: str, timeout: float = 60,
-             stdin: str | None = None) -> CommandResult:
+    def _reconnect(self) -> None:
+        old, self._sftp = self.conn.remote_conn_pre, None
         try:
-            inp, out, err = self._client.exec_command(self._wrap(command), timeout=timeout)
+            old.close()
+        except Exception:  # noqa: BLE001 - a dead session may fail to close; it is dropped
+            pass
+        for jump in getattr(self.conn, "bgpgen_jumps", []):
+            jump.close()
+        try:
+            open_client(self.conn, self.target)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise RemoteError(Problem("", self.target.name, "cannot reconnect: "
+                                      + describe_ssh(exc, self.target.ssh), "")) from None
+        self._broken = False
+
+    def _wrap(self, command: str, limit: float) -> str:
+        # killed on the device when it overruns: a timed-out step never completes behind
+        # bgpgen's back (SIGKILL: exit 137 says it was this limit, not the command's own)
+        bounded = f"timeout -s KILL {limit:g} sh -c {shlex.quote(command)}"
+        return f"sudo -n -- {bounded}" if self.target.become else bounded
+
+    def exec(self, command: str, timeout: float | None = None,
+             stdin: str | None = None) -> CommandResult:
+        limit = timeout if timeout is not None else self.command_timeout
+        try:
+            inp, out, err = self._client.exec_command(self._wrap(command, limit),
+                                                      timeout=limit + 10)
             if stdin is not None:
                 inp.write(stdin.encode())
                 inp.channel.shutdown_write()
@@ -232,12 +260,18 @@ class SshTransport:
             res = CommandResult(out.channel.recv_exit_status(), stdout, stderr)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             # A timeout or a lost connection mid-command: a RemoteError like any other failure,
-            # so that the push in progress restores what it changed (or says it could not).
+            # so that the push in progress restores what it changed (or says it could not),
+            # over a new session.
+            self._broken = True
             what = "timed out" if isinstance(exc, TimeoutError) else "lost the connection"
             raise RemoteError(Problem("", self.target.name, f"{what} during "
                                       f"{command.split()[0][:40]}: "
                                       f"{' '.join(str(exc).split())[:120] or type(exc).__name__}",
                                       "")) from None
+        if res.rc == 137 and not stdout and not stderr:
+            raise RemoteError(Problem("", self.target.name, f"timed out after {limit:g} s "
+                                      f"during {command.split()[0][:40]} (killed on the device)",
+                                      "raise --command-timeout if the device is only slow"))
         if self.target.become and res.rc == 1 and stderr.startswith("sudo:"):
             t = self.target
             raise BecomeError(Problem("", t.name, f"sudo -n on {t.name} refuses {t.user}: "
@@ -257,6 +291,7 @@ class SshTransport:
             except FileNotFoundError:
                 return None
             except (OSError, EOFError, paramiko.SSHException) as exc:
+                self._broken = True
                 raise RemoteError(Problem("", self.target.name, f"cannot read {path}: "
                                           f"{' '.join(str(exc).split())[:120] or type(exc).__name__}",
                                           "")) from None

@@ -10,6 +10,7 @@ wrong comes out as :class:`Finding` objects (device, peer, family, session, kind
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -153,6 +154,10 @@ def evaluate(fabric: Fabric, views: Mapping[str, DeviceState],
                              f"config file for {peer} (bgpgen deploy puts it back on its file)",
                              peer, "ipv6" if ":" in peer else "ipv4")
                      for peer in v.drift]
+        if v.drift_detail:
+            findings.append(Finding(FindingKind.DRIFT, v.device,
+                                    f"drift: {v.device}: {v.drift_detail} (bgpgen deploy loads "
+                                    "its file)"))
     return VerifyReport(rows, findings, sum(r.expected for r in rows),
                         sum(r.received for r in rows), chosen)
 
@@ -277,7 +282,8 @@ Collector = Callable[[set[str] | None], dict[str, DeviceState]]
 
 def wait(fabric: Fabric, collect: Collector, seconds: float,
          devices: set[str] | None = None, pending: set[str] | None = None,
-         healthy: set[str] | None = None) -> VerifyReport:
+         healthy: set[str] | None = None,
+         stop: threading.Event | None = None) -> VerifyReport:
     """Collect and evaluate until everything holds or ``seconds`` pass.
 
     The first round reads every device; later rounds read again only the devices that some
@@ -290,7 +296,7 @@ def wait(fabric: Fabric, collect: Collector, seconds: float,
     views = collect(None)
     while True:
         report = evaluate(fabric, views, devices, pending, healthy)
-        if report.ok or time.monotonic() >= deadline:
+        if report.ok or time.monotonic() >= deadline or (stop is not None and stop.is_set()):
             return report
         time.sleep(0.05)
         views.update(collect(report.implicated or None))

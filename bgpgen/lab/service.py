@@ -46,9 +46,12 @@ case "$verb" in
   kill) kill -s "${signal#SIG}" "$pid" ;;
   reload) kill -s HUP "$pid" ;;
   restart)
-    kill -s TERM "$pid" 2>/dev/null
+    # as systemd stops a unit: SIGTERM, then SIGCONT (a stopped process can die), and
+    # SIGKILL when it is still there after the stop timeout (10 s here)
+    kill -s TERM "$pid" 2>/dev/null; kill -s CONT "$pid" 2>/dev/null
     i=0
     while [ $i -lt 300 ]; do
+      [ $i -eq 100 ] && kill -s KILL "$pid" 2>/dev/null
       new=$(cat "$pidfile" 2>/dev/null)
       if [ -n "$new" ] && [ "$new" != "$pid" ] && kill -0 "$new" 2>/dev/null; then exit 0; fi
       sleep 0.1; i=$((i + 1))

@@ -39,6 +39,14 @@ class DeployFailed(RemoteError):
     """A push failed on one device; the device was restored (or left untouched)."""
 
 
+class RestoreFailed(DeployFailed):
+    """A push failed on one device and its previous config could not be confirmed back."""
+
+
+class Interrupted(DeployFailed):
+    """The deploy was interrupted before this device's push was activated: untouched."""
+
+
 class Status(StrEnum):
     """What a push did to one device."""
 
@@ -46,12 +54,46 @@ class Status(StrEnum):
     UNCHANGED = "unchanged"
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
+    SKIPPED = "skipped"  #: not pushed: the deploy was interrupted first
+
+
+class Runs(StrEnum):
+    """Which config a device runs after a deploy, file and daemon agreeing (as far as bgpgen
+    could confirm: ``unknown`` says it could not, and why is in the message)."""
+
+    NEW = "new"
+    PREVIOUS = "previous"
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     status: Status
     message: str = ""
+
+
+def proceed(t: Transport, p: DevicePlan) -> None:
+    """The last point before a push activates anything: an interrupted deploy stops here."""
+    if p.stop is not None and p.stop.is_set():
+        raise Interrupted(Problem("", t.target.name, "interrupted before activation: "
+                                  "left untouched", ""))
+
+
+def persist(t: Transport, what: str, step: Callable[[], None], seconds: float) -> None:
+    """Run a restoring ``step`` until it succeeds or ``seconds`` pass: a daemon or a session
+    that stalls for a while gets its previous config back once it answers again.
+    Raises :class:`RestoreFailed` saying what is left where."""
+    deadline = time.monotonic() + max(seconds, 1.0)
+    while True:
+        try:
+            step()
+            return
+        except RemoteError as exc:
+            if time.monotonic() > deadline:
+                raise RestoreFailed(Problem("", t.target.name, f"{what} failed for "
+                                            f"{seconds:.0f} s: {exc.problems[0].message}",
+                                            "")) from None
+        time.sleep(1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +106,8 @@ class FileSpec:
     build: Callable[[Fabric, Device], str] | None = None
     mode: int = 0o600           #: on the device: never world-readable when it holds a secret
     owner: str = "root:root"    #: on the device: the daemon's user must be able to read it
+    #: applied to the rendered text: a mark the daemon can be asked about (BIRD's digest)
+    stamp: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,25 +275,27 @@ def need(files: Mapping[str, Artifact], name: str) -> Artifact:
     return art
 
 
-def read_sessions(t: Transport, reader: StateReader) -> dict[str, str]:
-    """Peer -> state, or {} when the daemon does not answer (or answers garbage)."""
-    res = t.exec(reader.sessions_command(t.target), timeout=20)
+def read_sessions(t: Transport, reader: StateReader) -> dict[str, str] | None:
+    """Peer -> state, or None when the daemon does not answer (or answers garbage)."""
     try:
-        return reader.parse_sessions(res.stdout) if res.ok else {}
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return {}
+        res = t.exec(reader.sessions_command(t.target))
+        return reader.parse_sessions(res.stdout) if res.ok else None
+    except (RemoteError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
-def wait_sessions(t: Transport, reader: StateReader, before: dict[str, str],
+def wait_sessions(t: Transport, reader: StateReader, before: dict[str, str] | None,
                   timeout: float) -> None:
-    """Every session that was Established before the push is Established again in time."""
-    needed = {peer for peer, state in before.items() if state == ESTABLISHED}
+    """Every session that was Established before the push is Established again in time (a
+    daemon that does not answer has not re-established anything)."""
+    needed = {peer for peer, state in (before or {}).items() if state == ESTABLISHED}
     if not needed:
         return
     deadline = time.monotonic() + timeout
     while True:
         now = read_sessions(t, reader)
-        down = sorted(p for p in needed if p in now and now[p] != ESTABLISHED)
+        down = (sorted(p for p in needed if p in now and now[p] != ESTABLISHED)
+                if now is not None else ["(the daemon does not answer)"])
         if not down:
             return
         if time.monotonic() > deadline:

@@ -8,6 +8,7 @@ the previous file back. BIRD has no JSON: its text is parsed.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -33,6 +34,8 @@ from .base import (
     StateReader,
     Status,
     control_chars,
+    persist,
+    proceed,
     escape_error,
     need,
     node_context,
@@ -49,9 +52,31 @@ CONFIG = "bird.conf"
 PREV = ".bgpgen-prev"
 PATHS = Paths("/etc/bird/bird.conf", "/run/bird", "/etc/bird")
 SECRET_LINE = re.compile(r'(password ")([^"]*)(";)')
+#: the constant every rendered config defines: ``birdc eval`` says which config BIRD runs
+MARK = "bgpgen_config"
+_MARK_LINE = re.compile(rf'^define {MARK} = "([0-9a-f]+)";$', re.M)
+
+
+def stamp(text: str) -> str:
+    """The rendered config with its mark: a digest of the rest of it (secrets as tokens)."""
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    head, sep, rest = text.partition("\n\n")
+    line = (f"# Which config BIRD runs: birdc eval {MARK}\n"
+            f'define {MARK} = "{digest}";\n')
+    return f"{head}\n\n{line}\n{rest}" if sep else line + text
+
+
+def mark_of(text: str | None) -> str | None:
+    """The mark of a config file's text (None: not a file bgpgen wrote)."""
+    m = _MARK_LINE.search(text or "")
+    return m.group(1) if m else None
+
+
 #: bird runs as user bird (Debian's unit): root:bird 0640, readable by it and by no one else
-CONFIG_FILE = FileSpec(CONFIG, "bird/bird.conf.j2", PATHS.config, mode=0o640, owner="root:bird")
+CONFIG_FILE = FileSpec(CONFIG, "bird/bird.conf.j2", PATHS.config, mode=0o640, owner="root:bird",
+                       stamp=stamp)
 SEP = "@@bgpgen@@"
+CONFIG_MARK = "@@bgpgen-config@@"
 _PROTO = re.compile(r"^protocol bgp (\w+) \{\n(.*?)^\}", re.S | re.M)
 _ROUTE = re.compile(r"^(\S+)?\s+(\w+) \[(\w+) [^\]]*\]")
 _SYM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -126,12 +151,35 @@ def parse_sessions(output: str) -> dict[str, str]:
 
 def state_command(t: Target, fabric: Fabric) -> str:
     b = ["birdc", "-s", _socket(t)]
-    return f"{shell([*b, 'show', 'protocols', 'all'])}; echo {SEP}; " \
-           f"{shell([*b, 'show', 'route', 'all'])}"
+    # first the file's mark line (never a secret), last the mark and time of what runs: the
+    # exit code is birdc's
+    return f"echo {CONFIG_MARK}; grep -m1 {shell([f'^define {MARK} '])} -- {shell([t.config])}; " \
+           f"echo {SEP}; {shell([*b, 'show', 'protocols', 'all'])}; echo {SEP}; " \
+           f"{shell([*b, 'show', 'route', 'all'])}; echo {SEP}; " \
+           f"{shell([*b, 'eval', MARK])}; {shell([*b, 'show', 'status'])}"
+
+
+def _running_mark(text: str) -> tuple[str | None, str]:
+    """(mark of the config BIRD runs, when it was loaded) from ``eval`` + ``show status``."""
+    lines = [ln.strip() for ln in text.splitlines()]
+    mark = next((ln for ln in lines[1:2] if re.fullmatch(r"[0-9a-f]+", ln)), None)
+    since = next((ln.split(" on ", 1)[1] for ln in lines
+                  if ln.startswith("Last reconfiguration on ")), "")
+    return mark, since
+
+
+def apart(file_mark: str | None, running: str | None, since: str) -> str:
+    """What is apart between the file and what BIRD runs ('' when they agree or when the
+    file is not bgpgen's)."""
+    if file_mark is None or file_mark == running:
+        return ""
+    return (f"{CONFIG} is {file_mark}, BIRD runs " + (running or "a config without bgpgen's mark")
+            + (f" since {since}" if since else ""))
 
 
 def parse_state(t: Target, output: str, now: float) -> DeviceState:
     parts = output.split(SEP + "\n")
+    file_part = parts.pop(0) if parts and parts[0].startswith(CONFIG_MARK) else None
     for part in parts:  # birdc greets before it answers: anything else is not its output
         if part.strip() and not part.lstrip().startswith("BIRD "):
             if "control socket" in part or "Unable to connect" in part:
@@ -159,6 +207,8 @@ def parse_state(t: Target, output: str, now: float) -> DeviceState:
         view.peers[addr] = Peer(addr, state, None, c.get("hold"), c.get("imported"),
                                 c.get("imported"), c.get("exported"))
     view.rib = _routes(parts[1] if len(parts) > 1 else "", proto_peer)
+    if file_part is not None and len(parts) > 2:
+        view.drift_detail = apart(mark_of(file_part), *_running_mark(parts[2]))
     return view
 
 
@@ -198,6 +248,24 @@ def _birdc(t: Transport, *args: str, what: str = "birdc") -> str:
     return out
 
 
+def _running(t: Transport) -> tuple[str | None, str]:
+    res = t.exec(shell(["birdc", "-s", _socket(t.target), "eval", MARK]) + "; "
+                 + shell(["birdc", "-s", _socket(t.target), "show", "status"]))
+    if not res.ok or not res.stdout.startswith("BIRD "):
+        raise RemoteError(Problem("", t.target.name, "birdc does not answer: "
+                                  + (res.output.strip()[:160] or f"exit {res.rc}"), ""))
+    return _running_mark(res.stdout)
+
+
+def _read_back(t: Transport, text: str) -> None:
+    """BIRD runs ``text`` (by its mark), or RemoteError."""
+    want = mark_of(text)
+    mark, since = _running(t)
+    if want is not None and mark != want:
+        raise RemoteError(Problem("", t.target.name, "read back: " + apart(want, mark, since),
+                                  ""))
+
+
 class BirdDriver:
     def plan(self, t: Transport, files: Mapping[str, Artifact],
              values: Mapping[str, str]) -> DevicePlan:
@@ -210,47 +278,83 @@ class BirdDriver:
             p.diff = unified(text, conf.text, CONFIG)
             classify(text, conf.text, p)
             p.action = Action.UPDATE
+            return p
+        gap = apart(mark_of(current), *_running(t))  # the file is right: is it what runs?
+        if gap:
+            p.extra["drift"] = gap
+            p.diff = [f"~ BIRD runs another config than its file: {gap}"]
+            p.raise_cost(Cost.RESET, "file and daemon apart: configure loads the file, "
+                         "protocols that differ restart")
+            p.action = Action.UPDATE
         return p
 
     def apply(self, t: Transport, p: DevicePlan, files: Mapping[str, Artifact],
               values: Mapping[str, str], timeout: float) -> Outcome:
         target = t.target
-        conf = need(files, CONFIG)
+        text = fill(need(files, CONFIG).text, values)
         before = read_sessions(t, READ)
-        new = f"{target.config}.bgpgen-new-{RUN_ID}"
-        t.write(new, fill(conf.text, values), CONFIG_FILE.mode, CONFIG_FILE.owner)
-        try:
-            _birdc(t, "configure", "check", f'"{new}"', what="birdc configure check")
-        except RemoteError as exc:
-            t.exec(f"rm -f {shell([new])}")
-            raise DeployFailed(Problem("", target.name, redact(exc.problems[0].message, values),
-                                       "")) from None
-        copy(t, target.config, target.config + PREV)
-        t.rename(new, target.config)
+        if not p.extra.get("drift"):
+            new = f"{target.config}.bgpgen-new-{RUN_ID}"
+            t.write(new, text, CONFIG_FILE.mode, CONFIG_FILE.owner)
+            try:
+                _birdc(t, "configure", "check", f'"{new}"', what="birdc configure check")
+                proceed(t, p)
+                copy(t, target.config, target.config + PREV)
+            except RemoteError as exc:
+                t.exec(f"rm -f {shell([new])}")
+                if isinstance(exc, DeployFailed):
+                    raise
+                raise DeployFailed(Problem("", target.name,
+                                           redact(exc.problems[0].message, values), "")) from None
+            p.extra["activated"] = True
+            t.rename(new, target.config)
+        else:
+            proceed(t, p)
+            p.extra["activated"] = True
         try:
             # Unconfirmed, BIRD reverts by itself: a push cannot outlive a lost controller.
             undo_after = int(timeout) * (4 if p.defer_confirm else 1) + 30
             _birdc(t, "configure", f'"{target.config}"', "timeout", str(undo_after),
                    what="birdc configure timeout")
+            _read_back(t, text)
             wait_sessions(t, READ, before, timeout)
             if not p.defer_confirm:
-                _birdc(t, "configure", "confirm", what="birdc configure confirm")
+                self._confirm(t, text)
         except RemoteError as exc:
-            t.exec(shell(["birdc", "-s", _socket(target), "configure", "undo"]))
-            t.rename(target.config + PREV, target.config)
-            raise DeployFailed(Problem("", target.name, f"{exc.problems[0].message}; configure "
-                                       "undo restored the previous config", "")) from None
+            message = redact(exc.problems[0].message, values)
+            self._restore(t, timeout, had_prev=not p.extra.get("drift"))
+            raise DeployFailed(Problem("", target.name, f"{message}; the previous config is "
+                                       "back in its file and running", "")) from None
         return Outcome(Status.CHANGED, p.cost_detail)
+
+    def _confirm(self, t: Transport, text: str) -> None:
+        _birdc(t, "configure", "confirm", what="birdc configure confirm")
+        _read_back(t, text)
+
+    def _restore(self, t: Transport, timeout: float, had_prev: bool = True) -> None:
+        """The previous file back, and BIRD on it (a plain configure also cancels a pending
+        undo); retried while BIRD or the session stalls, then read back."""
+        target = t.target
+
+        def step() -> None:
+            if had_prev and t.read(target.config + PREV) is not None:
+                t.rename(target.config + PREV, target.config)
+            _birdc(t, "configure", f'"{target.config}"', what="birdc configure")
+            _read_back(t, t.read(target.config) or "")
+        persist(t, "putting the previous config back", step, timeout)
 
     def confirm(self, t: Transport, p: DevicePlan) -> None:
         if p.defer_confirm:
-            _birdc(t, "configure", "confirm", what="birdc configure confirm")
+            text = t.read(t.target.config) or ""
+            try:
+                persist(t, "configure confirm", lambda: self._confirm(t, text), 30)
+            except RemoteError as exc:  # unconfirmed, BIRD would undo: file and daemon apart
+                self._restore(t, 60, had_prev=not p.extra.get("drift"))
+                raise DeployFailed(Problem("", t.target.name, f"{exc.problems[0].message}; "
+                                           "the previous config is back", "")) from None
 
     def rollback(self, t: Transport, p: DevicePlan, timeout: float) -> None:
-        target = t.target
-        t.exec(shell(["birdc", "-s", _socket(target), "configure", "undo"]))
-        if t.read(target.config + PREV) is not None:
-            t.rename(target.config + PREV, target.config)
+        self._restore(t, timeout, had_prev=not p.extra.get("drift"))
 
 
 # --- the lab -----------------------------------------------------------------------------------

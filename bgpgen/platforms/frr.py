@@ -1,8 +1,11 @@
 """frr: a ToR switch running FRR (inventory: a switch with ``platform: frr``).
 
 Plan: ``frr-reload.py --test`` against the candidate (fed on stdin into a private temporary
-file); push: ``frr-reload.py --reload`` with the running config saved first; undo: a reload of
-the saved running config. State: ``vtysh`` JSON.
+file); push: ``frr-reload.py --reload`` with the running config kept first
+(``frr.conf.bgpgen-prev``), read back with ``--test`` (nothing left to change), and the running
+config saved as ``frr.conf`` (what FRR loads when it starts); undo: a reload of the kept config,
+saved again. State: ``vtysh`` JSON; drift: ``frr.conf`` written by bgpgen against ``show
+running-config``.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from .base import (
     last_error,
     need,
     own_prefixes,
+    persist,
+    proceed,
     read_sessions,
     shown,
     wait_sessions,
@@ -50,10 +55,16 @@ if TYPE_CHECKING:
     from ..targets import Target
 
 CONFIG = "frr.conf"
+PREV = ".bgpgen-prev"
+#: the first line of a frr.conf that bgpgen saved from the running config
+SAVED = "! Saved by bgpgen from the running config (show running-config)"
+SEP = "@@bgpgen@@"
+CONFIG_MARK = "@@bgpgen-config@@"
 PATHS = Paths("/etc/frr/frr.conf", "/var/run/frr", "/etc/frr")
 SECRET_LINE = re.compile(r"(password )(\S+)()")
 FRR_RELOAD = "/usr/lib/frr/frr-reload.py"
 FRR_BIN = "/usr/lib/frr"
+CONFIG_FILE = FileSpec(CONFIG, "frr/frr.conf.j2", PATHS.config, mode=0o640, owner="frr:frr")
 CLI_PORT = 8022  #: the switch CLI (vtysh) over SSH in the lab, the way Netmiko drives a switch
 
 
@@ -205,9 +216,34 @@ def parse_sessions(output: str) -> dict[str, str]:
 
 
 def state_command(t: Target, fabric: Fabric) -> str:
-    # One vtysh for the three commands: its JSON answers follow each other.
-    return _vtysh(t, "show bgp summary json", "show bgp ipv4 unicast json",
-                  "show bgp ipv6 unicast json")
+    # One vtysh for the three commands: its JSON answers follow each other. Then what runs and
+    # the saved file, compared in memory (never shown).
+    # The exit code is the JSON vtysh's, last.
+    return (f"echo {CONFIG_MARK}; cat -- {shell([t.config])}; echo {SEP}; "
+            + _vtysh(t, "show running-config") + f"; echo {SEP}; "
+            + _vtysh(t, "show bgp summary json", "show bgp ipv4 unicast json",
+                     "show bgp ipv6 unicast json"))
+
+
+def body(text: str) -> list[str]:
+    """A config's lines as ``show running-config`` prints them, without its headers."""
+    skip = ("Building configuration", "Current configuration", SAVED)
+    return [ln for ln in text.splitlines() if ln.strip() and not ln.startswith(skip)]
+
+
+def saved(running: str) -> str:
+    """The text bgpgen saves as frr.conf: the running config, marked as saved by bgpgen."""
+    return SAVED + "\n" + "\n".join(body(running)) + "\n"
+
+
+def apart(file_text: str | None, running: str) -> str:
+    """'' when a frr.conf bgpgen saved equals what runs (or the file is not bgpgen's)."""
+    if file_text is None or not file_text.startswith(SAVED):
+        return ""
+    if body(file_text) == body(running):
+        return ""
+    return (f"{CONFIG} differs from the running config ({len(body(file_text))} saved lines, "
+            f"{len(body(running))} running): a restart of FRR would change its BGP")
 
 
 def json_docs(text: str) -> list[str]:
@@ -230,8 +266,14 @@ def json_docs(text: str) -> list[str]:
 
 
 def parse_state(t: Target, output: str, now: float) -> DeviceState:
-    parts = json_docs(output)
+    chunks = output.split(SEP + "\n")
+    file_text = None
+    if len(chunks) == 3 and chunks[0].startswith(CONFIG_MARK + "\n"):
+        file_text = chunks.pop(0).split("\n", 1)[1]
+    parts = json_docs(chunks[-1])
     view = DeviceState(t.name)
+    if file_text is not None and chunks[0].strip():
+        view.drift_detail = apart(file_text, chunks[0])
     for af in json.loads(parts[0] if parts else "{}").values():
         if not isinstance(af, dict):
             continue
@@ -286,8 +328,33 @@ def reload_delta(text: str) -> tuple[list[str], list[str]]:
     return delete, add
 
 
-def _saved(t: Target) -> str:
-    return f"{t.run}/bgpgen-previous.conf"
+def _delta(t: Transport, text: str, values: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """What frr-reload would delete and add to make ``text`` (filled) run, as lines fit to
+    show. The candidate goes in on stdin, into a private temporary file that frr-reload reads
+    and that is removed at once: nothing is left on the device."""
+    test = shell(_reload_argv(t.target, "--test", "__CAND__")).replace("__CAND__", '"$f"')
+    res = t.exec(f'f=$(mktemp) && cat > "$f" && {test}; rc=$?; rm -f "$f"; exit $rc',
+                 stdin=text)
+    if not res.ok:
+        raise DeployFailed(Problem("", t.target.name, "frr-reload.py --test failed: "
+                                   + last_error(redact(res.output, values)), ""))
+    delete, add = reload_delta(res.stdout)  # stderr may hold login noise (sshd, sudo)
+    # FRR does not print defaults: "ip forwarding" is shown only as "no ip forwarding" when
+    # off, so frr-reload always offers to add it. It is a change only if "no" is deleted.
+    for fwd in ("ip forwarding", "ipv6 forwarding"):
+        if fwd in add and f"no {fwd}" not in delete:
+            add.remove(fwd)
+    return ([shown(SECRET_LINE, ln, values) for ln in delete],
+            [shown(SECRET_LINE, ln, values) for ln in add])
+
+
+def _running(t: Transport) -> str:
+    return check(t, _vtysh(t.target, "show running-config"), "show running-config")
+
+
+def _save(t: Transport) -> None:
+    """frr.conf := what runs (FRR loads it when it starts), as ``write memory`` would."""
+    t.write(t.target.config, saved(_running(t)), CONFIG_FILE.mode, CONFIG_FILE.owner)
 
 
 class FrrDriver:
@@ -296,63 +363,72 @@ class FrrDriver:
         target = t.target
         conf = need(files, CONFIG)
         p = DevicePlan(target.name, target.platform.value)
-        # The candidate goes in on stdin, into a private temporary file that frr-reload reads
-        # and that is removed at once: planning leaves nothing on the device.
-        test = shell(_reload_argv(target, "--test", "__CAND__")).replace("__CAND__", '"$f"')
-        res = t.exec(f'f=$(mktemp) && cat > "$f" && {test}; rc=$?; rm -f "$f"; exit $rc',
-                     timeout=120, stdin=fill(conf.text, values))
-        if not res.ok:
-            raise DeployFailed(Problem("", target.name, "frr-reload.py --test failed: "
-                                       + last_error(redact(res.output, values)), ""))
-        delete, add = reload_delta(res.stdout)  # stderr may hold login noise (sshd, sudo)
-        # FRR does not print defaults: "ip forwarding" is shown only as "no ip forwarding" when
-        # off, so frr-reload always offers to add it. It is a change only if "no" is deleted.
-        for fwd in ("ip forwarding", "ipv6 forwarding"):
-            if fwd in add and f"no {fwd}" not in delete:
-                add.remove(fwd)
-        delete = [shown(SECRET_LINE, ln, values) for ln in delete]
-        add = [shown(SECRET_LINE, ln, values) for ln in add]
+        delete, add = _delta(t, fill(conf.text, values), values)
         if delete or add:
             p.diff = [f"-{ln}" for ln in delete] + [f"+{ln}" for ln in add]
             classify_delta(delete, add, p)
+            p.action = Action.UPDATE
+            return p
+        gap = apart(t.read(target.config), _running(t))  # runs right: is it saved?
+        if gap:
+            p.extra["drift"] = gap
+            p.diff = [f"~ {gap}: saved"]
+            p.raise_cost(Cost.HITLESS, "file and daemon apart: the running config is saved")
             p.action = Action.UPDATE
         return p
 
     def apply(self, t: Transport, p: DevicePlan, files: Mapping[str, Artifact],
               values: Mapping[str, str], timeout: float) -> Outcome:
         target = t.target
-        conf = need(files, CONFIG)
+        text = fill(need(files, CONFIG).text, values)
+        if p.extra.get("drift"):
+            proceed(t, p)
+            _save(t)
+            return Outcome(Status.CHANGED, "the running config saved as " + CONFIG)
         before = read_sessions(t, READ)
         candidate = f"{target.run}/bgpgen-candidate-{RUN_ID}.conf"
-        t.write(candidate, fill(conf.text, values), 0o600)  # read by frr-reload, as root
-        running = check(t, _vtysh(target, "show running-config"), "show running-config")
-        t.write(_saved(target), "\n".join(
-            ln for ln in running.splitlines()
-            if not ln.startswith(("Building configuration", "Current configuration"))) + "\n",
-            0o600)
         try:
-            check(t, shell(_reload_argv(target, "--reload", candidate)),
-                  "frr-reload.py --reload", timeout=120)
-            _soft_in(t)
-            wait_sessions(t, READ, before, timeout)
-        except RemoteError as exc:
-            t.exec(shell(_reload_argv(target, "--reload", _saved(target))), timeout=120)
-            _soft_in(t)
-            message = redact(exc.problems[0].message, values)
-            raise DeployFailed(Problem("", target.name, f"{message}; the previous running "
-                                       "config was reloaded", "")) from None
+            t.write(candidate, text, 0o600)  # read by frr-reload, as root
+            t.write(target.config + PREV, saved(_running(t)), 0o600)
+            proceed(t, p)
+            p.extra["activated"] = True
+            try:
+                check(t, shell(_reload_argv(target, "--reload", candidate)),
+                      "frr-reload.py --reload")
+                _soft_in(t)
+                left = _delta(t, text, values)  # read back: nothing left to change
+                if left[0] or left[1]:
+                    raise DeployFailed(Problem("", target.name, "read back: bgpd does not run "
+                                               f"the new config ({len(left[0])} lines to delete,"
+                                               f" {len(left[1])} to add)", ""))
+                wait_sessions(t, READ, before, timeout)
+                _save(t)
+            except RemoteError as exc:
+                message = redact(exc.problems[0].message, values)
+                self._restore(t, timeout)
+                raise DeployFailed(Problem("", target.name, f"{message}; the previous running "
+                                           "config was reloaded and saved", "")) from None
         finally:
             t.exec(shell(["rm", "-f", candidate]))  # it holds the secret: never left behind
         return Outcome(Status.CHANGED, p.cost_detail)
 
+    def _restore(self, t: Transport, timeout: float) -> None:
+        target = t.target
+        prev = target.config + PREV
+
+        def step() -> None:
+            check(t, shell(_reload_argv(target, "--reload", prev)),
+                  "frr-reload.py --reload of the previous config")
+            _soft_in(t)
+            _save(t)
+        persist(t, "reloading the previous config", step, timeout)
+
     def confirm(self, t: Transport, p: DevicePlan) -> None:
-        return None  # the saved running config stays in the run directory
+        return None  # saved at apply; the previous running config stays as frr.conf.bgpgen-prev
 
     def rollback(self, t: Transport, p: DevicePlan, timeout: float) -> None:
-        target = t.target
-        check(t, shell(_reload_argv(target, "--reload", _saved(target))),
-              "frr-reload.py --reload of the previous config", timeout=120)
-        _soft_in(t)
+        if not p.extra.get("drift"):
+            self._restore(t, timeout)
 
 
 def drain(t: Transport, device: Device, on: bool) -> None:
@@ -397,7 +473,7 @@ SPEC = PlatformSpec(
     role=Role.SWITCH,
     inventory_name="frr",
     description="a ToR switch running FRR",
-    files=(FileSpec(CONFIG, "frr/frr.conf.j2", PATHS.config, mode=0o640, owner="frr:frr"),),
+    files=(CONFIG_FILE,),
     context=context,
     checker=Checker(("vtysh", "--config_dir", "{dir}", "-C", "-f", "{file}"), "vtysh", "frr",
                     {"vtysh.conf": "service integrated-vtysh-config\n"}),

@@ -40,6 +40,8 @@ from .base import (
     Status,
     last_error,
     need,
+    persist,
+    proceed,
     read_sessions,
     set_sessions,
     shown,
@@ -436,21 +438,28 @@ class GobgpdDriver:
             return Outcome(Status.CHANGED, "gobgpd restarted to run its file")
         new = f"{target.config}.bgpgen-new-{RUN_ID}"
         t.write(new, fill(conf.text, values), 0o600)  # root's alone (see DROP_IN_TEXT)
-        res = t.exec(shell(["gobgpd", "-d", "-t", "toml", "-f", new]))
-        if not res.ok:
+        try:
+            res = t.exec(shell(["gobgpd", "-d", "-t", "toml", "-f", new]))
+            if not res.ok:
+                raise DeployFailed(Problem("", target.name, "gobgpd -d rejects the config: "
+                                           + last_error(redact(res.output, values)), ""))
+            proceed(t, p)
+            had_file = t.read(target.config) is not None
+            if had_file:
+                copy(t, target.config, target.config + PREV)
+            originate_at = _originate_path(target)
+            if orig and t.read(originate_at) is not None:
+                copy(t, originate_at, originate_at + PREV)
+            unit = files.get(DROP_IN)
+            unit_new = unit is not None and t.read(_drop_in_path()) != unit.text
+        except RemoteError as exc:
             t.exec(f"rm -f {shell([new])}")
-            raise DeployFailed(Problem("", target.name, "gobgpd -d rejects the config: "
-                                       + last_error(redact(res.output, values)), ""))
-        had_file = t.read(target.config) is not None
-        if had_file:
-            copy(t, target.config, target.config + PREV)
-        originate_at = _originate_path(target)
-        if orig and t.read(originate_at) is not None:
-            copy(t, originate_at, originate_at + PREV)
-        unit = files.get(DROP_IN)
-        unit_new = unit is not None and t.read(_drop_in_path()) != unit.text
+            if isinstance(exc, DeployFailed):
+                raise
+            raise DeployFailed(Problem("", target.name, redact(exc.problems[0].message, values),
+                                       "")) from None
         restart = p.cost == Cost.RESTART or unit_new
-        p.extra.update(had_file=had_file, restart=restart, pushed=True)
+        p.extra.update(had_file=had_file, restart=restart, pushed=True, activated=True)
         try:
             t.rename(new, target.config)
             if orig:
@@ -474,9 +483,10 @@ class GobgpdDriver:
             _reconcile(t, wanted)
             wait_sessions(t, read, before, timeout)
         except RemoteError as exc:
+            message = redact(exc.problems[0].message, values)
             self._restore(t, had_file, restart, timeout)
-            raise DeployFailed(Problem("", target.name, f"{exc.problems[0].message}; previous "
-                                       "config restored", "")) from None
+            raise DeployFailed(Problem("", target.name, f"{message}; previous config "
+                                       "restored", "")) from None
         return Outcome(Status.CHANGED, p.cost_detail)
 
     def confirm(self, t: Transport, p: DevicePlan) -> None:
@@ -489,20 +499,28 @@ class GobgpdDriver:
             _reconcile(t, _wanted_routes(t.read(_originate_path(t.target))))
 
     def _restore(self, t: Transport, had_file: bool, restart: bool, timeout: float) -> None:
+        """The previous files back and gobgpd running them, read back; retried while gobgpd
+        or the session stalls."""
         target = t.target
-        if had_file:
-            t.rename(target.config + PREV, target.config)
         originate_at = _originate_path(target)
-        if t.read(originate_at + PREV) is not None:
-            t.rename(originate_at + PREV, originate_at)
-        if restart:
-            _restart(t, timeout)
-        else:
-            _reload(t)
+
+        def step() -> None:
+            if had_file and t.read(target.config + PREV) is not None:
+                t.rename(target.config + PREV, target.config)
+            if t.read(originate_at + PREV) is not None:
+                t.rename(originate_at + PREV, originate_at)
+            if restart:
+                _restart(t, timeout)
+            else:
+                _reload(t)
             previous = t.read(target.config)
             if previous is not None and _settle(t, previous):
                 _restart(t, timeout)  # what SIGHUP did not put back, a restart does
-        _reconcile(t, _wanted_routes(t.read(originate_at)))
+                if drift(t, previous):
+                    raise RemoteError(Problem("", target.name, "gobgpd does not run its "
+                                              "previous file after a restart", ""))
+            _reconcile(t, _wanted_routes(t.read(originate_at)))
+        persist(t, "putting the previous config back", step, timeout)
 
 
 # --- the lab -----------------------------------------------------------------------------------

@@ -19,10 +19,11 @@ from typing import Any
 
 from bgpgen.artifacts import Artifact
 from bgpgen.changes import Action, Cost, DevicePlan, unified
+from bgpgen.lock import TARGET_LOCK
 from bgpgen.model import Device, Fabric, Passive, Role
 from bgpgen.platforms.base import (Checker, Daemon, DeviceFiles, FileSpec, LabSetup, Outcome,
                                    Paths, PlatformSpec, StateReader, Status, escape_error, need,
-                                   shown)
+                                   shown, RUN_ID)
 from bgpgen.state import DeviceState, Peer, RibEntry
 from bgpgen.targets import Target
 from bgpgen.transport import CommandResult, Transport
@@ -143,11 +144,19 @@ class RecordedTransport:
     ran: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
 
-    def exec(self, command: str, timeout: float = 60,
+    def exec(self, command: str, timeout: float | None = None,
              stdin: str | None = None) -> CommandResult:
         argv = shlex.split(command)
         if argv[:1] == ["timeout"] and argv[2:4] == ["sh", "-c"]:  # as the shell would run it
             command = argv[4]
+        if TARGET_LOCK in command:  # bgpgen's device lock, kept as the device would
+            if "set -C" in command:
+                if TARGET_LOCK in self.files:
+                    return CommandResult(3, self.files[TARGET_LOCK])
+                self.files[TARGET_LOCK] = stdin or ""
+            elif RUN_ID in self.files.get(TARGET_LOCK, ""):
+                del self.files[TARGET_LOCK]
+            return CommandResult(0, "")
         self.ran.append(command)
         if command in self.answers:
             return CommandResult(0, self.answers[command])
@@ -156,7 +165,7 @@ class RecordedTransport:
     def read(self, path: str) -> str | None:
         return self.files.get(path)
 
-    def write(self, path: str, text: str, mode: int = 0o600) -> None:
+    def write(self, path: str, text: str, mode: int = 0o600, owner: str | None = None) -> None:
         self.files[path] = text
 
     def rename(self, src: str, dst: str) -> None:
