@@ -200,13 +200,17 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     with nullcontext() if args.check else fabric_lock(fabric.name, command_line()):
         tg, _ = _targets(args, fabric)
         values = resolve_all(build.secrets)
-        results = run.execute(pb, fabric, build, tg, values, check=args.check, yes=args.yes,
-                              workers=args.workers, say=say, limit=limit)
+        stop = threading.Event()
+        with _interruptible(stop, Console(stderr=True)):
+            results = run.execute(pb, fabric, build, tg, values, check=args.check, yes=args.yes,
+                                  workers=args.workers, say=say, limit=limit, stop=stop,
+                                  command_timeout=args.command_timeout)
     ok = all(r.status in (run.BatchStatus.OK, run.BatchStatus.CHECKED) for r in results)
     if args.format == "json":
         out.write(json.dumps({"playbook": pb.name, "check": args.check, "ok": ok,
+                              "interrupted": stop.is_set(),
                               "batches": [r.as_dict() for r in results]}, indent=1) + "\n")
-        return 0 if ok else 1
+        return 130 if stop.is_set() else 0 if ok else 1
     table = Table(title=f"bgpgen run {pb.name}" + (" (check)" if args.check else ""))
     for col in ("play", "batch", "devices", "result", "failed"):
         table.add_column(col)
@@ -216,8 +220,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     Console(file=out, width=160).print(table)
     done = sum(1 for r in results if r.status in (run.BatchStatus.OK, run.BatchStatus.CHECKED))
     out.write(f"Run: {done} of {len(results)} batches done"
-              + ("" if ok else ", stopped at the first failed batch") + ".\n")
-    return 0 if ok else 1
+              + ("" if ok else ", interrupted" if stop.is_set()
+                 else ", stopped at the first failed batch") + ".\n")
+    return 130 if stop.is_set() else 0 if ok else 1
 
 
 def deploy(args: argparse.Namespace, out: TextIO) -> int:
@@ -312,7 +317,8 @@ def _deploy(args: argparse.Namespace, out: TextIO, fabric: Any, build: Any, err:
 def _interruptible(tx: Any, err: Any) -> Iterator[None]:
     """Ctrl-C during a push: no new pushes start; those in flight finish (or restore
     themselves), unconfirmed ones are rolled back, and the per-device table is printed.
-    Another Ctrl-C only repeats that (a half-done push is worse than a wait)."""
+    Another Ctrl-C only repeats that (a half-done push is worse than a wait). ``tx`` is a
+    Transaction, or the stop event of a playbook run."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -320,7 +326,10 @@ def _interruptible(tx: Any, err: Any) -> Iterator[None]:
     def on_interrupt(signum: int, frame: Any) -> None:
         err.print("interrupted: no new pushes; pushes in flight finish or roll back, "
                   "then the table of what each device runs")
-        tx.interrupt()
+        if isinstance(tx, threading.Event):
+            tx.set()
+        else:
+            tx.interrupt()
     old = signal.signal(signal.SIGINT, on_interrupt)
     try:
         yield

@@ -53,14 +53,15 @@ class Transaction:
 
     def __init__(self, nr: Nornir, build: Build, values: Mapping[str, str], *,
                  timeout: float = 60.0, observer: Nornir | None = None,
-                 baseline: str = "the running devices") -> None:
+                 baseline: str = "the running devices",
+                 stop: threading.Event | None = None) -> None:
         self.nr, self.build, self.values = nr, build, values
         self.timeout = timeout
         self.observer = observer or nr
         self.baseline = baseline
         self.plan: Plan | None = None
         self.report = DeployReport()
-        self.stop = threading.Event()
+        self.stop = stop or threading.Event()  #: shared with a playbook run's other batches
 
     def interrupt(self) -> None:
         """Stop starting pushes (Ctrl-C): pushes in flight finish or restore themselves, the

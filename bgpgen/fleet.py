@@ -132,12 +132,19 @@ def transport_for(task: Task, fabric: Fabric) -> Transport:
     if factory is not None:
         made: Transport = factory(task.host, target)
         return made
-    conn = task.host.get_connection("netmiko", task.nornir.config)
+    return ssh_transport(task.host, target, task.nornir.config)
+
+
+def ssh_transport(host: Host, target: Target, config: Config) -> SshTransport:
+    """bgpgen's own transport for a Nornir host: its Netmiko session (opened if need be),
+    commands bounded by the host's ``bgpgen_command_timeout``. A ``bgpgen_transport``
+    factory may wrap it (to log, record or inject faults)."""
+    conn = host.get_connection("netmiko", config)
     if getattr(conn, "remote_conn_pre", None) is None:
         open_client(conn, target)
     else:  # a connection the user's Nornir opened
         no_delay(conn.remote_conn_pre)
-    return SshTransport(conn, target, float(task.host.get(COMMAND_TIMEOUT) or 60.0))
+    return SshTransport(conn, target, float(host.get(COMMAND_TIMEOUT) or 60.0))
 
 
 def describe(exc: BaseException, target: Target | None = None) -> str:
@@ -229,10 +236,12 @@ def apply_task(task: Task, plan: Plan, build: Build, values: Mapping[str, str],
 
 
 def _unlock(t: Transport) -> None:
-    try:
-        unlock_target(t, RUN_ID)
-    except Exception:  # noqa: BLE001 - a lock left behind is taken over by the next run here
-        pass
+    for _ in range(2):  # a second time over a new session, if the first one stalled
+        try:
+            unlock_target(t, RUN_ID)
+            return
+        except Exception:  # noqa: BLE001 - a lock left behind is taken over by the next run
+            continue
 
 
 def finish_task(task: Task, plan: Plan, build: Build, action: Finish, timeout: float,
@@ -344,6 +353,6 @@ def close(nr: Nornir) -> None:
     nr.close_connections(on_good=True, on_failed=True)
 
 
-__all__ = ["COMMAND_TIMEOUT", "DeviceResult", "Finish", "apply_task", "close", "drain_task", "finish_task",
-           "live_plan", "nornir_for", "plan_task", "read_state_task", "read_states",
-           "target_of", "transport_for"]
+__all__ = ["COMMAND_TIMEOUT", "DeviceResult", "Finish", "apply_task", "close", "drain_task",
+           "finish_task", "live_plan", "nornir_for", "plan_task", "read_state_task",
+           "read_states", "ssh_transport", "target_of", "transport_for"]

@@ -9,6 +9,7 @@ back, and no later batch starts. Earlier batches keep their new config.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ class BatchStatus(StrEnum):
     FAILED = "failed"
     NOT_RUN = "not run"
     CHECKED = "checked"
+    INTERRUPTED = "interrupted"  #: Ctrl-C: its pushes rolled back (or never started)
 
 
 @dataclass(slots=True)
@@ -94,7 +96,12 @@ def prepare(pb: Playbook, fabric: Fabric, interactive: bool,
 
 def execute(pb: Playbook, fabric: Fabric, build: Build, targets: Mapping[str, Target],
             values: Mapping[str, str], *, check: bool, yes: bool, workers: int,
-            say: Say, limit: set[str] | None = None) -> list[BatchResult]:
+            say: Say, limit: set[str] | None = None, stop: threading.Event | None = None,
+            command_timeout: float = 60.0) -> list[BatchResult]:
+    """Run the playbook's batches in order, each gated; the first failed batch stops the run.
+    A set ``stop`` (Ctrl-C) starts no new batch and no new push; the batch under way rolls back
+    what it pushed."""
+    stop = stop or threading.Event()
     interactive = yes or sys.stdin.isatty()
     plays = prepare(pb, fabric, interactive, limit)
     missing = sorted({d.name for _, cut in plays for b in cut for d in b} - set(targets))
@@ -103,14 +110,19 @@ def execute(pb: Playbook, fabric: Fabric, build: Build, targets: Mapping[str, Ta
                                   "give it mgmt: in the inventory, or run against a lab"))
     order = [(play, i, b) for play, cut in plays for i, b in enumerate(cut, 1)]
     results = [BatchResult(play.name, i, [d.name for d in b]) for play, i, b in order]
-    nr = nornir_for([d for d in fabric.devices if d.name in targets], dict(targets), workers)
+    nr = nornir_for([d for d in fabric.devices if d.name in targets], dict(targets), workers,
+                    command_timeout)
     try:
         for k, ((play, i, batch), res) in enumerate(zip(order, results)):
+            if stop.is_set():
+                say("interrupted: later batches will not run")
+                break
             later = {d.name for _, _, b in order[k + 1:] for d in b}
             res.started = time.time()
             say(f"[{play.name}] batch {i}/{sum(1 for p, _, _ in order if p is play)}: "
                 + ", ".join(res.devices))
-            ok = _batch(play, batch, res, nr, fabric, build, values, later, check, yes, say)
+            ok = _batch(play, batch, res, nr, fabric, build, values, later, check, yes, say,
+                        stop)
             res.finished = time.time()
             if not ok:
                 say(f"[{play.name}] batch {i} failed: later batches will not run")
@@ -139,6 +151,7 @@ class _Batch:
     later: set[str]
     yes: bool
     say: Say
+    stop: threading.Event
     tx: Transaction | None = None
     healthy: set[str] | None = None  #: sessions up before the batch's push
 
@@ -160,7 +173,8 @@ class _Batch:
 
     def deploy(self, params: dict[str, Any]) -> bool:
         self.tx = Transaction(self.sub, self.build, self.values,
-                              timeout=float(params.get("timeout", 60)), observer=self.nr)
+                              timeout=float(params.get("timeout", 60)), observer=self.nr,
+                              stop=self.stop)
         gate_follows = any(s.kind == "verify" for s in self.play.steps)
         if gate_follows:  # what is up now must still be up after the push
             self.healthy = self.tx.health(self.scope)
@@ -190,7 +204,7 @@ class _Batch:
 
     def pause(self, params: dict[str, Any]) -> bool:
         if "seconds" in params:
-            time.sleep(float(params["seconds"]))
+            self.stop.wait(float(params["seconds"]))  # Ctrl-C ends it at once
         elif not self.yes and input(f"{params['prompt']} [yes/no] ").strip() != "yes":
             self.res.failed.append({"device": "", "gate": "pause", "message": "not confirmed"})
             return False
@@ -221,8 +235,9 @@ class _Batch:
 
 def _batch(play: Play, batch: list[Device], res: BatchResult, nr: Nornir, fabric: Fabric,
            build: Build, values: Mapping[str, str], later: set[str], check: bool, yes: bool,
-           say: Say) -> bool:
-    run = _Batch(play, [d.name for d in batch], res, nr, fabric, build, values, later, yes, say)
+           say: Say, stop: threading.Event) -> bool:
+    run = _Batch(play, [d.name for d in batch], res, nr, fabric, build, values, later, yes, say,
+                 stop)
     steps: dict[str, Callable[[dict[str, Any]], bool]] = {
         "diff": run.diff, "deploy": run.deploy, "verify": run.verify, "pause": run.pause,
         "drain": run.drain, "undrain": run.undrain}
@@ -234,10 +249,20 @@ def _batch(play: Play, batch: list[Device], res: BatchResult, nr: Nornir, fabric
                 planned = True
             res.steps.append(f"{step.kind} (checked)")
             continue
+        if stop.is_set():
+            if run.tx is not None:
+                run.rollback("interrupted")
+            res.status = BatchStatus.INTERRUPTED
+            return False
         if not steps[step.kind](step.params):
-            res.status = BatchStatus.FAILED
+            res.status = BatchStatus.INTERRUPTED if stop.is_set() else BatchStatus.FAILED
             return False
         res.steps.append(step.kind)
+    if stop.is_set() and not check:  # interrupted during the last step: nothing confirmed
+        if run.tx is not None:
+            run.rollback("interrupted")
+        res.status = BatchStatus.INTERRUPTED
+        return False
     if not check:
         run.confirm()  # every gate of the batch held: its pushes are final
     res.status = BatchStatus.CHECKED if check else BatchStatus.OK

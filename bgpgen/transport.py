@@ -251,7 +251,7 @@ class SshTransport:
         limit = timeout if timeout is not None else self.command_timeout
         try:
             inp, out, err = self._client.exec_command(self._wrap(command, limit),
-                                                      timeout=limit + 10)
+                                                      timeout=limit + 2)
             if stdin is not None:
                 inp.write(stdin.encode())
                 inp.channel.shutdown_write()
@@ -268,7 +268,9 @@ class SshTransport:
                                       f"{command.split()[0][:40]}: "
                                       f"{' '.join(str(exc).split())[:120] or type(exc).__name__}",
                                       "")) from None
-        if res.rc == 137 and not stdout and not stderr:
+        # 137: ``timeout`` reports the kill; -1: it went down with its command (SIGKILL to
+        # its process group), so sshd sent a signal instead of an exit status
+        if res.rc in (137, -1) and not stdout and not stderr:
             raise RemoteError(Problem("", self.target.name, f"timed out after {limit:g} s "
                                       f"during {command.split()[0][:40]} (killed on the device)",
                                       "raise --command-timeout if the device is only slow"))
@@ -285,6 +287,7 @@ class SshTransport:
             try:
                 if self._sftp is None:
                     self._sftp = self._client.open_sftp()
+                    self._sftp.get_channel().settimeout(self.command_timeout)
                 with self._sftp.open(path, "r") as fh:
                     data: bytes = fh.read()
                 return data.decode(errors="replace")

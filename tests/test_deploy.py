@@ -401,6 +401,65 @@ def test_file_and_daemon_apart_is_a_change(rendered_lab: str, cli: Callable[...,
     _check(cli("diff", "-i", str(inv), "--live", "--lab", name, "--limit", "node-r1-01"), 0)
 
 
+def test_bird_undoing_by_itself_is_drift(rendered_lab: str, cli: Callable[..., Run],
+                                         tmp_path: Path) -> None:
+    """The issue's case: the new file is in place, BIRD ran it under ``configure timeout``
+    and undid it when no confirm came. diff --live shows it (exit 2), verify reports drift
+    with BIRD's reconfiguration time (exit 3); deploy loads the file; then nothing is apart."""
+    from bgpgen import render
+    from bgpgen.secrets import fill
+    name = rendered_lab
+    inv = timers_inventory(tmp_path)
+    text = fill(render(load_fabric(inv)).files_of("node-r1-02")["bird.conf"].text,
+                {"tor-md5": SECRET})
+    e = lab.overlay(name)["devices"]["node-r1-02"]
+    r = subprocess.run(["sh", "-c", "cat > /etc/bird/bird.conf && birdc configure timeout 1"],
+                       input=text, text=True, capture_output=True,
+                       preexec_fn=lab.preexec(e["netns"], e["mnt"], e["uts"]))
+    assert r.returncode == 0 and "Undo scheduled" in r.stdout, r.stdout + r.stderr
+    time.sleep(2.5)  # BIRD undoes: it runs the old config, its file is the new one
+    r = _check(cli("diff", "-i", str(inv), "--live", "--lab", name, "--limit", "node-r1-02",
+                   "--format", "json"), 2)
+    (dev,) = json.loads(r.out)["devices"]
+    assert any(ln.startswith("~ BIRD runs another config than its file") for ln in dev["diff"])
+    r = cli("verify", "-i", str(inv), "--lab", name, "--limit", "node-r1-02", "--format", "json")
+    drift = [f for f in json.loads(r.out)["findings"] if f["kind"] == "drift"]
+    assert r.code == 3 and len(drift) == 1 and " since " in drift[0]["message"], r.out
+    _check(cli("deploy", "-i", str(inv), "--lab", name, "--limit", "node-r1-02", "--yes"), 0)
+    _check(cli("diff", "-i", str(inv), "--live", "--lab", name, "--limit", "node-r1-02"), 0)
+    r = cli("verify", "-i", str(inv), "--lab", name, "--limit", "node-r1-02", "--format", "json")
+    assert not [f for f in json.loads(r.out)["findings"] if f["kind"] == "drift"], r.out
+
+
+def test_frr_saved_config_apart_from_running_is_drift(rendered_lab: str,
+                                                      cli: Callable[..., Run],
+                                                      tmp_path: Path) -> None:
+    """A push saves what bgpd runs as frr.conf (FRR's restart loads it). When the saved file
+    and the running config part, diff --live shows it (exit 2) and verify reports drift
+    (exit 3); deploy saves the running config again."""
+    name = rendered_lab
+    inv = timers_inventory(tmp_path)
+    _check(cli("deploy", "-i", str(inv), "--lab", name, "--limit", "tor-r1-a", "--yes"), 0)
+    e = lab.overlay(name)["devices"]["tor-r1-a"]
+    saved = lab.run_on(e, ["cat", "/etc/frr/frr.conf"]).stdout
+    assert saved.startswith("! Saved by bgpgen") and "timers 4 12" in saved
+    assert "timers 3 9" in lab.run_on(e, ["cat", "/etc/frr/frr.conf.bgpgen-prev"]).stdout
+    r = cli("verify", "-i", str(inv), "--lab", name, "--limit", "tor-r1-a", "--format", "json")
+    assert not [f for f in json.loads(r.out)["findings"] if f["kind"] == "drift"], r.out
+    r = lab.run_on(e, ["cp", "-p", "/etc/frr/frr.conf.bgpgen-prev", "/etc/frr/frr.conf"])
+    assert r.returncode == 0, r.stderr
+    r = _check(cli("diff", "-i", str(inv), "--live", "--lab", name, "--limit", "tor-r1-a",
+                   "--format", "json"), 2)
+    (dev,) = json.loads(r.out)["devices"]
+    assert dev["diff"] and dev["diff"][0].startswith("~ frr.conf differs from the running"), dev
+    r = cli("verify", "-i", str(inv), "--lab", name, "--limit", "tor-r1-a", "--format", "json")
+    drift = [f for f in json.loads(r.out)["findings"] if f["kind"] == "drift"]
+    assert r.code == 3 and len(drift) == 1 and drift[0]["device"] == "tor-r1-a", r.out
+    _check(cli("deploy", "-i", str(inv), "--lab", name, "--limit", "tor-r1-a", "--yes"), 0)
+    assert "timers 4 12" in lab.run_on(e, ["cat", "/etc/frr/frr.conf"]).stdout
+    _check(cli("diff", "-i", str(inv), "--live", "--lab", name, "--limit", "tor-r1-a"), 0)
+
+
 def test_a_saved_plan_is_applied_and_a_drifted_one_refused(rendered_lab: str,
                                                            cli: Callable[..., Run],
                                                            tmp_path: Path) -> None:

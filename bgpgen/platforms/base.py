@@ -306,7 +306,12 @@ def wait_sessions(t: Transport, reader: StateReader, before: dict[str, str] | No
 
 def last_error(text: str) -> str:
     """The line of a checker's output that says what is wrong (gobgpd logs JSON lines)."""
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    # frr-reload logs "2026-11-27 01:53:30,704  ERROR: ..." lines: its errors say it
+    lines = [re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\s+", "", ln)
+             for ln in text.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith(("ERROR:", "CRITICAL:"))]
+    if errors:
+        return errors[-1][:300]
     for ln in reversed(lines):
         try:
             entry = json.loads(ln)

@@ -357,6 +357,21 @@ def _save(t: Transport) -> None:
     t.write(t.target.config, saved(_running(t)), CONFIG_FILE.mode, CONFIG_FILE.owner)
 
 
+def _remove(t: Transport, path: str) -> None:
+    """Remove a file, a second time over a new session if the first one stalled."""
+    try:
+        t.exec(shell(["rm", "-f", path]))
+    except RemoteError:
+        t.exec(shell(["rm", "-f", path]))
+
+
+def _reload(t: Transport, path: str, what: str) -> None:
+    res = t.exec(shell(_reload_argv(t.target, "--reload", path)))
+    if not res.ok:
+        raise RemoteError(Problem("", t.target.name, f"{what} failed: "
+                                  + last_error(res.output), ""))
+
+
 class FrrDriver:
     def plan(self, t: Transport, files: Mapping[str, Artifact],
              values: Mapping[str, str]) -> DevicePlan:
@@ -393,8 +408,7 @@ class FrrDriver:
             proceed(t, p)
             p.extra["activated"] = True
             try:
-                check(t, shell(_reload_argv(target, "--reload", candidate)),
-                      "frr-reload.py --reload")
+                _reload(t, candidate, "frr-reload.py --reload")
                 _soft_in(t)
                 left = _delta(t, text, values)  # read back: nothing left to change
                 if left[0] or left[1]:
@@ -409,7 +423,7 @@ class FrrDriver:
                 raise DeployFailed(Problem("", target.name, f"{message}; the previous running "
                                            "config was reloaded and saved", "")) from None
         finally:
-            t.exec(shell(["rm", "-f", candidate]))  # it holds the secret: never left behind
+            _remove(t, candidate)  # it holds the secret: never left behind
         return Outcome(Status.CHANGED, p.cost_detail)
 
     def _restore(self, t: Transport, timeout: float) -> None:
@@ -417,8 +431,7 @@ class FrrDriver:
         prev = target.config + PREV
 
         def step() -> None:
-            check(t, shell(_reload_argv(target, "--reload", prev)),
-                  "frr-reload.py --reload of the previous config")
+            _reload(t, prev, "frr-reload.py --reload of the previous config")
             _soft_in(t)
             _save(t)
         persist(t, "reloading the previous config", step, timeout)
