@@ -467,11 +467,9 @@ def test_ctrl_c_of_the_cli_mid_push(fleet: Fleet, tmp_path: Path) -> None:
                              "--format", "json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        time.sleep(0.5)
-        # the first pushes have begun once a device holds this run's lock
-        wait_for(lambda: proc.poll() is None and any(
-            run_on(e, ["test", "-e", TARGET_LOCK]).returncode == 0
-            for e in fleet.entries.values()), 60, "a push under way")
+        # switches go first, one at a time: Ctrl-C once the first one runs the new config
+        wait_for(lambda: proc.poll() is None and versions(fleet, "frr")[1] == target, 60,
+                 "the first switch pushed")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
     finally:
@@ -519,9 +517,9 @@ def test_ctrl_c_of_a_playbook_run(fleet: Fleet, tmp_path: Path) -> None:
                              str(inv[target]), "--lab", fleet.name, "--yes", "--format", "json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        wait_for(lambda: proc.poll() is None and run_on(
-            fleet.entries[dev], ["test", "-e", TARGET_LOCK]).returncode == 0, 60,
-            "the first batch pushed, waiting for its gate")
+        wait_for(lambda: proc.poll() is None and versions(fleet, "gobgp")[1] == target and
+                 run_on(fleet.entries[dev], ["test", "-e", TARGET_LOCK]).returncode == 0, 60,
+                 "the first batch pushed, waiting for its gate")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
     finally:
