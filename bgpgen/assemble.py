@@ -12,9 +12,9 @@ from typing import Any
 
 from . import asn as asnlib
 from .loader import PathT
-from .model import (Cluster, Device, Mgmt, Node, Profile, Role, SecretRef, Switch,
-                    Timers, VipPool)
-from .platforms import by_inventory_name
+from .model import (Cluster, Device, Manage, Mgmt, Node, Platform, Profile, Role, SecretRef,
+                    Switch, Timers, VipPool)
+from .platforms import by_inventory_name, spec
 from .netutil import (Address, Interface, Network, Tagged, check_host, overlaps,
                       parse_address, parse_interface, parse_network, span)
 from .problems import Collector
@@ -303,7 +303,20 @@ def _switch(i: int, raw: dict[str, Any], mgmt_defaults: dict[str, Any],
         interfaces=ifaces, rack=refs.rack((*path, "rack"), raw.get("rack")),
         description=raw.get("description", ""), mgmt=_mgmt(raw.get("mgmt"), mgmt_defaults),
         profile=refs.profile((*path, "profile"), raw.get("profile")),
-        bgp_port=raw.get("bgp_port", 179), api_port=raw.get("api_port", 50051))
+        bgp_port=raw.get("bgp_port", 179), api_port=raw.get("api_port", 50051),
+        manage=_manage(refs.out, (*path, "manage"), platform, raw.get("manage")))
+
+
+def _manage(out: Collector, path: PathT, platform: Platform, raw: str | None) -> Manage:
+    """bgp-part where the platform can push a part alone (the safe default), else whole."""
+    it = spec(platform)
+    if raw is None:
+        return Manage.PART if it.parts else Manage.WHOLE
+    if raw == Manage.PART and not it.parts:
+        out.add(path, f"platform {it.inventory_name} pushes whole configs only",
+                "remove manage:, or say manage: whole")
+        return Manage.WHOLE
+    return Manage(raw)
 
 
 def _groups(raw: list[dict[str, Any]], refs: _Refs) -> dict[str, tuple[int, dict[str, Any]]]:

@@ -25,6 +25,13 @@ class Platform(StrEnum):
     GOBGP_RS = "gobgp-rs"  #: a gobgpd route server standing in for a switch
 
 
+class Manage(StrEnum):
+    """How much of a switch's config bgpgen manages."""
+
+    PART = "bgp-part"  #: its part only (its objects, its peer groups, the nodes' neighbors)
+    WHOLE = "whole"    #: the whole config: what bgpgen renders is what the switch runs
+
+
 class Passive(StrEnum):
     """Which end waits for the other to connect."""
 
@@ -133,7 +140,7 @@ class Node(Device):
 
 @dataclass(frozen=True, slots=True)
 class Switch(Device):
-    pass
+    manage: Manage = Manage.WHOLE
 
 
 @dataclass(frozen=True, slots=True)

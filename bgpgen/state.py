@@ -36,6 +36,9 @@ class RibEntry:
     next_hop: str
     peer: str        #: the address it came from; "" for a route the device originates
     as_path: str = ""
+    #: the daemon forwards over this path (its best path, or one of its multipaths); None:
+    #: the daemon does not say
+    selected: bool | None = None
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .model import Fabric, Node, Route, Session
+from .model import Fabric, Node, Role, Route, Session
 from .state import ESTABLISHED, DeviceState
 
 
@@ -30,6 +30,8 @@ class FindingKind(StrEnum):
     UNEXPECTED = "unexpected"
     DAEMON_DOWN = "daemon_down"
     DRIFT = "drift"              #: the daemon runs other settings than its own config file
+    #: a prefix several nodes announce (an anycast VIP) is not forwarded over all of them
+    ECMP = "ecmp"
     UNREADABLE = "unreadable"
 
 
@@ -82,6 +84,8 @@ class VerifyReport:
     routes_expected: int
     routes_ok: int
     chosen: set[str] = field(default_factory=set)  #: the devices judged
+    #: every prefix several nodes announce to a switch, with the next hops it is forwarded over
+    ecmp: list[Ecmp] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Finding]:
@@ -141,6 +145,7 @@ def evaluate(fabric: Fabric, views: Mapping[str, DeviceState],
         row_of[(s.switch, str(s.node_address))] = (row, s)
         row_of[(s.node, str(s.switch_address))] = (row, s)
     findings += _unexpected(fabric, views, chosen - pending, row_of, pending)
+    ecmp = _ecmp(fabric, views, chosen, pending, findings)
     for v in views.values():
         if v.device not in chosen:
             continue
@@ -159,7 +164,52 @@ def evaluate(fabric: Fabric, views: Mapping[str, DeviceState],
                                     f"drift: {v.device}: {v.drift_detail} (bgpgen deploy loads "
                                     "its file)"))
     return VerifyReport(rows, findings, sum(r.expected for r in rows),
-                        sum(r.received for r in rows), chosen)
+                        sum(r.received for r in rows), chosen, ecmp)
+
+
+@dataclass(frozen=True, slots=True)
+class Ecmp:
+    """A prefix several nodes announce to one switch: the next hops it should forward over,
+    and those it does."""
+
+    switch: str
+    prefix: str
+    expected: tuple[str, ...]
+    used: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return set(self.expected) <= set(self.used)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"switch": self.switch, "prefix": self.prefix, "expected": list(self.expected),
+                "used": list(self.used), "ok": self.ok}
+
+
+def _ecmp(fabric: Fabric, views: Mapping[str, DeviceState], chosen: set[str],
+          pending: set[str], findings: list[Finding]) -> list[Ecmp]:
+    """Each prefix that several nodes announce to a switch (an anycast VIP) is forwarded over
+    every one of them there (FRR: its best path and multipaths)."""
+    want: dict[tuple[str, str], set[str]] = {}
+    for r in fabric.routes:
+        if r.seen_by in chosen and r.seen_by not in pending and r.origin not in pending \
+                and fabric.device(r.seen_by).role is Role.SWITCH:
+            want.setdefault((r.seen_by, str(r.prefix)), set()).add(str(r.next_hop))
+    out = []
+    for (switch, prefix), hops in sorted(want.items()):
+        view = views.get(switch)
+        if len(hops) < 2 or view is None or view.error or view.down:
+            continue
+        used = {e.next_hop for e in view.rib if e.prefix == prefix and e.selected is not False}
+        e = Ecmp(switch, prefix, tuple(sorted(hops)), tuple(sorted(used & hops)))
+        out.append(e)
+        if not e.ok:
+            lost = ", ".join(sorted(hops - used))
+            findings.append(Finding(FindingKind.ECMP, switch,
+                                    f"ecmp: {prefix} on {switch} is forwarded over "
+                                    f"{', '.join(e.used) or 'no node'}, not over {lost} (of "
+                                    f"{len(hops)} announcing nodes)"))
+    return out
 
 
 def _row(s: Session, views: Mapping[str, DeviceState], routes: list[Route],
@@ -273,7 +323,8 @@ def as_json(report: VerifyReport) -> str:
                                      "node_state": r.node_state, "uptime": r.uptime,
                                      "expected": r.expected, "received": r.received,
                                      "missing": r.missing, "wrong_next_hop": r.wrong_next_hop,
-                                     "unexpected": r.unexpected} for r in report.rows]},
+                                     "unexpected": r.unexpected} for r in report.rows],
+                       "ecmp": [e.as_dict() for e in report.ecmp]},
                       indent=1) + "\n"
 
 

@@ -218,7 +218,8 @@ def versions(f: Fleet, platform: str) -> tuple[str, str]:
     if platform == "gobgp":
         conf = tomllib.loads(_cat(f, dev, "/etc/gobgpd.conf"))
         file_v = _version_of_hold({n["timers"]["config"]["hold-time"] for n in conf["neighbors"]})
-        running = wait_for(lambda: gobgp_json(e, "neighbor"), 30, "gobgpd answers")
+        running = wait_for(lambda: (lambda x: x if isinstance(x, list) and x else None)(
+            gobgp_json(e, "neighbor")), 30, "gobgpd answers")  # not {"error": ...}
         return file_v, _version_of_hold({n["timers"]["config"]["hold_time"] for n in running})
     if platform == "bird":
         marks = {bird.mark_of(f.builds[v].files_of(dev)["bird.conf"].text): v for v in "AB"}

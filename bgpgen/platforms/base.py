@@ -231,6 +231,8 @@ class PlatformSpec:
     drain: Callable[[Transport, Device, bool], None] | None
     #: Jinja2 filters that escape (or refuse) a value for this platform's syntax
     filters: Mapping[str, Callable[[object], str]]
+    #: a switch of this platform can have bgpgen push only its part (``manage: bgp-part``)
+    parts: bool
 
     @property
     def config_file(self) -> str:

@@ -397,4 +397,5 @@ SPEC = PlatformSpec(
     default_passive=Passive.NONE,
     drain=None,
     filters={"bird_str": bird_str, "bird_sym": bird_sym},
+    parts=False,
 )

@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any
 from ..artifacts import Artifact
 from ..changes import Action, Cost, DevicePlan
 from ..errors import Problem
-from ..model import Device, Fabric, Node, Passive, Platform, Profile, Role
+from ..model import Device, Fabric, Manage, Node, Passive, Platform, Profile, Role, Switch
 from ..netutil import Network
 from ..secrets import fill, redact
 from ..state import ESTABLISHED, DeviceState, Peer, RibEntry
 from ..transport import RemoteError, Transport, check, shell
+from . import ownership
+from .ownership import Own, Syntax
 from .base import (
     RUN_ID,
     Checker,
@@ -65,6 +67,27 @@ SECRET_LINE = re.compile(r"(password )(\S+)()")
 FRR_RELOAD = "/usr/lib/frr/frr-reload.py"
 FRR_BIN = "/usr/lib/frr"
 CONFIG_FILE = FileSpec(CONFIG, "frr/frr.conf.j2", PATHS.config, mode=0o640, owner="frr:frr")
+#: the first line of every rendered frr.conf: how much of the switch bgpgen manages
+MANAGE_LINE = re.compile(r"^! bgpgen manage: (\S+)$", re.M)
+#: FRR's config as a tree: what closes a block, what is a comment, what is not config
+SYNTAX = Syntax(closers=frozenset({"!", "exit", "exit-address-family", "exit-vrf", "end",
+                                   "exit-vnc"}),
+                comment="!", skip=("Building configuration", "Current configuration"),
+                close={"address-family ": "exit-address-family", "vrf ": "exit-vrf",
+                       "route-map ": "exit", "router ": "exit", "interface ": "exit"},
+                default_close="exit")
+#: bgpgen's part of an FRR switch (manage: bgp-part): its objects (BGPGEN-*), the peer groups
+#: it renders or made ("description bgpgen peer group") and their members, the neighbors it
+#: renders ({ours}), the ECMP line it needs; never router bgp itself, its router-id or its
+#: other settings, interfaces, other neighbors or peer groups.
+OWN = (
+    Own((r"ip prefix-list BGPGEN-\S+ .*",)),
+    Own((r"ipv6 prefix-list BGPGEN-\S+ .*",)),
+    Own((r"route-map BGPGEN-\S+ .*",), subtree=True),
+    Own((r"router bgp {asn}", r"neighbor (?:{ours}) .*")),
+    Own((r"router bgp {asn}", r"bgp bestpath as-path multipath-relax")),
+    Own((r"router bgp {asn}", r"address-family .*", r"neighbor (?:{ours}) .*")),
+)
 CLI_PORT = 8022  #: the switch CLI (vtysh) over SSH in the lab, the way Netmiko drives a switch
 
 
@@ -136,7 +159,8 @@ def context(fabric: Fabric, device: Device) -> dict[str, Any]:
         group_of[s.id] = gname
         route_map_of[s.id] = peers[s.node].route_map[s.family]
     gr = max((s.profile.restart_time for s in sessions if s.profile.graceful_restart), default=0)
-    return {"sessions": sessions, "peers": list(peers.values()),
+    manage = device.manage if isinstance(device, Switch) else Manage.WHOLE
+    return {"sessions": sessions, "peers": list(peers.values()), "manage": str(manage),
             "groups": sorted(groups.values(), key=lambda g: g.name),
             "group_of": group_of, "route_map_of": route_map_of, "graceful_restart": gr,
             "families": sorted({s.family for s in sessions})}
@@ -289,7 +313,8 @@ def parse_state(t: Target, output: str, now: float) -> DeviceState:
                 peer = p.get("peerId", "")
                 view.rib.append(RibEntry(prefix, nhs[0] if nhs else "",
                                          "" if peer in ("(unspec)", "0.0.0.0", "::") else peer,
-                                         p.get("path", "")))
+                                         p.get("path", ""),
+                                         bool(p.get("multipath") or p.get("bestpath"))))
     return view
 
 
@@ -372,13 +397,67 @@ def _reload(t: Transport, path: str, what: str) -> None:
                                   + last_error(res.output), ""))
 
 
+def _own_bgp(tree: ownership.Tree) -> str | None:
+    return next((ln for ln in tree if ln.startswith("router bgp ") and " vrf " not in ln), None)
+
+
+def _rules(intended: ownership.Tree,
+           running: ownership.Tree | None = None) -> list[tuple[list[re.Pattern[str]], bool]]:
+    """The ownership rules filled in for this switch: the peer groups and neighbors bgpgen
+    renders for it, and every running member of those peer groups (a node that left the
+    inventory is still bgpgen's to remove)."""
+    bgp = _own_bgp(intended) or "router bgp 0"
+    said = [ln.split() for ln in intended.get(bgp, {}) if ln.startswith("neighbor ")]
+    ours = {w[1] for w in said}
+    groups = {w[1] for w in said if w[2:] == ["peer-group"]}
+    have = [ln.split() for ln in (running or {}).get(bgp, {}) if ln.startswith("neighbor ")]
+    # a peer group bgpgen made says so (its description): still bgpgen's once no profile
+    # renders it (a family or a profile removed)
+    groups |= {w[1] for w in have if w[2:5] == ["description", "bgpgen", "peer"]}
+    ours |= groups | {w[1] for w in have if len(w) == 4 and w[2] == "peer-group"
+                      and w[3] in groups}
+    return ownership.compile_rules(OWN, {"asn": re.escape(bgp.split()[2]),
+                                         "ours": "|".join(re.escape(o) for o in ours)})
+
+
+def part_target(name: str, running: str, intended: str) -> str:
+    """The config a bgp-part push aims at: the running config with bgpgen's part replaced by
+    the rendered one. Refuses (one line) a switch whose own BGP is not the inventory's."""
+    have, want = ownership.parse(running, SYNTAX), ownership.parse(intended, SYNTAX)
+    mine, theirs = _own_bgp(want), _own_bgp(have)
+    if mine is None:  # pragma: no cover - the template always renders router bgp
+        raise DeployFailed(Problem("", name, "the rendered config has no router bgp", ""))
+    if theirs is None:
+        raise DeployFailed(Problem("", name, f"{name} runs no router bgp: with manage: bgp-part "
+                                   "bgpgen adds its part to the switch's own BGP",
+                                   f"configure '{mine}' on {name}, or set manage: whole"))
+    if theirs != mine:
+        raise DeployFailed(Problem("", name, f"{name} runs '{theirs}', the inventory says "
+                                   f"'{mine}': bgpgen does not rewrite a switch's own BGP",
+                                   f"fix {name}'s asn in the inventory, or the switch"))
+    rid = [ln for ln in have[theirs] if ln.startswith("bgp router-id ")]
+    want_rid = [ln for ln in want[mine] if ln.startswith("bgp router-id ")]
+    if rid and want_rid and rid != want_rid:
+        raise DeployFailed(Problem("", name, f"{name} runs '{rid[0]}', the inventory says "
+                                   f"'{want_rid[0]}': bgpgen does not rewrite a switch's own "
+                                   "BGP", f"fix {name}'s router_id in the inventory, or the "
+                                   "switch"))
+    merged = ownership.merge(have, want, _rules(want, have))
+    return "\n".join(ownership.render(merged, SYNTAX)) + "\n"
+
+
+def manage_of(text: str) -> Manage:
+    m = MANAGE_LINE.search(text)
+    return Manage(m.group(1)) if m else Manage.WHOLE
+
+
 class FrrDriver:
     def plan(self, t: Transport, files: Mapping[str, Artifact],
              values: Mapping[str, str]) -> DevicePlan:
         target = t.target
         conf = need(files, CONFIG)
         p = DevicePlan(target.name, target.platform.value)
-        delete, add = _delta(t, fill(conf.text, values), values)
+        delete, add = _delta(t, self._aim(t, fill(conf.text, values)), values)
         if delete or add:
             p.diff = [f"-{ln}" for ln in delete] + [f"+{ln}" for ln in add]
             classify_delta(delete, add, p)
@@ -395,7 +474,7 @@ class FrrDriver:
     def apply(self, t: Transport, p: DevicePlan, files: Mapping[str, Artifact],
               values: Mapping[str, str], timeout: float) -> Outcome:
         target = t.target
-        text = fill(need(files, CONFIG).text, values)
+        text = self._aim(t, fill(need(files, CONFIG).text, values))
         if p.extra.get("drift"):
             proceed(t, p)
             _save(t)
@@ -425,6 +504,13 @@ class FrrDriver:
         finally:
             _remove(t, candidate)  # it holds the secret: never left behind
         return Outcome(Status.CHANGED, p.cost_detail)
+
+    def _aim(self, t: Transport, rendered: str) -> str:
+        """What the switch is to run: the render (manage: whole), or the running config
+        with bgpgen's part replaced (manage: bgp-part), from the running config now."""
+        if manage_of(rendered) is Manage.WHOLE:
+            return rendered
+        return part_target(t.target.name, _running(t), rendered)
 
     def _restore(self, t: Transport, timeout: float) -> None:
         target = t.target
@@ -463,8 +549,14 @@ def daemons(device: Device) -> list[Daemon]:
 
 
 def bootstrap(device: Device) -> str:
+    """What the switch runs before bgpgen: its own BGP (as provisioned), and lines of its own
+    that bgpgen must keep."""
     return (f"frr defaults traditional\nhostname {device.name}\nservice integrated-vtysh-config\n"
-            "ip forwarding\nipv6 forwarding\n!\n")
+            "ip forwarding\nipv6 forwarding\n!\n"
+            "ip prefix-list SITE-AGGREGATES seq 5 permit 198.18.0.0/15 le 32\n!\n"
+            f"router bgp {device.asn}\n bgp router-id {device.router_id}\n"
+            " bgp log-neighbor-changes\n no bgp ebgp-requires-policy\n"
+            " no bgp default ipv4-unicast\n bgp graceful-restart\nexit\n!\n")
 
 
 def prepare(device: Device, files: DeviceFiles,
@@ -506,4 +598,5 @@ SPEC = PlatformSpec(
     default_passive=Passive.NONE,
     drain=drain,
     filters={"frr_word": frr_word, "frr_line": frr_line},
+    parts=True,
 )

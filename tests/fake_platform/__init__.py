@@ -129,7 +129,8 @@ def spec_kwargs() -> dict[str, Any]:
         lab=LabSetup(daemons=_no_daemons, bootstrap=_bootstrap, prepare=_prepare,
                      binaries={}, user=None, cli_port=None),
         bfd=False, default_originate=False, route_server=False,
-        default_passive=Passive.NONE, drain=None, filters={"fake_word": fake_word})
+        default_passive=Passive.NONE, drain=None, filters={"fake_word": fake_word},
+        parts=False)
 
 
 SPEC = PlatformSpec(**spec_kwargs())

@@ -1,0 +1,134 @@
+"""bgpgen's part of a switch: which lines of a device's config bgpgen owns, as data.
+
+A platform declares its ownership as :class:`Own` rules, each a path of regular expressions
+from the top of the config down (``router bgp {asn}`` > ``address-family .*`` > ``neighbor
+{ours} .*``), the way hier_config's tag rules and annet's ACLs name parts of a config. The
+placeholders are filled per device from what bgpgen renders for it (its ASN, the peer groups
+and neighbors it names), so the same rules serve every switch.
+
+The engine works on a config as a tree of lines (:func:`parse`: indentation is nesting) and
+flattened to *paths* (every line with its parents). bgpgen's part of a running config is the
+paths its rules match; the config a push aims at (:func:`merge`) is the running config with
+that part replaced by the rendered one, every other line kept in its place and order. The
+platform's own tool then computes and applies the delta between the two (FRR: frr-reload), so
+the delta can only touch owned lines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+Path = tuple[str, ...]
+Tree = dict[str, "Tree"]
+
+
+@dataclass(frozen=True, slots=True)
+class Own:
+    """bgpgen owns the lines whose path matches ``path`` (one pattern per level, matched
+    against the whole line without its indentation); with ``subtree``, everything under a
+    matching line too."""
+
+    path: tuple[str, ...]
+    subtree: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Syntax:
+    """How a platform writes its config: lines that only close a block, comments, and the
+    line each kind of block ends with."""
+
+    closers: frozenset[str]       #: "exit", "exit-address-family", "!" ...
+    comment: str                  #: a line starting with it is a comment
+    skip: tuple[str, ...]         #: header lines of a show command, not config
+    #: block header prefix -> its closing line ("" : none); the default is ``default_close``
+    close: Mapping[str, str]
+    default_close: str
+
+
+def parse(text: str, syntax: Syntax) -> Tree:
+    """A config as nested dicts (line -> children), in order; closers and comments dropped."""
+    root: Tree = {}
+    stack: list[tuple[int, Tree]] = [(-1, root)]
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        body = line.strip()
+        if not body or body in syntax.closers or body.startswith(syntax.comment) \
+                or body.startswith(syntax.skip):
+            continue
+        indent = len(line) - len(line.lstrip())
+        while stack[-1][0] >= indent:
+            stack.pop()
+        node = stack[-1][1].setdefault(body, {})
+        stack.append((indent, node))
+    return root
+
+
+def paths(tree: Tree, above: Path = ()) -> list[Path]:
+    """Every line with its parents, in order (a block header also on its own)."""
+    out: list[Path] = []
+    for line, children in tree.items():
+        here = (*above, line)
+        out.append(here)
+        out += paths(children, here)
+    return out
+
+
+def build(items: Iterable[Path]) -> Tree:
+    """The tree of these paths, in their order (parents made as needed)."""
+    root: Tree = {}
+    for p in items:
+        node = root
+        for line in p:
+            node = node.setdefault(line, {})
+    return root
+
+
+def render(tree: Tree, syntax: Syntax, depth: int = 0) -> list[str]:
+    """A tree back to config lines, each block closed as the platform closes it."""
+    out: list[str] = []
+    for line, children in tree.items():
+        out.append(" " * depth + line)
+        close = next((c for prefix, c in syntax.close.items() if line.startswith(prefix)),
+                     syntax.default_close if children else "")
+        if children:
+            out += render(children, syntax, depth + 1)
+        if close:
+            out.append(" " * depth + close)
+        if depth == 0 and (children or close):
+            out.append(syntax.comment)
+    return out
+
+
+def compile_rules(rules: Iterable[Own], values: Mapping[str, str]) -> list[tuple[list[re.Pattern[str]], bool]]:
+    """Rules with their placeholders filled (``values`` are regular expressions)."""
+    out = []
+    for r in rules:
+        pats = [re.compile(p.format(**values)) for p in r.path]
+        out.append((pats, r.subtree))
+    return out
+
+
+def owned(p: Path, rules: list[tuple[list[re.Pattern[str]], bool]]) -> bool:
+    for pats, subtree in rules:
+        if len(p) < len(pats) or (len(p) > len(pats) and not subtree):
+            continue
+        if all(pat.fullmatch(line) for pat, line in zip(pats, p)):
+            return True
+    return False
+
+
+def part(tree: Tree, rules: list[tuple[list[re.Pattern[str]], bool]]) -> list[Path]:
+    """bgpgen's part of a config: its owned paths, in order."""
+    return [p for p in paths(tree) if owned(p, rules)]
+
+
+def merge(running: Tree, intended: Tree,
+          rules: list[tuple[list[re.Pattern[str]], bool]]) -> Tree:
+    """The running config with bgpgen's part replaced by the intended one's. A block header
+    that only holds owned lines (``router bgp``) is the running config's: it stays, and the
+    intended part is put inside it."""
+    keep = [p for p in paths(running) if not owned(p, rules)]
+    add = [p for p in paths(intended) if owned(p, rules)]
+    return build([*keep, *add])
