@@ -13,8 +13,8 @@ from typing import Any
 from . import asn as asnlib
 from .loader import PathT
 from .model import (Cluster, Device, Manage, Mgmt, Node, Platform, Profile, Role, SecretRef,
-                    Switch, Timers, VipPool)
-from .platforms import by_inventory_name, spec
+                    Switch, Timers, Uplink, VipPool)
+from .platforms import by_inventory_name, spec, spine_platform
 from .netutil import (Address, Interface, Network, Tagged, check_host, overlaps,
                       parse_address, parse_interface, parse_network, span)
 from .problems import Collector
@@ -35,6 +35,7 @@ class Parts:
     management: Mgmt = Mgmt()
     ssh_config: str | None = None
     switches: list[tuple[int, Switch]] = field(default_factory=list)
+    spines: list[Switch] = field(default_factory=list)
     nodes: list[tuple[int, Node]] = field(default_factory=list)
     sessions: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
@@ -57,8 +58,9 @@ def build(doc: dict[str, Any], out: Collector) -> Parts | None:
     if "ssh_config" in mgmt_defaults:  # relative to the inventory; an absolute path stays
         parts.ssh_config = str(out.source.root / mgmt_defaults["ssh_config"])
     refs = _Refs(out, profiles, set(racks), default)
+    parts.spines = _spines(doc.get("spines", []), out)
     for i, raw in enumerate(doc["switches"]):
-        sw = _switch(i, raw, mgmt_defaults, refs)
+        sw = _switch(i, raw, mgmt_defaults, refs, parts.spines)
         if sw is not None:
             parts.switches.append((i, sw))
     groups = _groups(doc.get("node_groups", []), refs)
@@ -290,8 +292,37 @@ def _mgmt(raw: dict[str, Any] | None, defaults: dict[str, Any],
                 pick("jump"), raw.get("ssh_host"), pick("become"))
 
 
+def _spines(raw: list[dict[str, Any]], out: Collector) -> list[Switch]:
+    """Spines bgpgen does not manage, as the lab runs them (FRR)."""
+    spines = []
+    for i, s in enumerate(raw):
+        path: PathT = ("spines", i)
+        (addr,) = _interfaces(out, (*path, "address"), [s["address"]]) or (None,)
+        if addr is None:
+            continue
+        spines.append(Switch(
+            name=s["name"], role=Role.SWITCH, platform=spine_platform(),
+            asn=_asn(out, (*path, "asn"), s["asn"]),
+            router_id=_router_id(out, (*path, "router_id"), s.get("router_id"), (addr,)),
+            interfaces=(addr,), description=s.get("description", "")))
+    return spines
+
+
+def _uplinks(out: Collector, path: PathT, raw: list[str],
+             spines: list[Switch]) -> tuple[Uplink, ...]:
+    ups = []
+    for j, iface in enumerate(_interfaces(out, path, raw)):
+        spine = next((s for s in spines for a in s.interfaces if iface.ip in a.network), None)
+        if spine is None:
+            out.add((*path, j), f"{iface} is on no spine's subnet",
+                    "give an address in a subnet of spines[].address, or define that spine")
+            continue
+        ups.append(Uplink(iface, spine.name, spine.asn, spine.interfaces[0].ip))
+    return tuple(ups)
+
+
 def _switch(i: int, raw: dict[str, Any], mgmt_defaults: dict[str, Any],
-            refs: _Refs) -> Switch | None:
+            refs: _Refs, spines: list[Switch]) -> Switch | None:
     path: PathT = ("switches", i)
     ifaces = _interfaces(refs.out, (*path, "peering"), raw["peering"])
     platform = by_inventory_name(Role.SWITCH)[raw["platform"]]  # the schema allows no other
@@ -304,15 +335,16 @@ def _switch(i: int, raw: dict[str, Any], mgmt_defaults: dict[str, Any],
         description=raw.get("description", ""), mgmt=_mgmt(raw.get("mgmt"), mgmt_defaults),
         profile=refs.profile((*path, "profile"), raw.get("profile")),
         bgp_port=raw.get("bgp_port", 179), api_port=raw.get("api_port", 50051),
-        manage=_manage(refs.out, (*path, "manage"), platform, raw.get("manage")))
+        manage=_manage(refs.out, (*path, "manage"), platform, raw.get("manage")),
+        uplinks=_uplinks(refs.out, (*path, "uplinks"), raw.get("uplinks", []), spines))
 
 
 def _manage(out: Collector, path: PathT, platform: Platform, raw: str | None) -> Manage:
     """bgp-part where the platform can push a part alone (the safe default), else whole."""
     it = spec(platform)
     if raw is None:
-        return Manage.PART if it.parts else Manage.WHOLE
-    if raw == Manage.PART and not it.parts:
+        return Manage.PART if it.part is not None else Manage.WHOLE
+    if raw == Manage.PART and it.part is None:
         out.add(path, f"platform {it.inventory_name} pushes whole configs only",
                 "remove manage:, or say manage: whole")
         return Manage.WHOLE

@@ -62,6 +62,7 @@ def derive(parts: Parts, out: Collector) -> Fabric:
         secrets=tuple(sorted(parts.secrets.values(), key=lambda s: s.name)),
         racks=parts.racks,
         switches=tuple(sorted((s for _, s in parts.switches), key=lambda d: d.name)),
+        spines=tuple(parts.spines),
         nodes=tuple(sorted((n for _, n in parts.nodes), key=lambda d: d.name)),
         sessions=ordered, routes=_routes(ordered, {n: v[1] for n, v in nodes.items()},
                                           {n: v[1] for n, v in switches.items()}))

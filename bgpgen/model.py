@@ -139,8 +139,20 @@ class Node(Device):
 
 
 @dataclass(frozen=True, slots=True)
+class Uplink:
+    """A switch's session to a spine that bgpgen does not manage: part of the switch's own
+    config, which bgpgen keeps (the lab provisions it)."""
+
+    address: Interface     #: the switch's address on the spine's subnet
+    spine: str
+    spine_asn: int
+    spine_address: Address
+
+
+@dataclass(frozen=True, slots=True)
 class Switch(Device):
     manage: Manage = Manage.WHOLE
+    uplinks: tuple[Uplink, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +219,9 @@ class Fabric:
     sessions: tuple[Session, ...]
     routes: tuple[Route, ...]
     description: str = ""
+    #: spines bgpgen does not manage (not devices: nothing is rendered, planned or pushed for
+    #: them); the lab runs them so that the ToRs' uplinks are real sessions
+    spines: tuple[Switch, ...] = ()
     management: Mgmt = Mgmt()       #: the fabric's defaults for every device
     ssh_config: str | None = None   #: the inventory's OpenSSH client config (absolute)
     _by_name: dict[str, Device] = field(default_factory=dict, init=False, compare=False,

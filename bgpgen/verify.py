@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .model import Fabric, Node, Role, Route, Session
+from .model import Fabric, Node, Role, Route, Session, Switch
 from .state import ESTABLISHED, DeviceState
 
 
@@ -269,9 +269,12 @@ def _unexpected(fabric: Fabric, views: Mapping[str, DeviceState], judged: set[st
         device = fabric.device(name)
         own = {str(p) for fam in ("ipv4", "ipv6") for p in device.prefixes(fam)} \
             if isinstance(device, Node) else set()
+        # a switch's uplinks are its own sessions, not bgpgen's: what they bring is not judged
+        uplinks = {str(u.spine_address) for u in device.uplinks} \
+            if isinstance(device, Switch) else set()
         wanted = expected_at.get(name, set())
         for e in view.rib:
-            if e.prefix in wanted or (e.peer == "" and e.prefix in own):
+            if e.prefix in wanted or (e.peer == "" and e.prefix in own) or e.peer in uplinks:
                 continue
             text = f"{e.prefix} on {name}" + (f" from {e.peer}" if e.peer else " (originated there)")
             family = "ipv6" if ":" in e.prefix else "ipv4"

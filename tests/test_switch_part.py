@@ -1,8 +1,8 @@
 """bgpgen's part of a ToR on a lab (manage: bgp-part, the default): the switch starts with a
-config of its own (its router bgp as provisioned, a site prefix-list, an uplink neighbor, an
-interface description), and every push (first deploy, a node removed, the node back, a pod
-CIDR changed, a rollback after a failed gate) leaves those lines byte-identical while
-bgpgen's part equals the render; a no-op deploy touches nothing; a switch on another ASN is
+config of its own (its router bgp as provisioned, its uplink to the spine, a site prefix-list,
+an interface description; more added by hand), and every push (first deploy, a node removed, the node back, a pod
+CIDR changed, a rollback after a failed gate) leaves those lines byte-identical and the uplink
+session up (its uptime only grows) while bgpgen's part equals the render; a no-op deploy touches nothing; a switch on another ASN is
 refused; a VIP announced by two nodes is forwarded over both (ECMP), and verify says when it
 is not."""
 
@@ -24,10 +24,11 @@ TOR = "tor-r1-a"
 #: the switch's own lines, added before bgpgen's first push
 THEIRS = ["interface lo", " description loopback, managed by netops", "exit",
           "ip prefix-list OTHER-TEAM seq 5 permit 10.99.0.0/16",
-          "router bgp 65101", " neighbor 198.18.250.1 remote-as 65000",
-          " neighbor 198.18.250.1 description spine-1 uplink",
-          " address-family ipv4 unicast", "  neighbor 198.18.250.1 activate",
+          "router bgp 65101", " neighbor 198.18.253.1 remote-as 65300",
+          " neighbor 198.18.253.1 description firewall (planned)",
+          " address-family ipv4 unicast", "  neighbor 198.18.253.1 activate",
           " exit-address-family", "exit"]
+UPLINK = "198.18.254.1"  #: tor-r1-a's uplink to spine-1 (inventory/spines.yaml)
 
 
 @pytest.fixture
@@ -79,8 +80,12 @@ def test_bgpgen_keeps_what_is_not_its_own(part_lab: str, cli: Callable[..., Run]
     assert r.returncode == 0, r.stderr
     dc1 = EXAMPLES["dc1"]
     theirs, _ = _split(_running(e), dc1)
+    uplink = [wait_for(lambda: _uptimes(e).get(UPLINK), 30, "the uplink up")]
 
     def holds(inventory: Path) -> None:
+        up = _uptimes(e).get(UPLINK)
+        assert up is not None and up >= uplink[0], "the uplink session was reset"
+        uplink[0] = up
         now = _running(e)
         mine_now = _split(now, inventory)
         # every line of the switch's own, unchanged (FRR prints them in its own order); a
@@ -96,7 +101,8 @@ def test_bgpgen_keeps_what_is_not_its_own(part_lab: str, cli: Callable[..., Run]
     (plan,) = json.loads(r.out)["devices"]
     changed = [ln for ln in plan["diff"] if not ln[1:].startswith(("router bgp",
                                                                      " address-family"))]
-    assert changed and not any("198.18.250.1" in ln or "OTHER-TEAM" in ln or "interface" in ln
+    assert changed and not any(x in ln for x in ("198.18.253.1", UPLINK, "OTHER-TEAM",
+                                                 "SITE-AGGREGATES", "interface")
                                for ln in plan["diff"]), plan["diff"]
     assert SECRET not in r.out
     _check(cli("deploy", "-i", str(dc1), "--lab", name, "--yes"), 0)
@@ -138,6 +144,7 @@ def test_bgpgen_keeps_what_is_not_its_own(part_lab: str, cli: Callable[..., Run]
             "--timeout", "10")
     assert r.code == 1 and "rolled_back" in r.out, r.out
     assert _running(e) == ran
+    holds(dc1)
 
     # one node stops announcing the VIP: exactly that ECMP finding, on both of its ToRs
     n2 = lab.overlay(name)["devices"]["node-r1-02"]

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..artifacts import Build
 from ..errors import Problem
-from ..model import Device, Fabric, Platform
+from ..model import Device, Fabric, Manage, Platform, Switch
 from ..netutil import Tagged, overlaps, parse_network
 from ..platforms import spec
 from ..render import render
@@ -83,8 +83,9 @@ def _check_fabric_overlap(fabric: Fabric, mgmt_net: str) -> None:
     nets += [Tagged(n, "a pod CIDR") for n in fabric.cluster.pod_cidrs]
     nets += [Tagged(n, "a service CIDR") for n in fabric.cluster.service_cidrs]
     nets += [Tagged(p.cidr, f"VIP pool {p.name}") for p in fabric.cluster.vip_pools]
-    nets += [Tagged(i.network, f"{d.name}'s peering subnet") for d in fabric.devices
-             for i in d.interfaces if not i.ip.is_loopback]
+    nets += [Tagged(i.network, f"{d.name}'s peering subnet")
+             for d in (*fabric.devices, *fabric.spines) for i in d.interfaces
+             if not i.ip.is_loopback]
     for a, b in overlaps(nets):
         if "--mgmt-range" in (a.tag, b.tag):
             other = b if a.tag == "--mgmt-range" else a
@@ -158,14 +159,22 @@ def _device_files(p: LabLayout, fabric: Fabric, d: Path, build: Build | None,
     procs: list[Proc] = []
     post: list[Post] = []
     for dev in p.devices:
-        device = fabric.device(dev.name)
+        device = model_of(fabric, dev.name)
         ps = spec(device.platform)
         fs = DeviceFs(d / "dev" / dev.name, dev.name)
         fs.make()
         files = build.files_of(dev.name) if build else {}
+        spine = device in fabric.spines
         for f in ps.files:
             art = files.get(f.name)
-            if art is not None:
+            if spine and f.target == ps.paths.config and ps.lab.spine is not None:
+                _install(fs, f.target, ps.lab.spine(fabric, device), f.mode, f.owner)
+            elif art is not None and ps.part is not None and f.target == ps.paths.config \
+                    and isinstance(device, Switch) and device.manage is Manage.PART:
+                # as if deployed: the switch's own config with bgpgen's part in it
+                _install(fs, f.target, ps.part(device.name, ps.lab.bootstrap(device),
+                                               fill(art.text, values)), f.mode, f.owner)
+            elif art is not None:
                 _install(fs, f.target, fill(art.text, values), f.mode, f.owner)
             elif f.target == ps.paths.config:
                 _install(fs, f.target, ps.lab.bootstrap(device), f.mode, f.owner)
@@ -187,6 +196,12 @@ def _device_files(p: LabLayout, fabric: Fabric, d: Path, build: Build | None,
     return procs, post
 
 
+def model_of(fabric: Fabric, name: str) -> Device:
+    """A lab device's model: a device of the fabric, or a spine the lab runs for it."""
+    spine = next((s for s in fabric.spines if s.name == name), None)
+    return spine if spine is not None else fabric.device(name)
+
+
 def run_dirs(device: Device) -> list[tuple[str, str, int]]:
     """The platform's runtime directory under the device's fresh /run, owned by its daemon."""
     ps = spec(device.platform)
@@ -197,7 +212,7 @@ def run_dirs(device: Device) -> list[tuple[str, str, int]]:
 
 def _namespaces(p: LabLayout, fabric: Fabric, d: Path) -> None:
     mounts.prepare(d)
-    hosts = [(dev.name, run_dirs(fabric.device(dev.name))) for dev in p.devices]
+    hosts = [(dev.name, run_dirs(model_of(fabric, dev.name))) for dev in p.devices]
     hosts += [(p.bastion.name, [])] if p.bastion else []
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda h: mounts.create(d, DeviceFs(d / "dev" / h[0], h[0]), h[1],
@@ -284,7 +299,7 @@ def overlay_for(p: LabLayout, fabric: Fabric, d: Path,
     lines = []
     hostkey = (d / "ssh" / "host_ed25519.pub").read_text().split()
     for dev in p.devices:
-        device = fabric.device(dev.name)
+        device = model_of(fabric, dev.name)
         mnt, uts = mounts.ns_files(d, dev.name)
         entry: dict[str, Any] = {
             "host": dev.mgmt_ip, "port": dev.ssh_port, "user": deploy_user or "root",

@@ -138,6 +138,17 @@ def layout(fabric: Fabric, name: str, mgmt_net: str, bastion: bool = False) -> L
             mgmt_ip=ip, ssh_port=22, api_port=d.api_port,
             fabric_addrs=tuple(str(i) for i in d.interfaces if not i.ip.is_loopback)
             if d.role is Role.SWITCH else ()))
+    for sp in fabric.spines:  # bgpgen does not manage them; the lab runs them
+        try:
+            ip = str(next(hosts))
+        except StopIteration:
+            raise LabError(Problem("", "--mgmt-range", f"{net} has too few addresses for "
+                                   "the devices and the spines",
+                                   "give a larger --mgmt-range")) from None
+        devices.append(LabDevice(name=sp.name, platform=sp.platform,
+                                 netns=netns_name(name, sp.name), mgmt_ip=ip, ssh_port=22,
+                                 api_port=sp.api_port,
+                                 fabric_addrs=tuple(str(i) for i in sp.interfaces)))
     jump = None
     if bastion:
         if any(d.name == BASTION for d in fabric.devices):
@@ -172,4 +183,9 @@ def _links(fabric: Fabric, lab: dict[str, LabDevice]) -> tuple[Link, ...]:
         k = counters[s.switch] = counters.get(s.switch, 0) + 1
         j = ports[s.node] = ports.get(s.node, -1) + 1
         links[(s.node, s.switch)] = Link(s.node, s.switch, f"fab{j}", f"n{k}", mine)
+    for sw in fabric.switches:  # a ToR's uplinks: its end carries its address, the spine's
+        for j, u in enumerate(sw.uplinks):  # joins the spine's bridge
+            k = counters[u.spine] = counters.get(u.spine, 0) + 1
+            links[(sw.name, u.spine)] = Link(sw.name, u.spine, f"up{j}", f"t{k}",
+                                             (str(u.address),))
     return tuple(links.values())

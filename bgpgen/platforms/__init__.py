@@ -50,4 +50,9 @@ def by_inventory_name(role: Role) -> dict[str, Platform]:
     return {s.inventory_name: s.platform for s in REGISTRY.values() if s.role is role}
 
 
-__all__ = ["REGISTRY", "PlatformSpec", "by_inventory_name", "spec"]
+def spine_platform() -> Platform:
+    """The platform the lab runs spines on (the first whose lab can)."""
+    return next(s.platform for s in REGISTRY.values() if s.lab.spine is not None)
+
+
+__all__ = ["REGISTRY", "PlatformSpec", "by_inventory_name", "spec", "spine_platform"]

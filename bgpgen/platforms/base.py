@@ -200,6 +200,9 @@ class LabSetup:
     #: a second SSH port offering the device's own CLI (``prepare`` installs it as
     #: ``/usr/local/sbin/bgpgen-device-cli``), None: none
     cli_port: int | None
+    #: the config of a spine bgpgen does not manage, run on this platform by the lab (its
+    #: sessions to the ToRs' uplinks); None: the lab does not run spines on this platform
+    spine: Callable[[Fabric, Device], str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,8 +234,10 @@ class PlatformSpec:
     drain: Callable[[Transport, Device, bool], None] | None
     #: Jinja2 filters that escape (or refuse) a value for this platform's syntax
     filters: Mapping[str, Callable[[object], str]]
-    #: a switch of this platform can have bgpgen push only its part (``manage: bgp-part``)
-    parts: bool
+    #: bgpgen's part of a switch of this platform (``manage: bgp-part``): (device name, its
+    #: running config, the render) -> the config a push aims at: the running config with
+    #: bgpgen's part replaced. None: the platform pushes whole configs only
+    part: Callable[[str, str, str], str] | None
 
     @property
     def config_file(self) -> str:

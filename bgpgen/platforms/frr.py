@@ -551,12 +551,40 @@ def daemons(device: Device) -> list[Daemon]:
 def bootstrap(device: Device) -> str:
     """What the switch runs before bgpgen: its own BGP (as provisioned), and lines of its own
     that bgpgen must keep."""
+    ups = device.uplinks if isinstance(device, Switch) else ()
+    nbrs = "".join(f" neighbor {u.spine_address} remote-as {u.spine_asn}\n"
+                   f" neighbor {u.spine_address} description uplink to {u.spine}\n" for u in ups)
+    af = "".join(f"  neighbor {u.spine_address} activate\n" for u in ups)
     return (f"frr defaults traditional\nhostname {device.name}\nservice integrated-vtysh-config\n"
             "ip forwarding\nipv6 forwarding\n!\n"
-            "ip prefix-list SITE-AGGREGATES seq 5 permit 198.18.0.0/15 le 32\n!\n"
+            + ("interface up0\n description uplink to the spines\nexit\n!\n" if ups else "")
+            + "ip prefix-list SITE-AGGREGATES seq 5 permit 198.18.0.0/15 le 32\n!\n"
             f"router bgp {device.asn}\n bgp router-id {device.router_id}\n"
             " bgp log-neighbor-changes\n no bgp ebgp-requires-policy\n"
-            " no bgp default ipv4-unicast\n bgp graceful-restart\nexit\n!\n")
+            " no bgp default ipv4-unicast\n bgp graceful-restart\n" + nbrs
+            + (f" !\n address-family ipv4 unicast\n{af} exit-address-family\n" if ups else "")
+            + "exit\n!\n")
+
+
+#: what a lab spine announces to the ToRs: the rest of the data centre (never a default route:
+#: nothing in a lab routes out of it)
+SPINE_AGGREGATE = "198.19.0.0/16"
+
+
+def spine_config(fabric: Fabric, spine: Device) -> str:
+    """A spine bgpgen does not manage, as the lab runs it: a session to each ToR uplink on its
+    subnet, an aggregate announced to them."""
+    ups = [(sw, u) for sw in fabric.switches for u in sw.uplinks if u.spine == spine.name]
+    nbrs = "".join(f" neighbor {u.address.ip} remote-as {sw.asn}\n"
+                   f" neighbor {u.address.ip} description {sw.name}\n" for sw, u in ups)
+    af = f"  network {SPINE_AGGREGATE}\n" + "".join(f"  neighbor {u.address.ip} activate\n"
+                                                    for _, u in ups)
+    return (f"frr defaults traditional\nhostname {spine.name}\nservice integrated-vtysh-config\n"
+            "ip forwarding\n!\n"
+            f"router bgp {spine.asn}\n bgp router-id {spine.router_id}\n"
+            " no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n"
+            " no bgp network import-check\n" + nbrs
+            + f" !\n address-family ipv4 unicast\n{af} exit-address-family\nexit\n!\n")
 
 
 def prepare(device: Device, files: DeviceFiles,
@@ -591,12 +619,12 @@ SPEC = PlatformSpec(
     lab=LabSetup(daemons=daemons, bootstrap=bootstrap, prepare=prepare,
                  binaries={"vtysh": "frr", f"{FRR_BIN}/zebra": "frr", f"{FRR_BIN}/bgpd": "frr",
                            FRR_RELOAD: "frr-pythontools"},
-                 user="frr", cli_port=CLI_PORT),
+                 user="frr", cli_port=CLI_PORT, spine=spine_config),
     bfd=True,
     default_originate=True,
     route_server=False,
     default_passive=Passive.NONE,
     drain=drain,
     filters={"frr_word": frr_word, "frr_line": frr_line},
-    parts=True,
+    part=part_target,
 )

@@ -563,7 +563,7 @@ def spec_for(*, platform: Platform, role: Role, description: str, files: tuple[F
         paths=PATHS, secret_line=SECRET_LINE, classify=classify, driver=GobgpdDriver(read),
         state=read,
         lab=LabSetup(daemons=daemons, bootstrap=bootstrap, prepare=prepare, binaries=BINARIES,
-                     user=None, cli_port=None),
+                     user=None, cli_port=None, spine=None),
         bfd=False,  # gobgpd 3.10 has no BFD (native BFD came in 4.5)
         default_originate=False, route_server=route_server, default_passive=default_passive,
-        drain=None, filters=FILTERS, parts=False)
+        drain=None, filters=FILTERS, part=None)

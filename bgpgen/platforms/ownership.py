@@ -131,4 +131,34 @@ def merge(running: Tree, intended: Tree,
     intended part is put inside it."""
     keep = [p for p in paths(running) if not owned(p, rules)]
     add = [p for p in paths(intended) if owned(p, rules)]
-    return build([*keep, *add])
+    # at every level, lines in the render's order where it has them (what a line refers to
+    # comes before it: a route-map before the router bgp that uses it, a neighbor before its
+    # address-family lines, as a daemon loading the file at start needs), the running
+    # config's other lines where they were
+    return _ordered(build([*keep, *add]), running, intended)
+
+
+def _ordered(tree: Tree, running: Tree, intended: Tree) -> Tree:
+    return {k: _ordered(tree[k], running.get(k, {}), intended.get(k, {}))
+            for k in _interleave(list(running), list(intended)) if k in tree}
+
+
+def _interleave(first: list[str], second: list[str]) -> list[str]:
+    """Both sequences in one, each one's order kept: ``second``'s items go just before the
+    next item they share with ``first``."""
+    out: list[str] = []
+    seen: set[str] = set()
+    at = 0
+    shared = set(first)
+    for item in second:
+        if item in shared:
+            while at < len(first) and first[at] != item:
+                if first[at] not in seen:
+                    out.append(first[at])
+                    seen.add(first[at])
+                at += 1
+        if item not in seen:
+            out.append(item)
+            seen.add(item)
+    out += [x for x in first if x not in seen]
+    return out

@@ -127,10 +127,10 @@ def spec_kwargs() -> dict[str, Any]:
         state=StateReader(state_command, parse_state, lambda t: "show bgp all json",
                           parse_sessions),
         lab=LabSetup(daemons=_no_daemons, bootstrap=_bootstrap, prepare=_prepare,
-                     binaries={}, user=None, cli_port=None),
+                     binaries={}, user=None, cli_port=None, spine=None),
         bfd=False, default_originate=False, route_server=False,
         default_passive=Passive.NONE, drain=None, filters={"fake_word": fake_word},
-        parts=False)
+        part=None)
 
 
 SPEC = PlatformSpec(**spec_kwargs())
