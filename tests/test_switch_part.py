@@ -203,3 +203,22 @@ def _uptimes(e: dict[str, object]) -> dict[str, int]:
                 out[peer] = int(v.get("peerUptimeMsec", 0))
     return out
 
+
+
+def test_manage_whole_replaces_the_whole_config(part_lab: str, cli: Callable[..., Run],
+                                                tmp_path: Path) -> None:
+    """manage: whole (a ToR bgpgen owns completely): the plan shows the switch's own lines
+    going, and afterwards the switch runs the render and nothing else."""
+    name = part_lab
+    inv = edited_inventory(tmp_path, "switches.yaml", "  - name: tor-r1-b\n",
+                           "  - name: tor-r1-b\n    manage: whole\n")
+    e = lab.overlay(name)["devices"]["tor-r1-b"]
+    r = _check(cli("diff", "-i", str(inv), "--live", "--lab", name, "--limit", "tor-r1-b",
+                   "--format", "json"), 2)
+    (plan,) = json.loads(r.out)["devices"]
+    assert "- no neighbor 198.18.254.1 remote-as 65000" in plan["diff"], plan["diff"]
+    assert "+no ip prefix-list SITE-AGGREGATES seq 5 permit 198.18.0.0/15 le 32" in plan["diff"]
+    _check(cli("deploy", "-i", str(inv), "--lab", name, "--limit", "tor-r1-b", "--yes"), 0)
+    running = _running(e)
+    assert "SITE-AGGREGATES" not in running and "198.18.254.1" not in running
+    _check(cli("diff", "-i", str(inv), "--live", "--lab", name, "--limit", "tor-r1-b"), 0)
