@@ -38,18 +38,23 @@ def plain_round(inv: Path, workers: int) -> float:
         e = info[d.name]
         conf = next(a for a in build.artifacts if a.device == d.name and a.target == spec(
             d.platform).paths.config)
-        if d.platform.value == "frr":  # frr-reload's plan, on Debian's paths
-            cmd = (f'f=$(mktemp) && cat > "$f" && {FRR_RELOAD} --test --stdout --bindir /usr/bin '
+        if d.platform.value == "frr":  # the running config (bgpgen's part is merged into it),
+            # frr-reload's plan on Debian's paths, and the saved file against what runs
+            cmd = ("vtysh -c 'show running-config' >/dev/null; "
+                   f'f=$(mktemp) && cat > "$f" && {FRR_RELOAD} --test --stdout --bindir /usr/bin '
                    '--confdir /etc/frr --rundir /var/run/frr --vty_socket /var/run/frr "$f"; '
-                   'rm -f "$f"')
+                   'rm -f "$f"; cat /etc/frr/frr.conf; vtysh -c "show running-config"')
             stdin = fill(conf.text, values)
-        elif d.platform.value == "gobgp":  # the config, the unit drop-in, the originated routes
+        elif d.platform.value == "gobgp":  # the config, the unit drop-in, the originated routes,
+            # and the running neighbors against the file
             cmd = ("cat /etc/gobgpd.conf /etc/systemd/system/gobgpd.service.d/bgpgen.conf; "
+                   f"gobgp -p {e['api_port']} -j neighbor; "
                    f"gobgp -p {e['api_port']} -j global rib -a ipv4; "
                    f"gobgp -p {e['api_port']} -j global rib -a ipv6")
             stdin = ""
-        else:
-            cmd, stdin = "cat /etc/bird/bird.conf", ""
+        else:  # the file, and the mark of what BIRD runs
+            cmd, stdin = ("cat /etc/bird/bird.conf; birdc eval bgpgen_config; "
+                          "birdc show status"), ""
         jobs.append((lab.ssh_argv(NAME, d.name) + [cmd], stdin))
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
