@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -237,6 +238,11 @@ def write(build: Build, out: Path, values: Mapping[str, str] | None = None,
                 target.mkdir(mode=0o755, exist_ok=True)
                 made = a.device
             text = fill(a.text, values) if values is not None and a.secrets else a.text
+            if _same(out / a.device / a.name, text, a.mode):
+                # unchanged: the same file (its inode and mtime) in the new directory, so that
+                # a re-render changes only what changed (make, rsync and editors can tell)
+                os.link(out / a.device / a.name, target / a.name)
+                continue
             fd = os.open(target / a.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, a.mode)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
@@ -255,6 +261,20 @@ def write(build: Build, out: Path, values: Mapping[str, str] | None = None,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _same(path: Path, text: str, mode: int) -> bool:
+    """``path`` is a regular file with exactly this text and mode."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or stat.S_IMODE(st.st_mode) != mode:
+            return False
+        data = text.encode("utf-8")
+        if st.st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except OSError:
+        return False
 
 
 def load_manifest(build_dir: Path) -> dict[str, Any]:

@@ -168,3 +168,25 @@ def test_diff_against_a_non_build_is_a_one_line_error(tmp_path: Path, secret_env
                                                       cli: Callable[..., Run]) -> None:
     r = cli("diff", "--against", str(tmp_path))
     assert r.code == 1 and r.err.count("\n") == 1 and "is not a bgpgen build" in r.err
+
+
+def test_a_rerender_changes_only_what_changed(tmp_path: Path, secret_env: str,
+                                              cli: Callable[..., Run]) -> None:
+    """One node's pod CIDR changed: its files, its switches' files and the manifest are new;
+    every other file keeps its inode and mtime (the directory is still swapped atomically)."""
+    from .lab_helpers import changed_inventory
+    out = tmp_path / "build"
+    assert cli("render", "-i", str(EXAMPLES["dc1"]), "-o", str(out)).code == 0
+    before = {p.relative_to(out): (p.stat().st_ino, p.stat().st_mtime_ns)
+              for p in out.rglob("*") if p.is_file()}
+    inv = changed_inventory(tmp_path)  # node-r1-03's IPv4 pod CIDR moved
+    assert cli("render", "-i", str(inv), "-o", str(out)).code == 0
+    after = {p.relative_to(out): (p.stat().st_ino, p.stat().st_mtime_ns)
+             for p in out.rglob("*") if p.is_file()}
+    assert set(after) == set(before)
+    changed = {str(p) for p in after if after[p] != before[p]}
+    assert changed == {"manifest.json", "node-r1-03/gobgpd.toml",
+                       "node-r1-03/originate.json", "tor-r1-a/frr.conf",
+                       "tor-r1-b/frr.conf"}, sorted(changed)
+    secret = out / "tor-r2-a" / "frr.conf"  # kept, still private
+    assert stat.S_IMODE(secret.stat().st_mode) & 0o077 == 0
