@@ -232,22 +232,25 @@ def _asn(out: Collector, path: PathT, value: int | str | None) -> int:
 
 
 def _interfaces(out: Collector, path: PathT, raw: list[str]) -> tuple[Interface, ...]:
-    found: list[Interface] = []
-    for i, text in enumerate(raw):
-        try:
-            iface = parse_interface(text)
-        except ValueError as exc:
-            out.add((*path, i), str(exc), "write the device's address on the link, e.g. 10.1.1.10/24")
-            continue
-        net = iface.network
-        if net.prefixlen < net.max_prefixlen - 1 and iface.ip in (net.network_address,
-                                                                  net.broadcast_address):
-            out.add((*path, i), f"{text} is the {'network' if iface.ip == net.network_address else 'broadcast'}"
-                    " address of its subnet, not a host address",
-                    f"use a host address inside {net}")
-            continue
-        found.append(iface)
-    return tuple(found)
+    found = (_interface(out, (*path, i), text) for i, text in enumerate(raw))
+    return tuple(iface for iface in found if iface is not None)
+
+
+def _interface(out: Collector, path: PathT, text: str) -> Interface | None:
+    """A device's address on a link, with its length (None, said, when it is not one)."""
+    try:
+        iface = parse_interface(text)
+    except ValueError as exc:
+        out.add(path, str(exc), "write the device's address on the link, e.g. 10.1.1.10/24")
+        return None
+    net = iface.network
+    if net.prefixlen < net.max_prefixlen - 1 and iface.ip in (net.network_address,
+                                                              net.broadcast_address):
+        out.add(path, f"{text} is the {'network' if iface.ip == net.network_address else 'broadcast'}"
+                " address of its subnet, not a host address",
+                f"use a host address inside {net}")
+        return None
+    return iface
 
 
 def _router_id(out: Collector, path: PathT, raw: str | None,
@@ -297,7 +300,7 @@ def _spines(raw: list[dict[str, Any]], out: Collector) -> list[Switch]:
     spines = []
     for i, s in enumerate(raw):
         path: PathT = ("spines", i)
-        (addr,) = _interfaces(out, (*path, "address"), [s["address"]]) or (None,)
+        addr = _interface(out, (*path, "address"), s["address"])
         if addr is None:
             continue
         spines.append(Switch(

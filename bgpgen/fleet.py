@@ -41,8 +41,8 @@ from .secrets import redact
 from .state import ANSWER_SECONDS, DaemonError, DeviceState
 from .reach import Hop
 from .targets import Target
-from .transport import (SshTransport, Transport, connect_options, describe_ssh, no_delay,
-                        open_client, shell)
+from .transport import (RemoteError, SshTransport, Transport, connect_options, describe_ssh,
+                        no_delay, open_client, shell)
 
 Progress = Callable[[str, str], None]  #: (device, what happened)
 TARGET = "bgpgen_target"  #: host data key of a Target built by bgpgen itself
@@ -240,7 +240,7 @@ def _unlock(t: Transport) -> None:
         try:
             unlock_target(t, RUN_ID)
             return
-        except Exception:  # noqa: BLE001 - a lock left behind is taken over by the next run
+        except RemoteError:  # a lock left behind is taken over by this controller's next run
             continue
 
 

@@ -229,7 +229,7 @@ class SshTransport:
         old, self._sftp = self.conn.remote_conn_pre, None
         try:
             old.close()
-        except Exception:  # noqa: BLE001 - a dead session may fail to close; it is dropped
+        except (OSError, EOFError, paramiko.SSHException):  # a dead session may fail to close
             pass
         for jump in getattr(self.conn, "bgpgen_jumps", []):
             jump.close()
