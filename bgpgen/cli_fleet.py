@@ -7,7 +7,7 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -201,7 +201,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         tg, _ = _targets(args, fabric)
         values = resolve_all(build.secrets)
         stop = threading.Event()
-        with _interruptible(stop, Console(stderr=True)):
+        with _interruptible(stop.set, Console(stderr=True)):
             results = run.execute(pb, fabric, build, tg, values, check=args.check, yes=args.yes,
                                   workers=args.workers, say=say, limit=limit, stop=stop,
                                   command_timeout=args.command_timeout)
@@ -278,7 +278,7 @@ def _deploy(args: argparse.Namespace, out: TextIO, fabric: Any, build: Any, err:
                 return 1
         todo = [p.device for p in plan.devices if p.changed]
         with Progress(console=err, transient=True, disable=not err.is_terminal) as bar, \
-                _interruptible(tx, err):
+                _interruptible(tx.interrupt, err):
             task = bar.add_task("deploying", total=len(todo))
             report = tx.run(args.timeout if args.verify else None,
                             lambda dev, what: bar.advance(task))
@@ -314,11 +314,11 @@ def _deploy(args: argparse.Namespace, out: TextIO, fabric: Any, build: Any, err:
 
 
 @contextmanager
-def _interruptible(tx: Any, err: Any) -> Iterator[None]:
-    """Ctrl-C during a push: no new pushes start; those in flight finish (or restore
-    themselves), unconfirmed ones are rolled back, and the per-device table is printed.
-    Another Ctrl-C only repeats that (a half-done push is worse than a wait). ``tx`` is a
-    Transaction, or the stop event of a playbook run."""
+def _interruptible(interrupt: Callable[[], None], err: Any) -> Iterator[None]:
+    """Ctrl-C during a push calls ``interrupt`` (a Transaction's, or a playbook run's stop):
+    no new pushes start; those in flight finish (or restore themselves), unconfirmed ones are
+    rolled back, and the per-device table is printed. Another Ctrl-C only repeats that (a
+    half-done push is worse than a wait)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -326,10 +326,7 @@ def _interruptible(tx: Any, err: Any) -> Iterator[None]:
     def on_interrupt(signum: int, frame: Any) -> None:
         err.print("interrupted: no new pushes; pushes in flight finish or roll back, "
                   "then the table of what each device runs")
-        if isinstance(tx, threading.Event):
-            tx.set()
-        else:
-            tx.interrupt()
+        interrupt()
     old = signal.signal(signal.SIGINT, on_interrupt)
     try:
         yield

@@ -359,7 +359,7 @@ def push(f: Fleet, platform: str, step: str, fault: str, gate: bool = False) -> 
     try:
         tx = Transaction(nr, f.builds[after], f.values, timeout=20)
         console = Console(file=io.StringIO())
-        with _interruptible(tx, console) if fault == "sigint" else nullcontext():
+        with _interruptible(tx.interrupt, console) if fault == "sigint" else nullcontext():
             report = tx.run(gate_wait=20 if gate else None)
     finally:
         stall.finish()
@@ -439,6 +439,21 @@ def _hold_lock(f: Fleet, device: str, holder: dict[str, Any]) -> None:
                                      f"'{text}' > {TARGET_LOCK}"]))
 
 
+def _ctrl_c(args: list[str], env: dict[str, str], ready: Callable[[], bool],
+            what: str) -> tuple[int, str, str]:
+    """Run the CLI, send it a real SIGINT once ``ready()``; (exit code, stdout, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "bgpgen.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        wait_for(lambda: proc.poll() is None and ready(), 60, what)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, out, err
+
+
 def test_a_device_being_pushed_is_refused_with_its_holder(fleet: Fleet) -> None:
     """Another controller's push holds the device's lock: this push refuses that device,
     naming who and since when, and changes nothing; a lock left by a run of this controller
@@ -472,20 +487,12 @@ def test_ctrl_c_of_the_cli_mid_push(fleet: Fleet, tmp_path: Path) -> None:
     inv = {"A": EXAMPLES["dc1"], "B": timers_inventory(tmp_path)}
     target = "B" if fleet.runs[DEVICES["frr"]] == "A" else "A"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "BGPGEN_TOR_MD5": SECRET}
-    proc = subprocess.Popen([sys.executable, "-m", "bgpgen.cli", "deploy", "-i",
-                             str(inv[target]), "--lab", fleet.name, "--yes", "--workers", "1",
-                             "--format", "json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        # switches go first, one at a time: Ctrl-C once the first one runs the new config
-        wait_for(lambda: proc.poll() is None and _daemon_runs(fleet, "frr") == target, 60,
-                 "the first switch pushed")
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
+    # switches go first, one at a time: Ctrl-C once the first one runs the new config
+    code, out, err = _ctrl_c(["deploy", "-i", str(inv[target]), "--lab", fleet.name, "--yes",
+                              "--workers", "1", "--format", "json"], env,
+                             lambda: _daemon_runs(fleet, "frr") == target,
+                             "the first switch pushed")
+    assert code == 130, err
     assert "Traceback" not in err and "interrupted: no new pushes" in err, err
     rep = json.loads(out)
     assert rep["interrupted"] is True
@@ -523,19 +530,12 @@ def test_ctrl_c_of_a_playbook_run(fleet: Fleet, tmp_path: Path) -> None:
                   f"{DEVICES['bird']}'}}\n    serial: 1\n    steps:\n      - deploy\n"
                   "      - pause: {seconds: 60}\n      - verify: {wait: 30}\n")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "BGPGEN_TOR_MD5": SECRET}
-    proc = subprocess.Popen([sys.executable, "-m", "bgpgen.cli", "run", str(pb), "-i",
-                             str(inv[target]), "--lab", fleet.name, "--yes", "--format", "json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        wait_for(lambda: proc.poll() is None and _daemon_runs(fleet, "gobgp") == target and
-                 run_on(fleet.entries[dev], ["test", "-e", TARGET_LOCK]).returncode == 0, 60,
-                 "the first batch pushed, waiting for its gate")
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
+    code, out, err = _ctrl_c(["run", str(pb), "-i", str(inv[target]), "--lab", fleet.name,
+                              "--yes", "--format", "json"], env,
+                             lambda: _daemon_runs(fleet, "gobgp") == target and run_on(
+                                 fleet.entries[dev], ["test", "-e", TARGET_LOCK]).returncode == 0,
+                             "the first batch pushed, waiting for its gate")
+    assert code == 130, err
     rep = json.loads(out)
     assert rep["interrupted"] is True
     first, second = rep["batches"]

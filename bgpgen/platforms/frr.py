@@ -446,6 +446,14 @@ def part_target(name: str, running: str, intended: str) -> str:
     return "\n".join(ownership.render(merged, SYNTAX)) + "\n"
 
 
+def _aim(name: str, rendered: str, running: str) -> str:
+    """What the switch is to run: the render (manage: whole), or the running config with
+    bgpgen's part replaced (manage: bgp-part)."""
+    if manage_of(rendered) is Manage.WHOLE:
+        return rendered
+    return part_target(name, running, rendered)
+
+
 def manage_of(text: str) -> Manage:
     m = MANAGE_LINE.search(text)
     return Manage(m.group(1)) if m else Manage.WHOLE
@@ -457,13 +465,14 @@ class FrrDriver:
         target = t.target
         conf = need(files, CONFIG)
         p = DevicePlan(target.name, target.platform.value)
-        delete, add = _delta(t, self._aim(t, fill(conf.text, values)), values)
+        running = _running(t)
+        delete, add = _delta(t, _aim(target.name, fill(conf.text, values), running), values)
         if delete or add:
             p.diff = [f"-{ln}" for ln in delete] + [f"+{ln}" for ln in add]
             classify_delta(delete, add, p)
             p.action = Action.UPDATE
             return p
-        gap = apart(t.read(target.config), _running(t))  # runs right: is it saved?
+        gap = apart(t.read(target.config), running)  # runs right: is it saved?
         if gap:
             p.extra["drift"] = gap
             p.diff = [f"~ {gap}: saved"]
@@ -474,16 +483,17 @@ class FrrDriver:
     def apply(self, t: Transport, p: DevicePlan, files: Mapping[str, Artifact],
               values: Mapping[str, str], timeout: float) -> Outcome:
         target = t.target
-        text = self._aim(t, fill(need(files, CONFIG).text, values))
         if p.extra.get("drift"):
             proceed(t, p)
             _save(t)
             return Outcome(Status.CHANGED, "the running config saved as " + CONFIG)
+        running = _running(t)  # what the push aims from, and what a restore puts back
+        text = _aim(target.name, fill(need(files, CONFIG).text, values), running)
         before = read_sessions(t, READ)
         candidate = f"{target.run}/bgpgen-candidate-{RUN_ID}.conf"
         try:
             t.write(candidate, text, 0o600)  # read by frr-reload, as root
-            t.write(target.config + PREV, saved(_running(t)), 0o600)
+            t.write(target.config + PREV, saved(running), 0o600)
             proceed(t, p)
             p.extra["activated"] = True
             try:
@@ -504,13 +514,6 @@ class FrrDriver:
         finally:
             _remove(t, candidate)  # it holds the secret: never left behind
         return Outcome(Status.CHANGED, p.cost_detail)
-
-    def _aim(self, t: Transport, rendered: str) -> str:
-        """What the switch is to run: the render (manage: whole), or the running config
-        with bgpgen's part replaced (manage: bgp-part), from the running config now."""
-        if manage_of(rendered) is Manage.WHOLE:
-            return rendered
-        return part_target(t.target.name, _running(t), rendered)
 
     def _restore(self, t: Transport, timeout: float) -> None:
         target = t.target
