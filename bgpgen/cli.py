@@ -20,7 +20,8 @@ from argcomplete.shell_integration import shellcode
 from . import __version__, cli_fleet
 from .check import check_build, raise_on_failure
 from .errors import BgpgenError
-from .render import check_output_dir, render, write
+from .model import SecretRef
+from .render import check_output_dir, input_digests, render, update, write
 from .schema import inventory_schema_text, per_file_schema_text
 from .secrets import SecretMode, resolve_all
 from .validate import load_fabric
@@ -248,29 +249,43 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
 def _render(args: argparse.Namespace, out: TextIO) -> int:
     check_output_dir(args.output)
     fabric = load_fabric(args.inventory)
-    build = render(fabric, args.templates)
-    values = resolve_all(build.secrets) if args.secrets == SecretMode.RESOLVE else None
+
+    def values(refs: tuple[SecretRef, ...]) -> dict[str, str] | None:
+        return resolve_all(refs) if args.secrets == SecretMode.RESOLVE else None
+
     reports = []
+    unchanged: tuple[str, ...] = ()
+    if args.check:  # everything rendered again, checked in the new directory before the swap
+        build = render(fabric, args.templates)
 
-    def run_checks(tmp: Path) -> None:
-        report = check_build(build, tmp, values)
-        raise_on_failure(report, args.output)
-        reports.append(report)
+        def run_checks(tmp: Path) -> None:
+            report = check_build(build, tmp, values(build.secrets))
+            raise_on_failure(report, args.output)
+            reports.append(report)
 
-    write(build, args.output, values, run_checks if args.check else None, args.force)
+        write(build, args.output, values(build.secrets), run_checks, args.force,
+              input_digests(fabric, args.templates))
+        files, rewritten = len(build.artifacts), len(build.artifacts)
+    else:  # only what changed: devices whose inputs changed, files whose bytes changed
+        done = update(fabric, args.output, values, args.templates, args.force)
+        files, rewritten, unchanged = done.files, len(done.rewritten), done.unchanged
     s = _summary(fabric)
     checked = reports[0].counts() if reports else {}
     skipped = reports[0].skipped_checkers if reports else ()
     if args.format == "json":
         out.write(json.dumps({"ok": True, **s, "output": str(args.output),
-                              "files": len(build.artifacts), "checked": checked,
+                              "files": files, "rewritten": rewritten,
+                              "unchanged_devices": len(unchanged), "checked": checked,
                               "skipped_checkers": list(skipped)}, indent=1) + "\n")
         return ExitStatus.OK
-    out.write(f"rendered {len(build.artifacts)} files for {s['switches'] + s['nodes']} devices "
+    out.write(f"rendered {files} files for {s['switches'] + s['nodes']} devices "
               f"into {args.output}/ ({s['sessions']} sessions, {s['routes']} expected routes)\n")
+    if unchanged or rewritten < files:
+        out.write(f"{rewritten} files rewritten; {len(unchanged)} devices' inputs unchanged "
+                  "(not rendered again)\n")
     if args.check:
-        done = ", ".join(f"{k} {v}" for k, v in sorted(checked.items())) or "none"
-        out.write(f"checked with the daemons' own checkers: {done}\n")
+        done_checks = ", ".join(f"{k} {v}" for k, v in sorted(checked.items())) or "none"
+        out.write(f"checked with the daemons' own checkers: {done_checks}\n")
         for name in skipped:
             out.write(f"skipped: {name} is not installed; those files were not checked\n")
     return ExitStatus.OK

@@ -102,16 +102,15 @@ def _targets(args: argparse.Namespace, fabric: Any) -> tuple[dict[str, Any], lis
 def diff(args: argparse.Namespace, out: TextIO) -> int:
     from . import plan as planmod
     fabric = load_fabric(_inventory(args))
-    build = render(fabric, args.templates)
     if args.against is not None:
-        plan = planmod.against(build, args.against)
+        plan = planmod.against_build(fabric, args.against, args.templates)
         if args.limit:
             from .targets import limited
             names = {d.name for d in limited(fabric, args.limit)}
             plan.devices = [d for d in plan.devices if d.device in names]
     else:
         from .fleet import close
-        tx = _transaction(args, fabric, build)
+        tx = _transaction(args, fabric, render(fabric, args.templates))
         try:
             plan = tx.make_plan()
         finally:

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from . import strict_yaml
+from . import parse_cache, strict_yaml
 from .errors import InventoryError, Problem
 
 if not hasattr(yaml, "CSafeLoader"):  # pragma: no cover - libyaml is required; fail clearly
@@ -128,8 +128,8 @@ def _read(file: Path) -> Any:
                                      f"{MAX_FILE_BYTES // 2**20} MiB limit",
                                      "split the inventory into smaller files"))
     try:
-        with file.open("rb") as fh:
-            return strict_yaml.load(fh, _Loader)
+        data = file.read_bytes()
+        return parse_cache.load(data, lambda b: strict_yaml.load(b, _Loader))
     except strict_yaml.StrictYamlError as exc:
         raise InventoryError(Problem(str(file), "", exc.message, exc.hint, exc.line)) from None
     except RecursionError:

@@ -8,6 +8,7 @@ values never reach a plan: device text is redacted before it is compared or show
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +18,35 @@ from .errors import BgpgenError, Problem
 from .model import Fabric
 from .platforms import spec
 from .platforms.base import mask
-from .render import load_manifest
+from .render import input_digests, load_manifest, render
 
 # --- against a previous build ------------------------------------------------------------------
 
-def against(build: Build, previous: Path) -> Plan:
-    """Compare a build with a previous one on disk (no device access)."""
+def against_build(fabric: Fabric, previous: Path, templates: Path | None = None) -> Plan:
+    """Compare the fabric's render with a previous build on disk (no device access), in time
+    linear in the fleet and in the size of the change: devices whose input digest is the one in
+    the previous manifest are unchanged without being rendered (as ``render`` skips them); the
+    others are rendered and compared file by file, by SHA-256 first, diffed only when it differs.
+    """
+    old = load_manifest(previous).get("devices", {})
+    digests = input_digests(fabric, templates)
+    same: set[str] = set()
+    if templates is None:  # overrides may read anything: every device is rendered
+        same = {n for n, d in digests.items() if old.get(n, {}).get("inputs") == d}
+    build = render(fabric, templates, devices=set(digests) - same)
+    return against(build, previous, same)
+
+
+def against(build: Build, previous: Path, unchanged: Collection[str] = ()) -> Plan:
+    """Compare a build with a previous one on disk (no device access). ``unchanged``: devices
+    known to be as before (not in ``build``)."""
     manifest = load_manifest(previous)
     old_devices = manifest.get("devices", {})
     plans = []
     for device in build.fabric.devices:
+        if device.name in unchanged:
+            plans.append(DevicePlan(device.name, device.platform.value))
+            continue
         ps = spec(device.platform)
         arts = build.files_of(device.name).values()
         p = DevicePlan(device.name, device.platform.value)

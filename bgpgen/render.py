@@ -7,17 +7,20 @@ then swapped into place, so a failure leaves the previous build untouched.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from . import gctune, inputs
 from .artifacts import Artifact, Build
 from .errors import Problem, RenderError
 from .model import Device, Fabric, SecretRef
@@ -38,6 +41,9 @@ PACKAGE_TEMPLATES = _shipped_templates()
 #: Overrides reach the shipped templates under this prefix: {% extends "bgpgen/frr/frr.conf.j2" %}
 SHIPPED_PREFIX = "bgpgen"
 MANIFEST = "manifest.json"
+#: beside the manifest, mode 0600: a digest of the secret values the build's files were filled with
+#: (readable only by whoever can read those files), so that a changed secret re-renders its devices
+STATE = ".bgpgen-secrets"
 FORMAT = 1
 
 
@@ -103,20 +109,31 @@ def render(fabric: Fabric, templates: Path | None = None,
     """
     env = environment(templates)
     artifacts: list[Artifact] = []
-    for device in fabric.devices:
-        if devices is not None and device.name not in devices:
-            continue
-        ps = spec(device.platform)
-        for fs in ps.files:
-            artifacts.append(_render_file(env, fabric, device, fs, ps.context))
+    with gctune.paused():
+        for device in fabric.devices:
+            if devices is not None and device.name not in devices:
+                continue
+            ps = spec(device.platform)
+            for fs in ps.files:
+                artifacts.append(_render_file(env, fabric, device, fs, ps.context))
     used = {n for a in artifacts for n in a.secrets}
     return Build(fabric, tuple(artifacts), tuple(s for s in fabric.secrets if s.name in used))
 
 
-def manifest(build: Build) -> dict[str, Any]:
-    """The build's manifest: devices with their files and hashes, sessions, expected routes."""
+def input_digests(fabric: Fabric, templates: Path | None = None) -> dict[str, str]:
+    """Each device's input digest (what its files are made of: see :mod:`bgpgen.inputs`)."""
+    dirs = (PACKAGE_TEMPLATES,) if templates is None else (PACKAGE_TEMPLATES, Path(templates))
+    with gctune.paused():
+        return inputs.digests(fabric, inputs.templates_digest(*dirs))
+
+
+def manifest(build: Build, digests: Mapping[str, str] | None = None,
+             kept: Mapping[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """The build's manifest: devices with their files and hashes (and input digests, when
+    given), sessions, expected routes. ``kept``: the manifest's file entries of devices that were
+    not rendered again (their inputs did not change)."""
     f = build.fabric
-    files: dict[str, list[dict[str, Any]]] = {}
+    files: dict[str, list[dict[str, Any]]] = dict(kept or {})
     for a in build.artifacts:
         files.setdefault(a.device, []).append(
             {"name": a.name, "path": a.path, "target": a.target, "sha256": a.sha256,
@@ -131,6 +148,8 @@ def manifest(build: Build) -> dict[str, Any]:
             {"host": d.mgmt.host, "port": d.mgmt.port, "user": d.mgmt.user},
             "netmiko_device_type": spec(d.platform).netmiko_device_type,
             "files": files.get(d.name, [])}
+        if digests is not None:
+            devices[d.name]["inputs"] = digests[d.name]
     sessions = [{"id": s.id, "node": s.node, "switch": s.switch, "family": s.family,
                  "node_address": str(s.node_address), "switch_address": str(s.switch_address),
                  "node_asn": s.node_asn, "switch_asn": s.switch_asn, "node_port": s.node_port,
@@ -193,12 +212,31 @@ def _list_lines(items: list[Any]) -> list[str]:
 
 # --- writing ----------------------------------------------------------------------------------
 
+def _read_manifest(path: Path) -> Any:
+    """The parsed manifest.json of ``path`` (None if unreadable), read once per version of the
+    file: a check of the output directory and a plan against it share one parse."""
+    try:
+        st = os.stat(path / MANIFEST)
+    except OSError:
+        return None
+    key = (str(path.resolve() / MANIFEST), st.st_ino, st.st_mtime_ns, st.st_size)
+    if _MANIFESTS.get("key") != key:
+        try:
+            with gctune.paused():
+                data = json.loads((path / MANIFEST).read_text("utf-8"))
+        except (OSError, ValueError):
+            data = None
+        _MANIFESTS.clear()
+        _MANIFESTS.update(key=key, data=data)
+    return _MANIFESTS["data"]
+
+
+_MANIFESTS: dict[str, Any] = {}
+
+
 def is_build_dir(path: Path) -> bool:
     """True when ``path`` holds a previous bgpgen build (so replacing it loses nothing)."""
-    try:
-        data = json.loads((path / MANIFEST).read_text("utf-8"))
-    except (OSError, ValueError):
-        return False
+    data = _read_manifest(path)
     return isinstance(data, dict) and data.get("generator") == "bgpgen"
 
 
@@ -220,33 +258,41 @@ def check_output_dir(out: Path, fabric: str | None = None, force: bool = False) 
 
 
 def write(build: Build, out: Path, values: Mapping[str, str] | None = None,
-          check: Callable[[Path], None] | None = None, force: bool = False) -> Path:
+          check: Callable[[Path], None] | None = None, force: bool = False,
+          digests: Mapping[str, str] | None = None) -> Path:
     """Write a build to ``out`` atomically. ``values`` fills secret tokens (None: keep tokens).
 
     ``check`` runs on the temporary directory before it replaces ``out``; if it raises, nothing
-    is replaced and the temporary directory is removed.
+    is replaced and the temporary directory is removed. ``digests`` (each device's input digest)
+    go into the manifest, so that a later :func:`update` can skip what did not change.
     """
     out = Path(out)
     check_output_dir(out, build.fabric.name, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    again = out.is_dir()  # a previous build: files with the same bytes are kept (linked)
+    root, new_root = str(out), str(tmp)
     try:
         made = ""
-        for a in build.artifacts:
-            target = tmp / a.device
-            if a.device != made:  # artifacts come grouped by device
-                target.mkdir(mode=0o755, exist_ok=True)
-                made = a.device
-            text = fill(a.text, values) if values is not None and a.secrets else a.text
-            if _same(out / a.device / a.name, text, a.mode):
-                # unchanged: the same file (its inode and mtime) in the new directory, so that
-                # a re-render changes only what changed (make, rsync and editors can tell)
-                os.link(out / a.device / a.name, target / a.name)
-                continue
-            fd = os.open(target / a.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, a.mode)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        (tmp / MANIFEST).write_text(dump_manifest(manifest(build)), "utf-8")
+        with gctune.paused():
+            for a in build.artifacts:
+                target = os.path.join(new_root, a.device)
+                if a.device != made:  # artifacts come grouped by device
+                    os.mkdir(target, 0o755)
+                    made = a.device
+                text = fill(a.text, values) if values is not None and a.secrets else a.text
+                old_file = os.path.join(root, a.device, a.name)
+                if again and _same(old_file, text, a.mode):
+                    # unchanged: the same file (its inode and mtime) in the new directory, so
+                    # that a re-render changes only what changed (make, rsync, editors can tell)
+                    os.link(old_file, os.path.join(target, a.name))
+                    continue
+                fd = os.open(os.path.join(target, a.name), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                             a.mode)
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+        (tmp / MANIFEST).write_text(dump_manifest(manifest(build, digests)), "utf-8")
+        _write_private(tmp / STATE, secrets_digest(values) + "\n")
         if check is not None:
             check(tmp)
         tmp.chmod(0o755)
@@ -263,7 +309,7 @@ def write(build: Build, out: Path, values: Mapping[str, str] | None = None,
     return out
 
 
-def _same(path: Path, text: str, mode: int) -> bool:
+def _same(path: str, text: str, mode: int) -> bool:
     """``path`` is a regular file with exactly this text and mode."""
     try:
         st = os.lstat(path)
@@ -272,9 +318,187 @@ def _same(path: Path, text: str, mode: int) -> bool:
         data = text.encode("utf-8")
         if st.st_size != len(data):
             return False
-        return path.read_bytes() == data
+        with open(path, "rb") as fh:
+            return fh.read() == data
     except OSError:
         return False
+
+
+def secrets_digest(values: Mapping[str, str] | None) -> str:
+    """What a build's files were filled with: ``tokens``, or a digest of the secret values."""
+    if values is None:
+        return "tokens"
+    h = hashlib.sha256()
+    for name in sorted(values):
+        h.update(name.encode() + b"\0" + values[name].encode() + b"\0")
+    return h.hexdigest()
+
+
+def _write_private(path: Path | str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+# --- re-rendering into a build ------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """What :func:`update` did: the build as it now is (every device's files, those kept as
+    ``kept``), which files it rewrote and which devices it did not render again."""
+
+    build: Build
+    files: int
+    rewritten: tuple[str, ...]
+    unchanged: tuple[str, ...]
+
+
+def update(fabric: Fabric, out: Path,
+           resolve: Callable[[tuple[SecretRef, ...]], Mapping[str, str] | None],
+           templates: Path | None = None, force: bool = False) -> Update:
+    """Render ``fabric`` into the build directory ``out``, doing only what changed.
+
+    Devices whose input digest is the one in ``out``'s manifest are not rendered again (unless
+    the secret values changed and their files hold secrets, or ``templates`` overrides the
+    shipped ones: overrides may read anything); of the others, only files whose bytes changed are
+    written (each by an atomic rename, the manifest last; if anything fails, every replaced file is
+    put back). With no previous build of this fabric, it is :func:`write` (a new directory).
+    ``resolve`` gives the values of the secrets the files need (None keeps tokens).
+    """
+    out = Path(out)
+    check_output_dir(out, fabric.name, force)
+    digests = input_digests(fabric, templates)
+    prev = load_manifest(out) if is_build_dir(out) else None
+    if prev is None or prev.get("fabric") != fabric.name or prev.get("format") != FORMAT:
+        build = render(fabric, templates)
+        write(build, out, resolve(build.secrets), force=True, digests=digests)
+        return Update(build, len(build.artifacts), tuple(a.path for a in build.artifacts), ())
+    old: dict[str, Any] = prev.get("devices", {})
+    reuse = set()
+    if templates is None:
+        reuse = {n for n, d in digests.items()
+                 if n in old and old[n].get("inputs") == d and old[n].get("files")}
+    build = render(fabric, templates, devices=set(digests) - reuse)
+    kept = {n: old[n]["files"] for n in reuse}
+    used = {n for a in build.artifacts for n in a.secrets}
+    used |= {x for files in kept.values() for f in files for x in f["secrets"]}
+    refs = tuple(s for s in fabric.secrets if s.name in used)
+    values = resolve(refs)
+    if secrets_digest(values) != _read_state(out):  # the values changed: their files too
+        again = {n for n, files in kept.items() if any(f["secrets"] for f in files)}
+        if again:
+            more = render(fabric, templates, devices=again)
+            build = Build(fabric, build.artifacts + more.artifacts)
+            reuse -= again
+            kept = {n: kept[n] for n in reuse}
+    full = Build(fabric, build.artifacts, refs)
+    text = dump_manifest(manifest(full, digests, kept))
+    stale = [(n, f["name"]) for n, d in old.items() if n not in reuse for f in d.get("files", ())]
+    rewritten = _write_in_place(out, build.artifacts, values, text, secrets_digest(values), stale,
+                                set(digests))
+    files = len(build.artifacts) + sum(len(v) for v in kept.values())
+    return Update(full, files, rewritten, tuple(sorted(reuse)))
+
+
+def _read_state(out: Path) -> str | None:
+    try:
+        return (out / STATE).read_text("utf-8").strip()
+    except OSError:
+        return None
+
+
+def _write_in_place(out: Path, artifacts: tuple[Artifact, ...],
+                    values: Mapping[str, str] | None, manifest_text: str, state: str,
+                    stale: list[tuple[str, str]], devices: set[str]) -> tuple[str, ...]:
+    """Stage the files whose bytes changed beside their old versions, then swap them in (the
+    manifest last); on any failure put every swapped file back and remove what was staged. Then
+    remove what the build no longer has: the files the previous manifest listed (``stale``:
+    device, file) that were not rendered again, anything else in the directories of the devices
+    rendered, and any top-level entry that is not a device of the fabric (``devices``)."""
+    root = str(out)
+    staged: list[tuple[str, str]] = []  # (staged, final)
+    made: list[str] = []
+    done: list[tuple[str, str | None]] = []  # (final, backup or None when it is new)
+    rewritten = []
+    names = {(a.device, a.name) for a in artifacts}
+    try:
+        for a in artifacts:
+            d = os.path.join(root, a.device)
+            final = os.path.join(d, a.name)
+            text = fill(a.text, values) if values is not None and a.secrets else a.text
+            if _same(final, text, a.mode):
+                continue
+            if not os.path.isdir(d):
+                os.mkdir(d, 0o755)
+                made.append(d)
+            new = os.path.join(d, f".{a.name}.bgpgen-new")
+            if os.path.lexists(new):
+                os.unlink(new)
+            fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL, a.mode)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            staged.append((new, final))
+            rewritten.append(a.path)
+        if _read_state(out) != state:
+            new_state = os.path.join(root, f".{STATE}.bgpgen-new")
+            _write_private(new_state, state + "\n")
+            staged.append((new_state, os.path.join(root, STATE)))
+        if not _same(os.path.join(root, MANIFEST), manifest_text, 0o644):
+            new_manifest = os.path.join(root, f".{MANIFEST}.bgpgen-new")
+            with open(new_manifest, "w", encoding="utf-8") as fh:
+                fh.write(manifest_text)
+            os.chmod(new_manifest, 0o644)
+            staged.append((new_manifest, os.path.join(root, MANIFEST)))
+        for new, final in staged:
+            backup = None
+            if os.path.lexists(final):
+                backup = final + ".bgpgen-old"
+                if os.path.lexists(backup):
+                    os.unlink(backup)
+                os.link(final, backup)
+            try:
+                os.replace(new, final)
+            except BaseException:
+                if backup is not None:
+                    os.unlink(backup)
+                raise
+            done.append((final, backup))
+    except BaseException:
+        for final, backup in reversed(done):
+            if backup is None:
+                os.unlink(final)
+            else:
+                os.replace(backup, final)
+        for new, _ in staged:
+            if os.path.lexists(new):
+                os.unlink(new)
+        for d in reversed(made):
+            shutil.rmtree(d, ignore_errors=True)
+        raise
+    for _, backup in done:
+        if backup is not None:
+            os.unlink(backup)
+    rendered = {a.device for a in artifacts}
+    for device, name in stale:  # the previous build's files of devices rendered again or gone
+        if (device, name) not in names:
+            path = os.path.join(root, device, name)
+            if os.path.lexists(path):
+                os.unlink(path)
+    for device in rendered:  # anything else in their directories
+        for e in os.scandir(os.path.join(root, device)):
+            if (device, e.name) not in names:
+                _remove(e.path)
+    for e in os.scandir(root):  # anything that is no device of the fabric now
+        if e.name not in (MANIFEST, STATE) and e.name not in devices:
+            _remove(e.path)
+    return tuple(rewritten)
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
 
 
 def load_manifest(build_dir: Path) -> dict[str, Any]:
@@ -282,8 +506,9 @@ def load_manifest(build_dir: Path) -> dict[str, Any]:
     if not is_build_dir(build_dir):
         raise RenderError(Problem(str(build_dir), "", "is not a bgpgen build (no manifest.json)",
                                   "render one with bgpgen render -o DIR"))
-    data: dict[str, Any] = json.loads((build_dir / MANIFEST).read_text("utf-8"))
+    data: dict[str, Any] = _read_manifest(build_dir)
     return data
 
 
-__all__ = ["Artifact", "Build", "environment", "manifest", "render", "write"]
+__all__ = ["Artifact", "Build", "Update", "environment", "input_digests", "manifest", "render",
+           "update", "write"]

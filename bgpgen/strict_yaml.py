@@ -23,7 +23,9 @@ import yaml
 
 MAX_ALIASES = 10_000       #: aliases followed in one file
 MAX_DEPTH = 64             #: values nested in values
-MAX_VALUES = 2_000_000     #: values the document expands to (a 100k-node inventory: ~1.5M)
+#: values that aliases expand to (what is written out is bounded by the file's size instead: a
+#: 100k-node inventory is 2.1M values, and 64 MiB of YAML holds at most some 30M)
+MAX_VALUES = 1_000_000
 
 _INT = re.compile(r"[-+]?(0|[1-9][0-9]*)\Z")
 _LEADING_ZERO = re.compile(r"[-+]?0[0-9]+\Z")
@@ -47,13 +49,15 @@ def _line(node: yaml.Node) -> int:
 
 class _Builder:
     def __init__(self) -> None:
-        self.values = 0
+        self.values = 0  # built inside an alias (a value written once, built again)
+        self.inside = 0  # how many aliases the current value is inside
         self.aliases = 0
         self.seen: set[int] = set()
         self.active: set[int] = set()
 
     def build(self, node: yaml.Node, depth: int = 0) -> Any:
-        self.values += 1
+        if self.inside:
+            self.values += 1
         if self.values > MAX_VALUES:
             raise StrictYamlError(f"the document expands to more than {MAX_VALUES} values "
                                   "(aliases inside aliases?)", "write the values out, or use "
@@ -67,12 +71,14 @@ class _Builder:
         if key in self.active:
             raise StrictYamlError("an alias refers to a value that contains it (a cycle)",
                                   "an anchor's value may not use its own alias", _line(node))
-        if key in self.seen:
+        alias = key in self.seen
+        if alias:
             self.aliases += 1
             if self.aliases > MAX_ALIASES:
                 raise StrictYamlError(f"more than {MAX_ALIASES} aliases are followed",
                                       "write the values out, or use fewer aliases",
                                       _line(node))
+            self.inside += 1
         self.seen.add(key)
         self.active.add(key)
         try:
@@ -82,6 +88,8 @@ class _Builder:
             return self._mapping(node, depth)
         finally:
             self.active.discard(key)
+            if alias:
+                self.inside -= 1
 
     def _mapping(self, node: yaml.MappingNode, depth: int) -> dict[Any, Any]:
         out: dict[Any, Any] = {}

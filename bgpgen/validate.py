@@ -13,7 +13,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from . import assemble, derive
+from . import assemble, derive, gctune
 from .errors import InventoryError
 from .loader import PathT, Source, format_path, load
 from .model import Fabric, Role
@@ -139,6 +139,11 @@ def _no_secret_tokens(value: Any, path: PathT, out: Collector) -> None:
 
 def load_fabric(inventory: Path | str) -> Fabric:
     """Load, validate and model an inventory directory; derive its sessions and routes."""
+    with gctune.paused():
+        return _load_fabric(inventory)
+
+
+def _load_fabric(inventory: Path | str) -> Fabric:
     doc, source = load(inventory)
     check_schema(doc, source)
     out = Collector(source)

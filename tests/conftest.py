@@ -16,6 +16,18 @@ EXAMPLES = {"dc1": ROOT / "inventory", "local-rs": ROOT / "inventory" / "example
 SECRET = "Zq7-not-in-output"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _parse_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """bgpgen's parse cache in a directory of the test session's own, not in ~/.cache."""
+    old = os.environ.get("BGPGEN_CACHE_DIR")
+    os.environ["BGPGEN_CACHE_DIR"] = str(tmp_path_factory.mktemp("parse-cache"))
+    yield
+    if old is None:
+        os.environ.pop("BGPGEN_CACHE_DIR", None)
+    else:
+        os.environ["BGPGEN_CACHE_DIR"] = old
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true",
                      help="rewrite tests/golden from the current templates")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import stat
 from collections.abc import Callable
@@ -79,7 +80,8 @@ def test_secret_files_are_private_and_secret_never_printed(tmp_path: Path, secre
     for p in out.rglob("*"):
         if p.is_file():
             mode = stat.S_IMODE(p.stat().st_mode)
-            assert mode == (0o600 if p in holding else 0o644), (p, oct(mode))
+            private = p in holding or p.name == ".bgpgen-secrets"  # what the files hold
+            assert mode == (0o600 if private else 0o644), (p, oct(mode))
     assert SECRET not in (out / "manifest.json").read_text()
 
 
@@ -190,3 +192,172 @@ def test_a_rerender_changes_only_what_changed(tmp_path: Path, secret_env: str,
                        "tor-r1-b/frr.conf"}, sorted(changed)
     secret = out / "tor-r2-a" / "frr.conf"  # kept, still private
     assert stat.S_IMODE(secret.stat().st_mode) & 0o077 == 0
+
+
+# --- incremental render (issue 14) ----------------------------------------------------------------
+
+def _tree(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+#: (file, old, new, devices rendered again): edits of dc1, from one node to every device
+EDITS = {
+    "pod-cidr": ("nodes.yaml", "[10.244.3.0/24,", "[10.244.33.0/24,", 3),
+    "timers": ("fabric.yaml", "timers: {hold: 9, keepalive: 3,", "timers: {hold: 12, keepalive: 4,",
+               None),
+    "speaker": ("nodes.yaml", "    group: r1-gobgp\n    asn: 65013", "    group: r1-bird\n    asn: 65013",
+                3),
+    "node-removed": ("nodes.yaml", "  - name: node-r1-04\n    group: r1-bird\n    asn: 65014\n"
+                     "    peering: [198.18.11.104/24, 198.18.12.104/24, 2001:db8:11::104/64, "
+                     "2001:db8:12::104/64]\n    mgmt: {host: 198.51.100.104}\n"
+                     "    pod_cidrs: [10.244.4.0/24, 2001:db8:244:4::/64]\n", "", 2),
+    "switch-asn": ("switches.yaml", "asn: 65101", "asn: 65109", 5),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_an_incremental_render_is_a_full_render(edit: str, tmp_path: Path, secret_env: str,
+                                                cli: Callable[..., Run]) -> None:
+    """Render dc1, edit the inventory, render into the same build: the build is byte for byte a
+    full render of the edited inventory into a new directory (files gone are gone too), and only
+    the devices whose inputs changed were rendered again."""
+    from .lab_helpers import edited_inventory
+    file, old, new, rendered = EDITS[edit]
+    out = tmp_path / "build"
+    assert cli("render", "-i", str(EXAMPLES["dc1"]), "-o", str(out)).code == 0
+    inv = edited_inventory(tmp_path, file, old, new)
+    r = cli("render", "-i", str(inv), "-o", str(out), "--format", "json")
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    full = tmp_path / "full"
+    assert cli("render", "-i", str(inv), "-o", str(full)).code == 0
+    assert _tree(out) == _tree(full)
+    devices = data["switches"] + data["nodes"]
+    if rendered is not None:
+        assert devices - data["unchanged_devices"] == rendered
+    else:
+        assert data["unchanged_devices"] == 0
+
+
+def test_a_changed_secret_value_rewrites_the_files_that_hold_it(tmp_path: Path,
+                                                              cli: Callable[..., Run],
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              ) -> None:
+    out = tmp_path / "build"
+    monkeypatch.setenv("BGPGEN_TOR_MD5", SECRET)
+    assert cli("render", "-i", str(EXAMPLES["dc1"]), "-o", str(out)).code == 0
+    monkeypatch.setenv("BGPGEN_TOR_MD5", SECRET + "-rotated")
+    r = cli("render", "-i", str(EXAMPLES["dc1"]), "-o", str(out), "--format", "json")
+    assert r.code == 0 and json.loads(r.out)["rewritten"] > 0
+    full = tmp_path / "full"
+    assert cli("render", "-i", str(EXAMPLES["dc1"]), "-o", str(full)).code == 0
+    assert _tree(out) == _tree(full)
+    assert SECRET + "-rotated" in (out / "tor-r1-a" / "frr.conf").read_text()
+    state = out / ".bgpgen-secrets"  # what says which values the files hold: private
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    assert SECRET not in state.read_text()
+
+
+def test_a_failed_incremental_write_puts_everything_back(tmp_path: Path, secret_env: str,
+                                                        cli: Callable[..., Run],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure half-way through swapping the changed files in (the third rename fails): every
+    file already swapped is put back, nothing staged is left, the build is as it was."""
+    import os
+
+    render_mod = importlib.import_module("bgpgen.render")
+    from bgpgen.secrets import resolve_all
+    from bgpgen.validate import load_fabric
+
+    from .lab_helpers import timers_inventory
+    out = tmp_path / "build"
+    assert cli("render", "-i", str(EXAMPLES["dc1"]), "-o", str(out)).code == 0
+    before = _tree(out)
+    fabric = load_fabric(timers_inventory(tmp_path))
+    real, calls = os.replace, []
+
+    def failing(src: str, dst: str) -> None:
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(render_mod.os, "replace", failing)
+    with pytest.raises(OSError):
+        render_mod.update(fabric, out, resolve_all)
+    monkeypatch.setattr(render_mod.os, "replace", real)
+    assert _tree(out) == before
+    assert not [p for p in out.rglob("*") if "bgpgen-new" in p.name or "bgpgen-old" in p.name]
+
+
+def test_diff_against_skips_what_did_not_change(tmp_path: Path, secret_env: str,
+                                               cli: Callable[..., Run],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """diff --against renders only the devices whose input digest differs from the build's."""
+    from bgpgen import plan as plan_mod
+
+    from .lab_helpers import changed_inventory
+    out = tmp_path / "build"
+    assert cli("render", "-i", str(EXAMPLES["dc1"]), "-o", str(out)).code == 0
+    rendered: list[str] = []
+    real = plan_mod.render
+
+    def counting(fabric: object, templates: object = None, devices: object = None) -> object:
+        rendered.extend(sorted(devices))  # type: ignore[call-overload]
+        return real(fabric, templates, devices)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(plan_mod, "render", counting)
+    r = cli("diff", "-i", str(changed_inventory(tmp_path)), "--against", str(out))
+    assert r.code == 2, r.err
+    assert rendered == ["node-r1-03", "tor-r1-a", "tor-r1-b"]
+    assert "10.244.33.0/24" in r.out and "Plan: 0 to add, 3 to change" in r.out
+
+
+def test_parsed_files_are_cached_by_their_bytes(tmp_path: Path, secret_env: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unchanged file is not parsed again; a changed one is; a damaged cache entry is
+    parsed again (never an error); a cache directory others can write to is not used."""
+    import os
+
+    from bgpgen import parse_cache, strict_yaml
+    from bgpgen.validate import load_fabric
+
+    from .lab_helpers import changed_inventory
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("BGPGEN_CACHE_DIR", str(cache))
+    parsed: list[int] = []
+    real = strict_yaml.load
+
+    def counting(stream: object, loader: type) -> object:
+        parsed.append(1)
+        return real(stream, loader)
+
+    monkeypatch.setattr(strict_yaml, "load", counting)
+    inv = changed_inventory(tmp_path)
+    first = load_fabric(inv)
+    files = len(list(inv.glob("*.yaml")))
+    assert len(parsed) == files
+    assert load_fabric(inv) == first and len(parsed) == files  # all from the cache
+    (inv / "nodes.yaml").write_text((inv / "nodes.yaml").read_text() + "\n# edited\n")
+    load_fabric(inv)
+    assert len(parsed) == files + 1  # only the edited file
+    for entry in (cache / "parsed").iterdir():
+        entry.write_bytes(b"\x00garbage")
+    assert load_fabric(inv) == first
+    assert len(parsed) == 2 * files + 1
+    os.chmod(cache / "parsed", 0o777)
+    assert parse_cache.directory() is None
+    assert load_fabric(inv) == first and len(parsed) == 3 * files + 1
+
+
+def test_aliases_are_bounded_but_a_large_written_out_document_is_not(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bgpgen import strict_yaml
+    from bgpgen.loader import _Loader
+    monkeypatch.setattr(strict_yaml, "MAX_VALUES", 100)
+    big = "nodes:\n" + "".join(f"- {{name: n{i}, asn: {i}}}\n" for i in range(200))
+    assert len(strict_yaml.load(big, _Loader)["nodes"]) == 200
+    bomb = "a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nb: &b [*a, *a, *a, *a, *a, *a]\n" \
+           "c: [*b, *b, *b]\n"
+    with pytest.raises(strict_yaml.StrictYamlError, match="expands to more than 100"):
+        strict_yaml.load(bomb, _Loader)

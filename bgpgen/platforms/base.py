@@ -214,7 +214,10 @@ class PlatformSpec:
     inventory_name: str          #: how the inventory names it (a switch platform, a speaker)
     description: str
     files: tuple[FileSpec, ...]
-    context: Context             #: the templates' context, from the model alone
+    #: the templates' context: a function of the device, its sessions and the devices at their
+    #: other ends (and the fabric's name), nothing else: the input digest that lets a re-render
+    #: skip a device covers exactly those (bgpgen.inputs)
+    context: Context
     checker: Checker
     netmiko_device_type: str
     paths: Paths
