@@ -3,9 +3,12 @@ run the bare cost of the same thing from a shell script (the limit): the same na
 links (`ip -batch`), the same daemons with the same configs (`ip netns exec` + `unshare`), the
 same FRR config load and gobgp route adds, and teardown by PID and `ip netns del`.
 
-Sizes: 2 ToRs + 20 nodes, and 50 nodes (4 ToRs), from gen.py. Needs root. Runs interleave.
+Sizes: 20, 50 and 250 nodes (a ToR pair per 40), from gen.py. Needs root. Runs interleave. Both
+sides raise the kernel's neighbour-table and inotify limits the lab needs (bgpgen.lab.limits
+computes them; the script writes the same values with sysctl -w and puts the old ones back) and
+use a /22 management range (250 nodes and 14 ToRs do not fit a /24).
 
-    .venv/bin/python bench/lab.py [--repeat 3]
+    .venv/bin/python bench/lab.py [--sizes 20,50,250] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -27,14 +30,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from gen import generate  # noqa: E402
 
 from bgpgen import lab, load_fabric, render  # noqa: E402
-from bgpgen.lab import _device_files, _ssh_keys, mounts, run_dirs  # noqa: E402
+from bgpgen.lab import _device_files, _ssh_keys, limits, mounts, run_dirs  # noqa: E402
 from bgpgen.lab.mounts import DeviceFs  # noqa: E402
 from bgpgen.lab.netns import create  # noqa: E402
 from bgpgen.lab.layout import LabLayout, layout  # noqa: E402
 from bgpgen.model import Fabric  # noqa: E402
 from bgpgen.secrets import resolve_all  # noqa: E402
 
-MGMT = "198.51.100.0/24"
+MGMT = "198.19.252.0/22"
 
 
 def established(fabric: Fabric, vtysh: Callable[[str, str], str]) -> bool:
@@ -52,23 +55,35 @@ def established(fabric: Fabric, vtysh: Callable[[str, str], str]) -> bool:
 
 
 def wait_established(fabric: Fabric, vtysh: Callable[[str, str], str]) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300
     while not established(fabric, vtysh):
         if time.monotonic() > deadline:
-            raise SystemExit("sessions did not come up within 60 s")
+            raise SystemExit("sessions did not come up within 300 s")
         time.sleep(0.05)
 
 
-def bgpgen_once(fabric: Fabric, name: str) -> tuple[float, float, float]:
+VERIFY: list[float] = []
+
+
+def bgpgen_once(fabric: Fabric, name: str, inv: Path) -> tuple[float, float, float]:
     t0 = time.perf_counter()
-    info = lab.up(fabric, name, MGMT, render_configs=True)
+    info = lab.up(fabric, name, MGMT, render_configs=True, inventory=inv)
     t1 = time.perf_counter()
     devices = info["devices"]
     wait_established(fabric, lambda dev, cmd: lab.run_on(devices[dev], ["vtysh", "-c", cmd]).stdout)
     t2 = time.perf_counter()
-    lab.down(name)
+    try:  # untimed above: bgpgen verify on the lab passes (every session, route, next hop)
+        v0 = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "bgpgen.cli", "verify", "--lab", name,
+                            "--wait", "60"], capture_output=True, text=True)
+        VERIFY.append(time.perf_counter() - v0)
+        if r.returncode != 0:
+            raise SystemExit(f"verify failed on the lab: {r.stdout[-2000:]}{r.stderr[-500:]}")
+    finally:
+        t2b = time.perf_counter()
+        lab.down(name)
     t3 = time.perf_counter()
-    return t1 - t0, t2 - t0, t3 - t2
+    return t1 - t0, t2 - t0, t3 - t2b
 
 
 def _ready_test(ready: dict[str, object]) -> str:
@@ -85,7 +100,12 @@ def shell_scripts(fabric: Fabric, p: LabLayout, d: Path) -> tuple[Path, Path]:
     _ssh_keys(d)
     procs, post = _device_files(p, fabric, d, build, resolve_all(build.secrets))
     (d / "pids").mkdir()
-    lines = ["#!/bin/bash", "set -e", f"cd {d}"]
+    wanted = limits.needs(p, len(procs))
+    keys = " ".join(k.replace("/", ".") for k in wanted)
+    lines = ["#!/bin/bash", "set -e", f"cd {d}",
+             f"sysctl -n {keys} | awk '{{print $1}}' > {d}/sysctl.before"]
+    lines += [f"[ $(sysctl -n {k.replace('/', '.')} | awk '{{print $1}}') -ge {v} ] || "
+              f"sysctl -qw {k.replace('/', '.')}={v}" for k, v in wanted.items()]
     for dev in p.devices:
         fs = DeviceFs(d / "dev" / dev.name, dev.name)
         body = [mounts.setup_script(fs, run_dirs(fabric.device(dev.name)), lab.root()),
@@ -113,7 +133,9 @@ def shell_scripts(fabric: Fabric, p: LabLayout, d: Path) -> tuple[Path, Path]:
     down.write_text("#!/bin/bash\n"
                     f"for ns in {spaces}; do kill -9 $(ip netns pids $ns) 2>/dev/null; done\n"
                     f"(for l in {links}; do echo link del $l; done; "
-                    f"for ns in {spaces}; do echo netns del $ns; done) | ip -force -batch -\n")
+                    f"for ns in {spaces}; do echo netns del $ns; done) | ip -force -batch -\n"
+                    f"paste -d= <(echo {keys} | tr ' ' '\\n') {d}/sysctl.before | "
+                    "xargs -n1 sysctl -qw\n")
     return up, down
 
 
@@ -146,22 +168,26 @@ def shell_once(fabric: Fabric, name: str) -> tuple[float, float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--sizes", default="20,50,250")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench/lab.py needs root")
     os.environ["BGPGEN_BENCH_MD5"] = "bench-secret"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, n in (("2 ToRs + 20 nodes", 20), ("4 ToRs + 50 nodes", 50)):
-            fabric = load_fabric(generate(n, Path(tmp) / f"inv{n}"))
+        for n in (int(x) for x in args.sizes.split(",")):
+            label = f"{2 * -(-n // 40)} ToRs + {n} nodes"
+            inv = generate(n, Path(tmp) / f"inv{n}")
+            fabric = load_fabric(inv)
             res: dict[str, list[tuple[float, float, float]]] = {"bgpgen": [], "shell": []}
             for _ in range(args.repeat):
-                res["bgpgen"].append(bgpgen_once(fabric, "benchlab"))
+                res["bgpgen"].append(bgpgen_once(fabric, "benchlab", inv))
                 res["shell"].append(shell_once(fabric, "benchsh"))
             med = {k: tuple(statistics.median(x[i] for x in v) for i in range(3))
                    for k, v in res.items()}
             rows.append((label, med))
-            print(label, json.dumps(med), flush=True)
+            print(label, json.dumps(med), "verify", [round(v, 2) for v in VERIFY], flush=True)
+            VERIFY.clear()
     print()
     print("| lab | bgpgen up | bgpgen up -> Established | shell script -> Established | ratio "
           "| bgpgen down | shell down | ratio |")

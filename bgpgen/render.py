@@ -132,12 +132,19 @@ def manifest(build: Build, digests: Mapping[str, str] | None = None,
     """The build's manifest: devices with their files and hashes (and input digests, when
     given), sessions, expected routes. ``kept``: the manifest's file entries of devices that were
     not rendered again (their inputs did not change)."""
-    f = build.fabric
     files: dict[str, list[dict[str, Any]]] = dict(kept or {})
     for a in build.artifacts:
-        files.setdefault(a.device, []).append(
-            {"name": a.name, "path": a.path, "target": a.target, "sha256": a.sha256,
-             "mode": f"{a.mode:04o}", "secrets": list(a.secrets)})
+        files.setdefault(a.device, []).append(_entry(a))
+    return _manifest(build.fabric, files, digests)
+
+
+def _entry(a: Artifact) -> dict[str, Any]:
+    return {"name": a.name, "path": a.path, "target": a.target, "sha256": a.sha256,
+            "mode": f"{a.mode:04o}", "secrets": list(a.secrets)}
+
+
+def _manifest(f: Fabric, files: Mapping[str, list[dict[str, Any]]],
+              digests: Mapping[str, str] | None) -> dict[str, Any]:
     devices = {}
     for d in f.devices:
         devices[d.name] = {
@@ -295,18 +302,23 @@ def write(build: Build, out: Path, values: Mapping[str, str] | None = None,
         _write_private(tmp / STATE, secrets_digest(values) + "\n")
         if check is not None:
             check(tmp)
-        tmp.chmod(0o755)
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-        tmp.rename(out)
-        if old is not None:
-            shutil.rmtree(old)
+        _swap(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _swap(tmp: Path, out: Path) -> None:
+    """The new build directory in place of the old one (two renames)."""
+    tmp.chmod(0o755)
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old)
 
 
 def _same(path: str, text: str, mode: int) -> bool:
@@ -344,13 +356,40 @@ def _write_private(path: Path | str, text: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Update:
-    """What :func:`update` did: the build as it now is (every device's files, those kept as
-    ``kept``), which files it rewrote and which devices it did not render again."""
+    """What :func:`update` did: how many files the build has, which it rewrote, which devices
+    it did not render again, and which secrets its files hold."""
 
-    build: Build
     files: int
     rewritten: tuple[str, ...]
     unchanged: tuple[str, ...]
+    secrets: tuple[SecretRef, ...]
+
+
+class _LazyValues(Mapping[str, str]):
+    """Secret values resolved on their first use (a render that streams its files needs them
+    before it knows every secret it uses). ``active`` is False in placeholder mode."""
+
+    def __init__(self, fabric: Fabric,
+                 resolve: Callable[[tuple[SecretRef, ...]], Mapping[str, str] | None]) -> None:
+        self.refs = {r.name: r for r in fabric.secrets}
+        self.resolve = resolve
+        self.got: dict[str, str] = {}
+        self.active = resolve(()) is not None
+
+    def __getitem__(self, name: str) -> str:
+        if name not in self.got:
+            if name not in self.refs:
+                raise KeyError(name)
+            got = self.resolve((self.refs[name],))
+            assert got is not None
+            self.got[name] = got[name]
+        return self.got[name]
+
+    def __iter__(self) -> Any:
+        return iter(self.got)
+
+    def __len__(self) -> int:
+        return len(self.got)
 
 
 def update(fabric: Fabric, out: Path,
@@ -370,9 +409,7 @@ def update(fabric: Fabric, out: Path,
     digests = input_digests(fabric, templates)
     prev = load_manifest(out) if is_build_dir(out) else None
     if prev is None or prev.get("fabric") != fabric.name or prev.get("format") != FORMAT:
-        build = render(fabric, templates)
-        write(build, out, resolve(build.secrets), force=True, digests=digests)
-        return Update(build, len(build.artifacts), tuple(a.path for a in build.artifacts), ())
+        return _write_new(fabric, out, resolve, templates, digests)
     old: dict[str, Any] = prev.get("devices", {})
     reuse = set()
     if templates is None:
@@ -391,13 +428,55 @@ def update(fabric: Fabric, out: Path,
             build = Build(fabric, build.artifacts + more.artifacts)
             reuse -= again
             kept = {n: kept[n] for n in reuse}
-    full = Build(fabric, build.artifacts, refs)
-    text = dump_manifest(manifest(full, digests, kept))
+    text = dump_manifest(manifest(Build(fabric, build.artifacts), digests, kept))
     stale = [(n, f["name"]) for n, d in old.items() if n not in reuse for f in d.get("files", ())]
     rewritten = _write_in_place(out, build.artifacts, values, text, secrets_digest(values), stale,
                                 set(digests))
     files = len(build.artifacts) + sum(len(v) for v in kept.values())
-    return Update(full, files, rewritten, tuple(sorted(reuse)))
+    return Update(files, rewritten, tuple(sorted(reuse)), refs)
+
+
+def _write_new(fabric: Fabric, out: Path,
+               resolve: Callable[[tuple[SecretRef, ...]], Mapping[str, str] | None],
+               templates: Path | None, digests: Mapping[str, str]) -> Update:
+    """A build in a new directory (swapped in atomically), each device rendered and written at
+    once: no build is held in memory, only the manifest's entries (at 100,000 nodes, the
+    rendered texts alone would take some 400 MB)."""
+    env = environment(templates)
+    values = _LazyValues(fabric, resolve)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    files: dict[str, list[dict[str, Any]]] = {}
+    used: set[str] = set()
+    count = 0
+    try:
+        with gctune.paused():
+            for device in fabric.devices:
+                ps = spec(device.platform)
+                target = os.path.join(str(tmp), device.name)
+                os.mkdir(target, 0o755)
+                entries = files[device.name] = []
+                for fs in ps.files:
+                    a = _render_file(env, fabric, device, fs, ps.context)
+                    text = fill(a.text, values) if values.active and a.secrets else a.text
+                    fd = os.open(os.path.join(target, a.name),
+                                 os.O_WRONLY | os.O_CREAT | os.O_EXCL, a.mode)
+                    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                        fh.write(text)
+                    entries.append(_entry(a))
+                    used.update(a.secrets)
+                    count += 1
+            (tmp / MANIFEST).write_text(dump_manifest(_manifest(fabric, files, digests)),
+                                        "utf-8")
+        refs = tuple(r for r in fabric.secrets if r.name in used)
+        state = secrets_digest({n: values[n] for n in used} if values.active else None)
+        _write_private(tmp / STATE, state + "\n")
+        _swap(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Update(count, tuple(p for d in files.values() for p in (e["path"] for e in d)), (),
+                  refs)
 
 
 def _read_state(out: Path) -> str | None:

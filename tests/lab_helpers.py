@@ -41,7 +41,14 @@ def snapshot() -> dict[str, Any]:
     mounts = sorted(ln.split()[4] for ln in Path("/proc/self/mountinfo").read_text().splitlines()
                     if "bgpgen" in ln)
     return {"netns": sorted(n["name"] for n in spaces), "links": sorted(l["ifname"] for l in links),
-            "procs": processes(), "mounts": mounts}
+            "procs": processes(), "mounts": mounts, "kernel": kernel_limits()}
+
+
+def kernel_limits() -> dict[str, str]:
+    """The kernel settings a lab may raise (bgpgen.lab.limits), as they are now."""
+    from bgpgen.lab import limits
+    keys = [t.format(i) for t in limits.NEIGH for i in (1, 2, 3)] + [limits.INOTIFY]
+    return {k: (limits.PROC / k).read_text().strip() for k in keys}
 
 
 def assert_clean(before: dict[str, Any], lab_dir: Path) -> None:
@@ -53,6 +60,7 @@ def assert_clean(before: dict[str, Any], lab_dir: Path) -> None:
     assert after["netns"] == before["netns"]
     assert after["links"] == before["links"]
     assert after["mounts"] == before["mounts"], "lab mounts left behind"
+    assert after["kernel"] == before["kernel"], "kernel settings not put back"
     assert after["procs"] - before["procs"] == set()
     assert not lab_dir.exists()
 

@@ -209,3 +209,35 @@ def test_a_lab_remembers_its_inventory_and_exec_takes_its_name(lab_name: str,
                            "--name", lab_name, "--", "hostname"], cwd=ROOT,
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and done.stdout.strip() == "speaker", done.stderr
+
+
+def test_a_lab_raises_the_limits_it_needs(lab_name: str, secret_env: str) -> None:
+    """With the neighbour tables' thresholds set below what the example lab needs, lab up raises
+    them to its needs (sessions come up), and lab down puts back exactly what was there."""
+    from bgpgen.lab import limits
+    from bgpgen.lab.layout import layout
+
+    from .lab_helpers import kernel_limits
+    fabric = load_fabric(EXAMPLES["dc1"])
+    needs = limits.needs(layout(fabric, lab_name, "198.51.100.0/24"), 0)
+    keys = [t.format(i) for t in limits.NEIGH for i in (1, 2, 3)]
+    original = kernel_limits()
+    try:
+        for k in keys:  # low, as on a host tuned for few neighbours (thresh1 <= 2 <= 3)
+            (limits.PROC / k).write_text(f"{needs[k] // 2}\n")
+        before = snapshot()
+        lab.up(fabric, lab_name, "198.51.100.0/24", render_configs=True)
+        try:
+            now = kernel_limits()
+            for k in keys:
+                assert int(now[k]) == needs[k], k
+            wait_for(lambda: _all_established(lab_name), 30, "all sessions Established")
+            state = json.loads((lab.lab_dir(lab_name) / "state.json").read_text())
+            assert set(keys) <= set(state["kernel"])  # (inotify too: 128 + 2 per daemon)
+        finally:
+            lab.down(lab_name)
+        assert_clean(before, lab.lab_dir(lab_name))  # the lowered values, as they were
+    finally:
+        for k in keys:
+            (limits.PROC / k).write_text(original[k] + "\n")
+    assert kernel_limits() == original

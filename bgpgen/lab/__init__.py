@@ -31,7 +31,7 @@ from ..netutil import Tagged, overlaps, parse_network
 from ..platforms import spec
 from ..render import render
 from ..secrets import fill, resolve_all
-from . import daemons, mounts, netns
+from . import daemons, limits, mounts, netns
 from .daemons import Post, Proc
 from .layout import LabError, LabLayout, check_name, layout, netns_name, tag_of
 from .mounts import DeviceFs
@@ -253,6 +253,10 @@ def up(fabric: Fabric, name: str = DEFAULT_NAME, mgmt_net: str = DEFAULT_MGMT,
         netns.create(p)
         _ssh_keys(d)
         procs, post = _device_files(p, fabric, d, build, values, deploy_user)
+        raised = limits.acquire(root(), name, limits.needs(p, len(procs)))
+        if raised:
+            state["kernel"] = {k: list(v) for k, v in raised.items()}
+            _write(d / "state.json", state)
         _namespaces(p, fabric, d)
         _write(d / "spec.json", {"procs": daemons.as_json(procs), "post": daemons.as_json(post)})
         with open(d / "supervisor.log", "ab") as log:
@@ -390,6 +394,10 @@ def down(name: str = DEFAULT_NAME) -> list[str]:
     netns.destroy(sorted(spaces), links)
     if spaces or links:
         done.append(f"removed {len(spaces)} namespaces and {len(links)} root links")
+    back = limits.release(root(), name)
+    if back:
+        done.append("kernel limits back: " + ", ".join(f"{k.replace('/', '.')}={v}"
+                                                       for k, v in sorted(back.items())))
     if d.exists():
         shutil.rmtree(d)
         done.append(f"removed {d}")
@@ -412,11 +420,16 @@ def device_path(name: str, device: str, inside: str) -> Path:
 
 def sessions(name: str = DEFAULT_NAME) -> dict[str, dict[str, str]]:
     """BGP session states read from each daemon: device -> peer address -> state."""
-    info = overlay(name)
-    out: dict[str, dict[str, str]] = {}
-    for dev, e in sorted(info["devices"].items()):
-        out[dev] = read_sessions(e)
-    return out
+    return _read_all(overlay(name)["devices"])
+
+
+def _read_all(devices: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    """Every device's sessions, read in parallel (each read is a process in its namespaces,
+    mostly waiting on the daemon)."""
+    names = sorted(devices)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return dict(zip(names, pool.map(lambda n: read_sessions(devices[n]), names),
+                        strict=True))
 
 
 def read_sessions(e: Mapping[str, Any]) -> dict[str, str]:
@@ -473,9 +486,10 @@ def status(name: str = DEFAULT_NAME) -> dict[str, Any]:
         procs.setdefault(p["device"], []).append(
             {"name": p["name"], "pid": p["pid"], "alive": _alive(p["pid"], p["starttime"])})
     devices = {}
+    states = _read_all(info.get("devices", {}))
     for dev, e in sorted(info.get("devices", {}).items()):
         devices[dev] = {"netns": e["netns"], "mgmt": e["host"], "platform": e["platform"],
-                        "processes": procs.get(dev, []), "sessions": read_sessions(e)}
+                        "processes": procs.get(dev, []), "sessions": states[dev]}
     return {"lab": name, "status": state.get("status"), "supervisor": state.get("supervisor"),
             "supervisor_alive": _alive(state.get("supervisor"), state.get("supervisor_start")),
             "devices": devices}
