@@ -183,6 +183,11 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
                       f"bgpgen lab down --name {args.name}\n"
                       f"reach it as a fleet: ssh -F {cfg} DEVICE, or bgpgen deploy "
                       f"--ssh-config {cfg} (the same as --lab {args.name})\n")
+            for node in info.get("external", []):
+                out.write(f"{node}: external speaker, no daemon started: run your own in it "
+                          f"with bgpgen lab exec --name {args.name} {node} -- PROGRAM ...; "
+                          f"bgpgen verify --lab {args.name} --wait 60 tells when its routes "
+                          "arrive\n")
         return ExitStatus.OK
     if cmd == "down":
         done = lab.down(args.name)

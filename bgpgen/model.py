@@ -23,6 +23,7 @@ class Platform(StrEnum):
     BIRD = "bird"          #: a node speaking BGP with BIRD 2
     FRR = "frr"            #: a ToR switch running FRR
     GOBGP_RS = "gobgp-rs"  #: a gobgpd route server standing in for a switch
+    EXTERNAL = "external"  #: a node whose BGP speaker bgpgen does not configure (its own program)
 
 
 class Manage(StrEnum):

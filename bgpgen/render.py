@@ -414,7 +414,7 @@ def update(fabric: Fabric, out: Path,
     reuse = set()
     if templates is None:
         reuse = {n for n, d in digests.items()
-                 if n in old and old[n].get("inputs") == d and old[n].get("files")}
+                 if n in old and old[n].get("inputs") == d and "files" in old[n]}
     build = render(fabric, templates, devices=set(digests) - reuse)
     kept = {n: old[n]["files"] for n in reuse}
     used = {n for a in build.artifacts for n in a.secrets}

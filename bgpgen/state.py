@@ -54,3 +54,7 @@ class DeviceState:
     drift: list[str] = field(default_factory=list)
     #: the daemon runs another config than its file, as a whole ('' when they agree)
     drift_detail: str = ""
+    #: what each peer sent, before the device's inbound policy (peer -> prefixes), for the
+    #: peers whose platform keeps it (FRR: soft-reconfiguration inbound); a prefix a switch's
+    #: policy drops is in no RIB, only here
+    received: dict[str, list[str]] = field(default_factory=dict)

@@ -76,10 +76,11 @@ def ssh_config_of(fabric: Fabric, given: Path | None) -> Path | None:
 
 def from_inventory(fabric: Fabric, config_file: Path | None = None,
                    only: set[str] | None = None) -> dict[str, Target]:
-    """Targets of every device (or ``only`` these), reached through the ssh config in force."""
+    """Targets of every device bgpgen configures (or ``only`` these), reached through the ssh
+    config in force. A node whose speaker is external has none: bgpgen never connects to it."""
     cfg = load_config(ssh_config_of(fabric, config_file))
     return {d.name: target(d, fabric, cfg) for d in fabric.devices
-            if only is None or d.name in only}
+            if (only is None or d.name in only) and spec(d.platform).configured}
 
 
 def limited(fabric: Fabric, limit: list[str]) -> list[Device]:
@@ -98,7 +99,11 @@ def select(fabric: Fabric, targets: dict[str, Target], limit: list[str] | None) 
     """The devices to work on: those ``--limit`` selects, else every device with a target."""
     if not limit:
         return [d for d in fabric.devices if d.name in targets]
-    chosen = limited(fabric, limit)
+    chosen = [d for d in limited(fabric, limit) if spec(d.platform).configured]
+    if not chosen:
+        raise TargetError(Problem("", "--limit", "selects only nodes whose speaker is external: "
+                                  "bgpgen does not configure or read them",
+                                  "select their switches (e.g. role:switch,rack:NAME)"))
     missing = [d.name for d in chosen if d.name not in targets]
     if missing:
         raise TargetError(Problem("", "--limit", f"{missing[0]} is not in this lab",

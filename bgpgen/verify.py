@@ -19,6 +19,9 @@ from enum import StrEnum
 from .model import Fabric, Node, Role, Route, Session, Switch
 from .state import ESTABLISHED, DeviceState
 
+#: a node end that bgpgen does not read (its speaker is external): judged from the switch
+EXTERNAL = "external"
+
 
 class FindingKind(StrEnum):
     """What verify can find wrong. ``unreadable`` makes the run an error (exit 1); every other
@@ -70,11 +73,15 @@ class SessionRow:
     pending: bool = False   #: one end is not deployed yet: not judged
 
     @property
+    def up(self) -> bool:
+        """Established on both ends (an external node's end: as its switch sees it)."""
+        return self.switch_state == ESTABLISHED and self.node_state in (ESTABLISHED, EXTERNAL)
+
+    @property
     def ok(self) -> bool:
         if self.pending:
             return True
-        return self.switch_state == ESTABLISHED and self.node_state == ESTABLISHED and \
-            not self.missing and not self.wrong_next_hop and not self.unexpected
+        return self.up and not self.missing and not self.wrong_next_hop and not self.unexpected
 
 
 @dataclass(slots=True)
@@ -131,20 +138,23 @@ def evaluate(fabric: Fabric, views: Mapping[str, DeviceState],
     a session with a pending end is pending (not judged) unless it is in ``healthy`` (the
     sessions that were up on both ends before the batch), which must still be up.
     """
+    from .platforms import spec
     chosen = devices if devices is not None else {d.name for d in fabric.devices}
     pending = pending or set()
+    external = {d.name for d in fabric.nodes if not spec(d.platform).configured}
     by_session: dict[str, list[Route]] = {}
     for r in fabric.routes:
         by_session.setdefault(r.session, []).append(r)
     sessions = [s for s in fabric.sessions if s.node in chosen or s.switch in chosen]
     findings: list[Finding] = []
-    rows = [_row(s, views, by_session.get(s.id, []), pending, healthy or set(), findings)
-            for s in sessions]
+    rows = [_row(s, views, by_session.get(s.id, []), pending, healthy or set(), findings,
+                 s.node in external) for s in sessions]
     row_of: dict[tuple[str, str], tuple[SessionRow, Session]] = {}
     for row, s in zip(rows, sessions):
         row_of[(s.switch, str(s.node_address))] = (row, s)
         row_of[(s.node, str(s.switch_address))] = (row, s)
     findings += _unexpected(fabric, views, chosen - pending, row_of, pending)
+    findings += _dropped(fabric, views, chosen - pending, row_of, pending)
     ecmp = _ecmp(fabric, views, chosen, pending, findings)
     for v in views.values():
         if v.device not in chosen:
@@ -213,12 +223,18 @@ def _ecmp(fabric: Fabric, views: Mapping[str, DeviceState], chosen: set[str],
 
 
 def _row(s: Session, views: Mapping[str, DeviceState], routes: list[Route],
-         pending: set[str], healthy: set[str], findings: list[Finding]) -> SessionRow:
-    """One session: both ends' states, and the routes it should carry, found or not."""
+         pending: set[str], healthy: set[str], findings: list[Finding],
+         external: bool = False) -> SessionRow:
+    """One session: both ends' states, and the routes it should carry, found or not. The node
+    end of an external speaker is not read: its session is judged from the switch (its state,
+    what the switch receives from the node), and what the node receives is not judged."""
     sw, nd = views.get(s.switch), views.get(s.node)
     sp = sw.peers.get(str(s.node_address)) if sw else None
     row = SessionRow(s.id, s.switch, s.node, s.family, _state(sw, str(s.node_address)),
-                     _state(nd, str(s.switch_address)), sp.uptime if sp else None, 0, 0)
+                     EXTERNAL if external else _state(nd, str(s.switch_address)),
+                     sp.uptime if sp else None, 0, 0)
+    if external:
+        routes = [r for r in routes if r.seen_by != s.node]
     if s.node in pending or s.switch in pending:
         if s.id not in healthy:  # the other end is not deployed yet: nothing to judge
             row.pending = True
@@ -248,7 +264,7 @@ def _row(s: Session, views: Mapping[str, DeviceState], routes: list[Route],
             row.received += 1
     for end, addr, state in ((s.switch, str(s.node_address), row.switch_state),
                              (s.node, str(s.switch_address), row.node_state)):
-        if state != ESTABLISHED:
+        if state not in (ESTABLISHED, EXTERNAL):
             findings.append(Finding(FindingKind.SESSION_DOWN, end,
                                     f"session {s.id} is {state} on {end}", addr, s.family, s.id))
     return row
@@ -291,10 +307,41 @@ def _unexpected(fabric: Fabric, views: Mapping[str, DeviceState], judged: set[st
     return stray
 
 
+def _dropped(fabric: Fabric, views: Mapping[str, DeviceState], judged: set[str],
+             row_of: dict[tuple[str, str], tuple[SessionRow, Session]],
+             pending: set[str]) -> list[Finding]:
+    """What a node sent its switch that is not its own, though the switch's inbound policy
+    dropped it (so it is in no RIB): a speaker announcing what it should not, seen where the
+    switch keeps what it received before policy."""
+    own: dict[tuple[str, str], set[str]] = {}
+    for r in fabric.routes:
+        own.setdefault((r.seen_by, r.origin), set()).add(str(r.prefix))
+    out: list[Finding] = []
+    for name in sorted(judged):
+        view = views.get(name)
+        if view is None or view.error or not view.received:
+            continue
+        in_rib = {(e.peer, e.prefix) for e in view.rib}
+        for peer, prefixes in sorted(view.received.items()):
+            hit = row_of.get((name, peer))
+            if hit is None or hit[1].switch != name or hit[1].node in pending:
+                continue
+            row, s = hit
+            for prefix in prefixes:
+                if prefix in own.get((name, s.node), set()) or (peer, prefix) in in_rib:
+                    continue  # expected, or in the RIB (reported as unexpected there)
+                text = (f"{prefix} from {s.node} on {name}, dropped by {name}'s inbound "
+                        "policy (not one of the node's prefixes)")
+                row.unexpected.append(text)
+                out.append(Finding(FindingKind.UNEXPECTED, name,
+                                   f"unexpected: {text} (session {s.id})", peer, s.family,
+                                   s.id))
+    return out
+
+
 def healthy_sessions(report: VerifyReport) -> set[str]:
     """The sessions up on both ends (what a rollout's gate must not make worse)."""
-    return {r.id for r in report.rows
-            if r.switch_state == ESTABLISHED and r.node_state == ESTABLISHED}
+    return {r.id for r in report.rows if r.up}
 
 
 def format_table(report: VerifyReport) -> list[list[str]]:
@@ -308,8 +355,11 @@ def format_table(report: VerifyReport) -> list[list[str]]:
 
 
 def summary(report: VerifyReport) -> str:
-    both = sum(1 for r in report.rows if r.switch_state == ESTABLISHED == r.node_state)
-    return (f"Verify: {both}/{len(report.rows)} sessions Established on both ends, "
+    both = sum(1 for r in report.rows if r.up)
+    external = len({r.node for r in report.rows if r.node_state == EXTERNAL})
+    return (f"Verify: {both}/{len(report.rows)} sessions Established on both ends"
+            + (f" ({external} nodes with an external speaker: judged from their switches)"
+               if external else "") + ", "
             f"{report.routes_ok}/{report.routes_expected} expected routes in place, "
             f"{len(report.problems)} problems" + (f", {len(report.errors)} devices unreadable"
                                                   if report.errors else "") + ".")

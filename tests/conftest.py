@@ -12,7 +12,8 @@ import pytest
 from bgpgen.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = {"dc1": ROOT / "inventory", "local-rs": ROOT / "inventory" / "examples" / "local-rs"}
+EXAMPLES = {"dc1": ROOT / "inventory", "local-rs": ROOT / "inventory" / "examples" / "local-rs",
+            "local-rs-external": ROOT / "inventory" / "examples" / "local-rs-external"}
 SECRET = "Zq7-not-in-output"
 
 

@@ -269,6 +269,8 @@ def up(fabric: Fabric, name: str = DEFAULT_NAME, mgmt_net: str = DEFAULT_MGMT,
         info = overlay_for(p, fabric, d, deploy_user)
         if inventory is not None:  # fleet commands with --lab and no -i use it
             info["inventory"] = str(Path(inventory).resolve())
+        info["external"] = sorted(d.name for d in fabric.nodes
+                                  if not spec(d.platform).configured)
         _write(d / "overlay.json", info)
         state["status"] = "up"
         _write(d / "state.json", state)

@@ -12,7 +12,7 @@ from typing import assert_never
 
 from ..errors import BgpgenError, Problem
 from ..model import Platform, Role
-from . import bird, frr, gobgp, gobgp_rs
+from . import bird, external, frr, gobgp, gobgp_rs
 from .base import PlatformSpec
 
 
@@ -26,6 +26,8 @@ def _spec_of(platform: Platform) -> PlatformSpec:
             return bird.SPEC
         case Platform.FRR:
             return frr.SPEC
+        case Platform.EXTERNAL:
+            return external.SPEC
         case _:
             assert_never(platform)
 

@@ -213,6 +213,10 @@ class PlatformSpec:
     role: Role
     inventory_name: str          #: how the inventory names it (a switch platform, a speaker)
     description: str
+    #: bgpgen renders, pushes and reads this device. False: a speaker someone else runs (a
+    #: program of one's own, a Kubernetes speaker configured through cluster resources): no
+    #: files, no target, no push; verify judges its sessions from the switches' side alone
+    configured: bool
     files: tuple[FileSpec, ...]
     #: the templates' context: a function of the device, its sessions and the devices at their
     #: other ends (and the fabric's name), nothing else: the input digest that lets a re-render

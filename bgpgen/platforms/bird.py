@@ -380,6 +380,7 @@ SPEC = PlatformSpec(
     role=Role.NODE,
     inventory_name="bird",
     description="a node speaking BGP with BIRD 2",
+    configured=True,
     files=(CONFIG_FILE,),
     context=node_context,
     checker=Checker(("bird", "-p", "-c", "{file}"), "bird", "bird2"),

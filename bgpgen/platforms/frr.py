@@ -89,6 +89,8 @@ OWN = (
     Own((r"router bgp {asn}", r"address-family .*", r"neighbor (?:{ours}) .*")),
 )
 CLI_PORT = 8022  #: the switch CLI (vtysh) over SSH in the lab, the way Netmiko drives a switch
+#: the line before the JSON answers that names the peers whose received routes follow them
+RECEIVED = "@@bgpgen-received@@"
 
 
 # --- escaping ----------------------------------------------------------------------------------
@@ -240,13 +242,18 @@ def parse_sessions(output: str) -> dict[str, str]:
 
 
 def state_command(t: Target, fabric: Fabric) -> str:
-    # One vtysh for the three commands: its JSON answers follow each other. Then what runs and
-    # the saved file, compared in memory (never shown).
-    # The exit code is the JSON vtysh's, last.
+    # One vtysh for the JSON commands: its answers follow each other (what each node sent,
+    # before the inbound policy, last: its peers are listed first, in order). Then what runs and
+    # the saved file, compared in memory (never shown). The exit code is the JSON vtysh's, last.
+    peers = [(s.family, str(s.node_address)) for s in fabric.sessions_of(t.name)
+             if s.switch == t.name]
+    received = [f"show bgp {fam} unicast neighbors {addr} received-routes json"
+                for fam, addr in peers]
     return (f"echo {CONFIG_MARK}; cat -- {shell([t.config])}; echo {SEP}; "
             + _vtysh(t, "show running-config") + f"; echo {SEP}; "
+            + f"echo {shell([RECEIVED, *(a for _, a in peers)])}; "
             + _vtysh(t, "show bgp summary json", "show bgp ipv4 unicast json",
-                     "show bgp ipv6 unicast json"))
+                     "show bgp ipv6 unicast json", *received))
 
 
 def body(text: str) -> list[str]:
@@ -294,8 +301,17 @@ def parse_state(t: Target, output: str, now: float) -> DeviceState:
     file_text = None
     if len(chunks) == 3 and chunks[0].startswith(CONFIG_MARK + "\n"):
         file_text = chunks.pop(0).split("\n", 1)[1]
-    parts = json_docs(chunks[-1])
+    last = chunks[-1]
+    asked: list[str] = []
+    if last.startswith(RECEIVED):
+        head, _, last = last.partition("\n")
+        asked = head.split()[1:]
+    parts = json_docs(last)
     view = DeviceState(t.name)
+    for peer, doc in zip(asked, parts[3:], strict=False):
+        got = json.loads(doc)
+        if isinstance(got, dict) and "receivedRoutes" in got:  # soft-reconfiguration is on
+            view.received[peer] = sorted(got["receivedRoutes"] or {})
     if file_text is not None and chunks[0].strip():
         view.drift_detail = apart(file_text, chunks[0])
     for af in json.loads(parts[0] if parts else "{}").values():
@@ -609,6 +625,7 @@ SPEC = PlatformSpec(
     role=Role.SWITCH,
     inventory_name="frr",
     description="a ToR switch running FRR",
+    configured=True,
     files=(CONFIG_FILE,),
     context=context,
     checker=Checker(("vtysh", "--config_dir", "{dir}", "-C", "-f", "{file}"), "vtysh", "frr",

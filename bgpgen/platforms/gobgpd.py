@@ -559,7 +559,7 @@ def spec_for(*, platform: Platform, role: Role, description: str, files: tuple[F
     read = reader(route_server)
     return PlatformSpec(
         platform=platform, role=role, inventory_name="gobgp", description=description,
-        files=files, context=context, checker=CHECKER, netmiko_device_type="linux",
+        configured=True, files=files, context=context, checker=CHECKER, netmiko_device_type="linux",
         paths=PATHS, secret_line=SECRET_LINE, classify=classify, driver=GobgpdDriver(read),
         state=read,
         lab=LabSetup(daemons=daemons, bootstrap=bootstrap, prepare=prepare, binaries=BINARIES,

@@ -117,7 +117,7 @@ def spec_kwargs() -> dict[str, Any]:
     """Every hook of the fake platform, by PlatformSpec field name."""
     return dict(
         platform=FakePlatform.FAKE, role=Role.SWITCH, inventory_name="fakeos",
-        description="a test-only switch OS",
+        description="a test-only switch OS", configured=True,
         files=(FileSpec("fake.conf", "fakeos/fake.conf.j2", "/etc/fake/fake.conf"),),
         context=context,
         checker=Checker(("grep", "-q", "^router ", "{file}"), "grep", "grep"),
