@@ -202,7 +202,8 @@ def _cluster(raw: dict[str, Any], out: Collector) -> Cluster:
     mask = raw.get("node_mask", {})
     return Cluster(raw["name"], tuple(p for p in pods if p),
                    (("ipv4", mask.get("ipv4", 24)), ("ipv6", mask.get("ipv6", 64))),
-                   tuple(s for s in svcs if s), tuple(pools))
+                   tuple(s for s in svcs if s), tuple(pools),
+                   raw.get("rack_label", "topology.kubernetes.io/zone"))
 
 
 def _racks(raw: list[dict[str, Any]], out: Collector) -> tuple[str, ...]:

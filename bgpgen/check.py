@@ -100,7 +100,10 @@ def check_build(build: Build, build_dir: Path, values: Mapping[str, str] | None 
                 Path(confdir, name).write_text(text)
         jobs_list: list[tuple[list[str], str, str, str]] = []
         results: list[CheckResult] = []
+        devices = {d.name for d in build.fabric.devices}
         for a in build.artifacts:
+            if a.device not in devices:  # the cluster's Kubernetes resources: no daemon reads them
+                continue
             if a.name.endswith(".toml"):
                 results.append(_parse_back(a.text, a.device, a.name))
             ps = spec(build.fabric.device(a.device).platform)

@@ -121,6 +121,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--secrets", choices=[m.value for m in SecretMode], default="resolve",
                    help="resolve: write secret values (files 0600); placeholder: write "
                    "<secret:NAME> tokens, for CI builds and diffs without secrets")
+    im = sub.add_parser("import", help="the cluster's nodes into the inventory (kubectl get "
+                        "nodes -o json)")
+    common(im)
+    im.add_argument("--nodes", required=True, metavar="FILE",
+                    help="kubectl get nodes -o json output, or - for stdin")
+    im.add_argument("--group", default=None, metavar="NAME",
+                    help="the node_group of nodes new to the inventory (their speaker and AS)")
+    im.add_argument("--file", type=Path, default=None, metavar="FILE",
+                    help="the inventory file to write the nodes into (default: the one that "
+                    "holds nodes:, else nodes.yaml)")
     sc = sub.add_parser("schema", help="print the inventory JSON Schema (for editors)")
     sc.add_argument("--per-file", action="store_true",
                     help="the schema of one inventory file (no top-level key required), for "
@@ -296,6 +306,51 @@ def _render(args: argparse.Namespace, out: TextIO) -> int:
     return ExitStatus.OK
 
 
+def _import(args: argparse.Namespace, out: TextIO) -> int:
+    """Write the cluster's nodes into the inventory file that holds them; the inventory is
+    validated with the new file before it replaces the old one (nothing written otherwise)."""
+    import shutil
+    import tempfile
+
+    import yaml
+
+    from . import kube
+    from .loader import inventory_files, load
+    raw, _ = load(args.inventory)  # its nodes may be missing or wrong: not validated yet
+    label = (raw.get("cluster") or {}).get("rack_label") or "topology.kubernetes.io/zone"
+    nodes = kube.load_nodes(args.nodes, str(label))
+    files = inventory_files(args.inventory)
+    target = args.file
+    if target is None:
+        holding = [f for f in files if "\nnodes:" in "\n" + f.read_text()]
+        target = holding[0] if len(holding) == 1 else Path(args.inventory) / "nodes.yaml"
+    target = Path(target)
+    doc = (yaml.safe_load(target.read_text()) or {}) if target.exists() else {}
+    entries, said = kube.imported(kube.switch_subnets(raw), nodes, doc.get("nodes") or [],
+                                  args.group, args.nodes)
+    doc["nodes"] = entries
+    text = ("# yaml-language-server: $schema=.bgpgen-inventory.schema.json\n"
+            "# nodes: written by bgpgen import from the cluster (names, InternalIPs, pod CIDRs,\n"
+            "# racks); speaker, asn, group and vips are the inventory's own.\n"
+            + yaml.safe_dump(doc, sort_keys=False, width=100))
+    with tempfile.TemporaryDirectory() as tmp:  # the inventory as it would be, validated
+        trial = Path(tmp) / "inventory"
+        trial.mkdir()
+        for f in files:
+            if f.resolve() != target.resolve():
+                shutil.copy2(f, trial / f.name)
+        (trial / target.name).write_text(text)
+        load_fabric(trial)
+    new = target.with_name(f".{target.name}.bgpgen-new")
+    new.write_text(text)
+    new.replace(target)
+    for line in said:
+        out.write(line + "\n")
+    out.write(f"{len(entries)} nodes from the cluster written into {target} "
+              f"({len(said)} changes; comments in that file are not kept)\n")
+    return ExitStatus.OK
+
+
 def _emit_errors(exc: BgpgenError, fmt: str, out: TextIO, err: TextIO) -> None:
     if fmt == "json":
         out.write(json.dumps({"ok": False, "errors": [p.as_dict() for p in exc.problems]},
@@ -325,7 +380,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
         if args.command == "completion":
             out.write(shellcode(["bgpgen"], shell=args.shell))
             return ExitStatus.OK
-        handler = {"validate": _validate, "render": _render, "lab": _lab,
+        handler = {"validate": _validate, "render": _render, "lab": _lab, "import": _import,
                    "diff": cli_fleet.diff, "deploy": cli_fleet.deploy,
                    "verify": cli_fleet.verify, "run": cli_fleet.run}[args.command]
         if args.command in ("validate", "render") or getattr(args, "against", None):

@@ -45,6 +45,9 @@ def add_parsers(sub: Any) -> None:
     g.add_argument("--against", type=Path, metavar="BUILD_DIR",
                    help="a previous render (e.g. the base branch's build); no device access")
     g.add_argument("--live", action="store_true", help="what runs on each device, over SSH")
+    g.add_argument("--cluster", metavar="FILE", default=None,
+                   help="the cluster's nodes (kubectl get nodes -o json, or - for stdin): "
+                   "where they and the inventory disagree, one line each")
     d.add_argument("--out", type=Path, metavar="FILE", default=None,
                    help="also save the plan (JSON) for deploy --plan FILE")
     v = sub.add_parser("verify", help="every session and expected route, read from each peer")
@@ -102,6 +105,13 @@ def _targets(args: argparse.Namespace, fabric: Any) -> tuple[dict[str, Any], lis
 def diff(args: argparse.Namespace, out: TextIO) -> int:
     from . import plan as planmod
     fabric = load_fabric(_inventory(args))
+    if args.cluster is not None:
+        from . import kube
+        nodes = kube.load_nodes(args.cluster, fabric.cluster.rack_label)
+        lines = kube.differences(fabric, nodes)
+        out.write("".join(f"{ln}\n" for ln in lines) or
+                  f"the inventory and the cluster agree ({len(nodes)} nodes)\n")
+        return 2 if lines else 0
     if args.against is not None:
         plan = planmod.against_build(fabric, args.against, args.templates)
         if args.limit:

@@ -24,6 +24,9 @@ class Platform(StrEnum):
     FRR = "frr"            #: a ToR switch running FRR
     GOBGP_RS = "gobgp-rs"  #: a gobgpd route server standing in for a switch
     EXTERNAL = "external"  #: a node whose BGP speaker bgpgen does not configure (its own program)
+    METALLB = "metallb"    #: a node whose speaker is MetalLB (configured by cluster resources)
+    CALICO = "calico"      #: a node whose speaker is Calico's BIRD (cluster resources)
+    OPENELB = "openelb"    #: a node whose speaker is OpenELB (cluster resources)
 
 
 class Manage(StrEnum):
@@ -206,6 +209,8 @@ class Cluster:
     node_mask: tuple[tuple[str, int], ...]
     service_cidrs: tuple[Network, ...] = ()
     vip_pools: tuple[VipPool, ...] = ()
+    #: the node label that names a node's rack (Kubernetes speakers' per-rack node selectors)
+    rack_label: str = "topology.kubernetes.io/zone"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ from bgpgen.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = {"dc1": ROOT / "inventory", "local-rs": ROOT / "inventory" / "examples" / "local-rs",
-            "local-rs-external": ROOT / "inventory" / "examples" / "local-rs-external"}
+            "local-rs-external": ROOT / "inventory" / "examples" / "local-rs-external",
+            "k8s-speakers": ROOT / "inventory" / "examples" / "k8s-speakers"}
 SECRET = "Zq7-not-in-output"
 
 

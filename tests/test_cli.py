@@ -95,7 +95,7 @@ USAGE = {
     ("deploy", "--yse"): "bgpgen deploy: unrecognized arguments: --yse; did you mean --yes?",
     ("lab", "up", "--rendr"): "bgpgen lab up: unrecognized arguments: --rendr; did you mean "
                               "--render?",
-    ("diff",): "bgpgen diff: one of the arguments --against --live is required",
+    ("diff",): "bgpgen diff: one of the arguments --against --live --cluster is required",
     ("verify", "--format", "yaml"): "argument --format: invalid choice: 'yaml'",
 }
 
@@ -169,8 +169,9 @@ def test_shell_completion(line: str, want: str, tmp_path: Path) -> None:
 
 
 def test_ctrl_c_exits_130_and_writes_nothing(tmp_path: Path) -> None:
-    """A real SIGINT in the middle of rendering a 10,000-node inventory: exit 130,
-    'interrupted' on stderr, no traceback, no output directory, no temporary one left."""
+    """A real SIGINT in the middle of rendering a 10,000-node inventory (once it writes its
+    temporary directory): exit 130, 'interrupted' on stderr, no traceback, no output directory,
+    no temporary one left."""
     import signal
     import subprocess
     import sys
@@ -182,7 +183,10 @@ def test_ctrl_c_exits_130_and_writes_nothing(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "bgpgen.cli", "render", "-i", str(inv), "-o",
                              str(tmp_path / "out")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)  # loading and validating: well before the files are in place
+    deadline = time.monotonic() + 120  # until the render is writing its temporary directory
+    while not any(p.name.startswith(".out.") for p in tmp_path.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, "render ended first"
+        time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err.strip() == "interrupted", (proc.returncode, err)

@@ -179,7 +179,7 @@ def test_every_platform_is_registered_and_complete() -> None:
     assert set(REGISTRY) == set(Platform)
     for platform, ps in REGISTRY.items():
         assert ps.platform is platform
-        assert all(getattr(ps, f.name) is not None or f.name in ("drain", "part")
+        assert all(getattr(ps, f.name) is not None or f.name in ("drain", "part", "resources")
                    for f in dataclasses.fields(PlatformSpec)), platform
 
 

@@ -12,7 +12,7 @@ from typing import assert_never
 
 from ..errors import BgpgenError, Problem
 from ..model import Platform, Role
-from . import bird, external, frr, gobgp, gobgp_rs
+from . import bird, calico, external, frr, gobgp, gobgp_rs, metallb, openelb
 from .base import PlatformSpec
 
 
@@ -28,6 +28,12 @@ def _spec_of(platform: Platform) -> PlatformSpec:
             return frr.SPEC
         case Platform.EXTERNAL:
             return external.SPEC
+        case Platform.METALLB:
+            return metallb.SPEC
+        case Platform.CALICO:
+            return calico.SPEC
+        case Platform.OPENELB:
+            return openelb.SPEC
         case _:
             assert_never(platform)
 

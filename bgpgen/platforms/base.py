@@ -245,6 +245,10 @@ class PlatformSpec:
     #: running config, the render) -> the config a push aims at: the running config with
     #: bgpgen's part replaced. None: the platform pushes whole configs only
     part: Callable[[str, str, str], str] | None
+    #: the Kubernetes objects a speaker bgpgen does not configure itself reads (MetalLB,
+    #: Calico, Cilium, OpenELB): (fabric, its nodes of this platform) -> objects, rendered into
+    #: the build's _kubernetes/ directory. None: none (every other platform)
+    resources: Callable[[Fabric, tuple[Node, ...]], list[dict[str, Any]]] | None
 
     @property
     def config_file(self) -> str:

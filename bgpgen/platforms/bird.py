@@ -400,4 +400,5 @@ SPEC = PlatformSpec(
     drain=None,
     filters={"bird_str": bird_str, "bird_sym": bird_sym},
     part=None,
+    resources=None,
 )

@@ -647,4 +647,5 @@ SPEC = PlatformSpec(
     drain=drain,
     filters={"frr_word": frr_word, "frr_line": frr_line},
     part=part_target,
+    resources=None,
 )

@@ -566,4 +566,4 @@ def spec_for(*, platform: Platform, role: Role, description: str, files: tuple[F
                      user=None, cli_port=None, spine=None),
         bfd=False,  # gobgpd 3.10 has no BFD (native BFD came in 4.5)
         default_originate=False, route_server=route_server, default_passive=default_passive,
-        drain=None, filters=FILTERS, part=None)
+        drain=None, filters=FILTERS, part=None, resources=None)

@@ -130,7 +130,7 @@ def spec_kwargs() -> dict[str, Any]:
                      binaries={}, user=None, cli_port=None, spine=None),
         bfd=False, default_originate=False, route_server=False,
         default_passive=Passive.NONE, drain=None, filters={"fake_word": fake_word},
-        part=None)
+        part=None, resources=None)
 
 
 SPEC = PlatformSpec(**spec_kwargs())

@@ -1,0 +1,176 @@
+"""Nodes from the cluster: ``kubectl get nodes -o json`` into the inventory, and where the two
+disagree.
+
+:func:`read_nodes` takes the JSON (a ``List`` of ``Node`` objects) and keeps what bgpgen needs of
+each node: its name, InternalIP addresses (IPv4 and IPv6), ``spec.podCIDRs`` and its rack, the
+value of the rack label (``cluster.rack_label``, ``topology.kubernetes.io/zone`` by default).
+:func:`imported` turns them into the inventory's ``nodes:`` entries: each node's peering
+addresses are its InternalIPs with the length of the switch subnet they lie in (so the
+inventory's switches are needed), its management address its first InternalIP; whatever the
+cluster does not know (speaker, AS number, group, VIPs) is kept from the existing entry, or
+taken from ``--group`` for a new node. :func:`differences` lists, one line each, where the
+inventory and the cluster disagree.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import BgpgenError, Problem
+from .model import Fabric, Node
+
+
+class ClusterError(BgpgenError):
+    """The cluster's node list cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterNode:
+    name: str
+    addresses: tuple[str, ...]  #: InternalIP, as the node reports them (IPv4 first)
+    pod_cidrs: tuple[str, ...]
+    rack: str | None
+
+
+def read_nodes(text: str, where: str, rack_label: str) -> list[ClusterNode]:
+    """The nodes of ``kubectl get nodes -o json`` (``where`` names the file in errors)."""
+    hint = "give the output of kubectl get nodes -o json"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ClusterError(Problem(where, "", f"not JSON ({exc.msg})", hint, exc.lineno)
+                           ) from None
+    items = data.get("items") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise ClusterError(Problem(where, "items", "no list of nodes (items)", hint))
+    out = []
+    for i, item in enumerate(items):
+        path = f"items[{i}]"
+        if not isinstance(item, dict) or item.get("kind", "Node") != "Node":
+            raise ClusterError(Problem(where, path, "is not a Node", hint))
+        meta, spec, status = (item.get(k) or {} for k in ("metadata", "spec", "status"))
+        name = meta.get("name")
+        if not isinstance(name, str) or not name:
+            raise ClusterError(Problem(where, f"{path}.metadata.name", "missing", hint))
+        addrs = [a.get("address", "") for a in status.get("addresses") or []
+                 if isinstance(a, dict) and a.get("type") == "InternalIP"]
+        for a in addrs:
+            try:
+                ipaddress.ip_address(a)
+            except ValueError:
+                raise ClusterError(Problem(where, f"{path}.status.addresses", f"{a!r} is not "
+                                           "an IP address", hint)) from None
+        addrs.sort(key=lambda a: ":" in a)
+        pods = spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
+        labels = meta.get("labels") or {}
+        out.append(ClusterNode(name, tuple(addrs), tuple(pods), labels.get(rack_label)))
+    return out
+
+
+Subnet = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def switch_subnets(doc: dict[str, Any]) -> list[Subnet]:
+    """The switches' peering subnets, from the inventory as written (its nodes may be missing
+    or wrong: that is what an import is for)."""
+    out = []
+    for sw in doc.get("switches") or []:
+        for p in (sw.get("peering") or []) if isinstance(sw, dict) else []:
+            try:
+                out.append(ipaddress.ip_interface(str(p)).network)
+            except ValueError:
+                continue  # bgpgen validate says what is wrong with it
+    return out
+
+
+def _peering(subnets: list[Subnet], addr: str) -> str | None:
+    """``addr`` with the length of the switch subnet it lies in (None: in none)."""
+    ip = ipaddress.ip_address(addr)
+    for net in subnets:
+        if ip.version == net.version and ip in net:
+            return f"{addr}/{net.prefixlen}"
+    return None
+
+
+def imported(subnets: list[Subnet], nodes: list[ClusterNode], existing: list[dict[str, Any]],
+             group: str | None, where: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The inventory's node entries for the cluster's nodes, and what changed (one line each)."""
+    before = {e.get("name"): e for e in existing if isinstance(e, dict)}
+    out, said = [], []
+    for n in nodes:
+        entry = dict(before.get(n.name) or {})
+        if not entry:
+            if group is None:
+                raise ClusterError(Problem(where, n.name, "is a new node and bgpgen cannot tell "
+                                           "its speaker and AS number from the cluster",
+                                           "pass --group NAME (a node_group giving them)"))
+            entry = {"name": n.name, "group": group}
+            said.append(f"+ {n.name}: added (group {group})")
+        peering = []
+        for a in n.addresses:
+            p = _peering(subnets, a)
+            if p is None:
+                raise ClusterError(Problem(where, n.name, f"InternalIP {a} is on no switch's "
+                                           "peering subnet", "add the rack's switch to the "
+                                           "inventory, or peer this node explicitly"))
+            peering.append(p)
+        new = {"peering": peering, "mgmt": {**(entry.get("mgmt") or {}),
+                                            "host": n.addresses[0]} if n.addresses else None,
+               "pod_cidrs": list(n.pod_cidrs), "rack": n.rack}
+        for key, value in new.items():
+            if value in (None, []) or entry.get(key) == value:
+                continue
+            if n.name in before:
+                said.append(f"~ {n.name}: {key} {entry.get(key)} -> {value}")
+            entry[key] = value
+        out.append(entry)
+    gone = sorted(str(name) for name in set(before) - {n.name for n in nodes})
+    said += [f"- {name}: not in the cluster, removed" for name in gone]
+    return out, said
+
+
+def differences(fabric: Fabric, nodes: list[ClusterNode]) -> list[str]:
+    """Where the inventory and the cluster disagree, one line each (empty: they agree)."""
+    have = {n.name: n for n in fabric.nodes}
+    seen = {n.name: n for n in nodes}
+    out = [f"{name}: in the inventory, not in the cluster" for name in sorted(set(have) - set(seen))]
+    out += [f"{name}: in the cluster, not in the inventory" for name in sorted(set(seen) - set(have))]
+    for name in sorted(set(have) & set(seen)):
+        inv, k8s = have[name], seen[name]
+        out += _node_differences(inv, k8s)
+    return out
+
+
+def _node_differences(inv: Node, k8s: ClusterNode) -> list[str]:
+    out = []
+    pods = sorted(str(p) for p in inv.pod_cidrs)
+    if k8s.pod_cidrs and sorted(k8s.pod_cidrs) != pods:
+        out.append(f"{inv.name}: pod CIDRs {', '.join(pods) or 'none'} in the inventory, "
+                   f"{', '.join(sorted(k8s.pod_cidrs))} in the cluster")
+    mine = {str(i.ip) for i in inv.interfaces}
+    theirs = set(k8s.addresses)
+    if theirs and not theirs <= mine:
+        out.append(f"{inv.name}: InternalIP {', '.join(sorted(theirs - mine))} is not one of "
+                   f"its peering addresses ({', '.join(sorted(mine))})")
+    if k8s.rack is not None and inv.rack is not None and k8s.rack != inv.rack:
+        out.append(f"{inv.name}: rack {inv.rack} in the inventory, {k8s.rack} in the cluster")
+    return out
+
+
+def load_nodes(path: Path | str, rack_label: str) -> list[ClusterNode]:
+    """Read the node list from a file, or from stdin for ``-``."""
+    import sys
+    where = "<stdin>" if str(path) == "-" else str(path)
+    try:
+        text = sys.stdin.read() if str(path) == "-" else Path(path).read_text()
+    except (OSError, UnicodeError) as exc:
+        raise ClusterError(Problem(where, "", f"cannot read it ({exc})",
+                                   "give a file written by kubectl get nodes -o json")) from None
+    return read_nodes(text, where, rack_label)
+
+
+__all__ = ["ClusterError", "ClusterNode", "differences", "imported", "load_nodes", "read_nodes"]
