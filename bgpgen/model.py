@@ -26,6 +26,7 @@ class Platform(StrEnum):
     EXTERNAL = "external"  #: a node whose BGP speaker bgpgen does not configure (its own program)
     METALLB = "metallb"    #: a node whose speaker is MetalLB (configured by cluster resources)
     CALICO = "calico"      #: a node whose speaker is Calico's BIRD (cluster resources)
+    CILIUM = "cilium"      #: a node whose speaker is Cilium's BGP control plane (resources)
     OPENELB = "openelb"    #: a node whose speaker is OpenELB (cluster resources)
 
 

@@ -27,6 +27,9 @@ UPSTREAM = {
     ("projectcalico.org/v3", "BGPConfiguration"): "projectcalico.org_bgpconfigurations.yaml",
     ("network.kubesphere.io/v1alpha2", "BgpConf"): "network.kubesphere.io_bgpconfs.yaml",
     ("network.kubesphere.io/v1alpha2", "BgpPeer"): "network.kubesphere.io_bgppeers.yaml",
+    ("cilium.io/v2", "CiliumBGPClusterConfig"): "cilium.io_ciliumbgpclusterconfigs.yaml",
+    ("cilium.io/v2", "CiliumBGPPeerConfig"): "cilium.io_ciliumbgppeerconfigs.yaml",
+    ("cilium.io/v2", "CiliumBGPAdvertisement"): "cilium.io_ciliumbgpadvertisements.yaml",
 }
 
 
@@ -77,6 +80,26 @@ def validator(api: str, kind: str) -> Any:
     return jsonschema_rs.validator_for(structural(schema))
 
 
+#: the CRDs' CEL rules (x-kubernetes-validations) that bear on what bgpgen renders, by hand:
+#: (kind, rule as upstream writes it, the same in Python on the object's spec)
+CEL: list[tuple[str, str, Callable[[dict[str, Any]], bool]]] = [
+    ("CiliumBGPPeerConfig", "self.keepAliveTimeSeconds <= self.holdTimeSeconds",
+     lambda s: s["timers"]["keepAliveTimeSeconds"] <= s["timers"]["holdTimeSeconds"]),
+    ("CiliumBGPAdvertisement", "self.advertisementType != 'Service' || has(self.service)",
+     lambda s: all(a["advertisementType"] != "Service" or "service" in a
+                   for a in s["advertisements"])),
+    ("CiliumBGPAdvertisement", "self.advertisementType == 'Service' || !has(self.service)",
+     lambda s: all(a["advertisementType"] == "Service" or "service" not in a
+                   for a in s["advertisements"])),
+    ("CiliumBGPAdvertisement", "self.advertisementType != 'PodCIDR' || !has(self.selector)",
+     lambda s: all(a["advertisementType"] != "PodCIDR" or "selector" not in a
+                   for a in s["advertisements"])),
+    ("CiliumBGPClusterConfig", "has(self.peerAddress) || has(self.autoDiscovery)",
+     lambda s: all("peerAddress" in p or "autoDiscovery" in p
+                   for i in s["bgpInstances"] for p in i.get("peers", []))),
+]
+
+
 def rendered(tmp_path: Path, cli: Callable[..., Run], inv: Path = EXAMPLE) -> dict[str, Any]:
     out = tmp_path / "build"
     r = cli("render", "-i", str(inv), "-o", str(out))
@@ -88,7 +111,7 @@ def rendered(tmp_path: Path, cli: Callable[..., Run], inv: Path = EXAMPLE) -> di
 def test_every_resource_validates_against_its_upstream_crd(tmp_path: Path, secret_env: str,
                                                            cli: Callable[..., Run]) -> None:
     files = rendered(tmp_path, cli)
-    assert sorted(files) == ["calico.yaml", "metallb.yaml", "openelb.yaml"]
+    assert sorted(files) == ["calico.yaml", "cilium.yaml", "metallb.yaml", "openelb.yaml"]
     seen = set()
     for name, (text, objects) in files.items():
         assert SECRET not in text  # a reference to a Secret, never the value
@@ -97,6 +120,8 @@ def test_every_resource_validates_against_its_upstream_crd(tmp_path: Path, secre
             errors = [f"{e.instance_path}: {e.message}"
                       for e in validator(*key).iter_errors(obj)]
             assert not errors, (name, obj["metadata"]["name"], errors)
+            for kind, rule, holds in CEL:
+                assert obj["kind"] != kind or holds(obj["spec"]), (obj["metadata"]["name"], rule)
             seen.add(key)
     assert seen == set(UPSTREAM)  # every kind bgpgen renders was checked
 

@@ -30,7 +30,7 @@ def test_render_check_passes_every_real_checker(name: str, tmp_path: Path, secre
     expected: dict[str, int] = {}
     checker = {"gobgp": "gobgpd", "gobgp-rs": "gobgpd", "bird": "bird", "frr": "vtysh"}
     for dev in manifest["devices"].values():
-        if dev["platform"] in ("external", "metallb", "calico", "openelb"):
+        if dev["platform"] in ("external", "metallb", "calico", "cilium", "openelb"):
             assert dev["files"] == []  # no files: the switch side, and cluster resources
             continue
         expected[checker[dev["platform"]]] = expected.get(checker[dev["platform"]], 0) + 1

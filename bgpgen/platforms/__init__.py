@@ -12,7 +12,7 @@ from typing import assert_never
 
 from ..errors import BgpgenError, Problem
 from ..model import Platform, Role
-from . import bird, calico, external, frr, gobgp, gobgp_rs, metallb, openelb
+from . import bird, calico, cilium, external, frr, gobgp, gobgp_rs, metallb, openelb
 from .base import PlatformSpec
 
 
@@ -32,6 +32,8 @@ def _spec_of(platform: Platform) -> PlatformSpec:
             return metallb.SPEC
         case Platform.CALICO:
             return calico.SPEC
+        case Platform.CILIUM:
+            return cilium.SPEC
         case Platform.OPENELB:
             return openelb.SPEC
         case _:
