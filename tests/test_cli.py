@@ -180,9 +180,12 @@ def test_ctrl_c_exits_130_and_writes_nothing(tmp_path: Path) -> None:
     from gen import generate
     inv = generate(10000, tmp_path / "inv")
     env = {**os.environ, "BGPGEN_BENCH_MD5": "bench-secret"}
+    # SIGINT as a terminal delivers it, even when the suite itself runs in the background
+    # (a shell starts background jobs with SIGINT ignored, and Python keeps it ignored)
     proc = subprocess.Popen([sys.executable, "-m", "bgpgen.cli", "render", "-i", str(inv), "-o",
                              str(tmp_path / "out")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120  # until the render is writing its temporary directory
     while not any(p.name.startswith(".out.") for p in tmp_path.iterdir()):
         assert proc.poll() is None and time.monotonic() < deadline, "render ended first"

@@ -443,7 +443,8 @@ def _ctrl_c(args: list[str], env: dict[str, str], ready: Callable[[], bool],
             what: str) -> tuple[int, str, str]:
     """Run the CLI, send it a real SIGINT once ``ready()``; (exit code, stdout, stderr)."""
     proc = subprocess.Popen([sys.executable, "-m", "bgpgen.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env,  # as from a terminal:
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         wait_for(lambda: proc.poll() is None and ready(), 60, what)
         proc.send_signal(signal.SIGINT)
