@@ -18,7 +18,7 @@ from .errors import BgpgenError, Problem
 from .model import Fabric
 from .platforms import spec
 from .platforms.base import mask
-from .render import input_digests, load_manifest, render
+from .render import KUBERNETES, cluster_artifacts, input_digests, load_manifest, render
 
 # --- against a previous build ------------------------------------------------------------------
 
@@ -34,6 +34,7 @@ def against_build(fabric: Fabric, previous: Path, templates: Path | None = None)
     if templates is None:  # overrides may read anything: every device is rendered
         same = {n for n, d in digests.items() if old.get(n, {}).get("inputs") == d}
     build = render(fabric, templates, devices=set(digests) - same)
+    build = Build(fabric, build.artifacts + tuple(cluster_artifacts(fabric)))
     return against(build, previous, same)
 
 
@@ -72,11 +73,36 @@ def against(build: Build, previous: Path, unchanged: Collection[str] = ()) -> Pl
                 p.raise_cost(Cost.HITLESS, f"{a.name}: applied without a reset")
         p.action = Action.UPDATE if p.diff else Action.NONE
         plans.append(p)
+    kube = _kubernetes(build, previous, manifest.get("kubernetes", []))
+    if kube is not None:
+        plans.append(kube)
     gone = sorted(set(old_devices) - {d.name for d in build.fabric.devices})
     for name in gone:
         plans.append(DevicePlan(name, old_devices[name]["platform"], Action.UPDATE,
                                 ["(device removed from the inventory: bgpgen leaves it as is)"]))
     return Plan(build.fabric.name, f"build {previous}", plans)
+
+
+def _kubernetes(build: Build, previous: Path, old: list[dict[str, Any]]) -> DevicePlan | None:
+    """The cluster's Kubernetes resources as one more entry of the plan (applied with kubectl,
+    not by bgpgen: its cost is what the speakers do with them)."""
+    now = build.files_of(KUBERNETES)
+    was = {f["name"]: f["sha256"] for f in old}
+    if not now and not was:
+        return None
+    p = DevicePlan(KUBERNETES, "kubernetes")
+    for name in sorted(set(now) | set(was)):
+        a = now.get(name)
+        if a is not None and was.get(name) == a.sha256:
+            continue
+        path = previous / KUBERNETES / name
+        text = path.read_text() if name in was and path.exists() else ""
+        p.diff += unified(text, a.text if a else "", name)
+    if p.diff:
+        p.action = Action.UPDATE if was else Action.CREATE
+        p.raise_cost(Cost.RESET, "kubectl apply -f: a speaker may reset the sessions of the "
+                     "peers whose resources changed")
+    return p
 
 
 # --- output formats ----------------------------------------------------------------------------

@@ -236,3 +236,22 @@ def test_import_writes_nodes_that_validate_and_diff_cluster_finds_changes(
     cluster.write_text("{not json")
     r = cli("diff", "-i", str(inv), "--cluster", str(cluster))
     assert r.code == 1 and "not JSON" in r.err and len(r.err.splitlines()) == 1
+
+
+def test_diff_against_shows_the_resources_that_change(tmp_path: Path, secret_env: str,
+                                                      cli: Callable[..., Run]) -> None:
+    """A timer changed: the plan against the previous build has the switches' changes and the
+    Kubernetes resources' diff (what CI shows on a pull request)."""
+    out = tmp_path / "build"
+    assert cli("render", "-i", str(EXAMPLE), "-o", str(out)).code == 0
+    inv = tmp_path / "inv"
+    shutil.copytree(EXAMPLE, inv)
+    text = (inv / "fabric.yaml").read_text()
+    (inv / "fabric.yaml").write_text(text.replace("timers: {hold: 9, keepalive: 3,",
+                                                  "timers: {hold: 12, keepalive: 4,", 1))
+    r = cli("diff", "-i", str(inv), "--against", str(out))
+    assert r.code == 2, r.err
+    assert "~ _kubernetes (kubernetes)" in r.out and "+  holdTime: 12s" in r.out
+    assert "+    holdTimeSeconds: 12" in r.out  # Cilium's peer config
+    r = cli("diff", "-i", str(EXAMPLE), "--against", str(out))
+    assert r.code == 0 and "_kubernetes" not in r.out
