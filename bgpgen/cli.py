@@ -194,7 +194,9 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
                       f"reach it as a fleet: ssh -F {cfg} DEVICE, or bgpgen deploy "
                       f"--ssh-config {cfg} (the same as --lab {args.name})\n")
             for node in info.get("external", []):
-                out.write(f"{node}: external speaker, no daemon started: run your own in it "
+                kind = info["devices"].get(node, {}).get("platform", "external")
+                said = "external speaker" if kind == "external" else f"{kind} node"
+                out.write(f"{node}: {said}, no daemon started: run your own in it "
                           f"with bgpgen lab exec --name {args.name} {node} -- PROGRAM ...; "
                           f"bgpgen verify --lab {args.name} --wait 60 tells when its routes "
                           "arrive\n")
@@ -326,8 +328,13 @@ def _import(args: argparse.Namespace, out: TextIO) -> int:
         target = holding[0] if len(holding) == 1 else Path(args.inventory) / "nodes.yaml"
     target = Path(target)
     doc = (yaml.safe_load(target.read_text()) or {}) if target.exists() else {}
+    racks = {str(g.get("name")): str(g.get("rack")) for g in raw.get("node_groups") or []
+             if isinstance(g, dict) and g.get("rack")}
     entries, said = kube.imported(kube.switch_subnets(raw), nodes, doc.get("nodes") or [],
-                                  args.group, args.nodes)
+                                  args.group, args.nodes, racks)
+    if entries == (doc.get("nodes") or []):
+        out.write(f"{target}: its {len(entries)} nodes are the cluster's; nothing written\n")
+        return ExitStatus.OK
     doc["nodes"] = entries
     text = ("# yaml-language-server: $schema=.bgpgen-inventory.schema.json\n"
             "# nodes: written by bgpgen import from the cluster (names, InternalIPs, pod CIDRs,\n"

@@ -96,9 +96,36 @@ def _peering(subnets: list[Subnet], addr: str) -> str | None:
     return None
 
 
+def _subnet_of(subnets: list[Subnet], text: str) -> Subnet | None:
+    try:
+        ip = ipaddress.ip_interface(str(text)).ip
+    except ValueError:
+        return None
+    return next((n for n in subnets if n.version == ip.version and ip in n), None)
+
+
+def _merged_peering(subnets: list[Subnet], have: list[str], internal: list[str]) -> list[str]:
+    """The node's peering addresses with the cluster's InternalIPs in: an InternalIP takes the
+    place of the address on its switch subnet; addresses on other subnets (a second ToR's link,
+    which Kubernetes does not report) stay."""
+    out = list(have)
+    for addr in internal:
+        net = _subnet_of(subnets, addr)
+        same = [i for i, a in enumerate(out) if net is not None and _subnet_of(subnets, a) == net]
+        if same:
+            out[same[0]] = addr
+        else:
+            out.append(addr)
+    return out
+
+
 def imported(subnets: list[Subnet], nodes: list[ClusterNode], existing: list[dict[str, Any]],
-             group: str | None, where: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """The inventory's node entries for the cluster's nodes, and what changed (one line each)."""
+             group: str | None, where: str, group_racks: dict[str, str] | None = None
+             ) -> tuple[list[dict[str, Any]], list[str]]:
+    """The inventory's node entries for the cluster's nodes, and what changed (one line each).
+    The management address is the first InternalIP for a new node only (a known node keeps its
+    own: bgpgen may reach it another way); the rack is written when it is not the group's."""
+    group_racks = group_racks or {}
     before = {e.get("name"): e for e in existing if isinstance(e, dict)}
     out, said = [], []
     for n in nodes:
@@ -118,9 +145,16 @@ def imported(subnets: list[Subnet], nodes: list[ClusterNode], existing: list[dic
                                            "peering subnet", "add the rack's switch to the "
                                            "inventory, or peer this node explicitly"))
             peering.append(p)
-        new = {"peering": peering, "mgmt": {**(entry.get("mgmt") or {}),
-                                            "host": n.addresses[0]} if n.addresses else None,
-               "pod_cidrs": list(n.pod_cidrs), "rack": n.rack}
+        known = n.name in before
+        if known:
+            peering = _merged_peering(subnets, [str(a) for a in entry.get("peering") or []],
+                                      peering)
+        rack = n.rack
+        if rack is not None and not entry.get("rack") and \
+                group_racks.get(str(entry.get("group"))) == rack:
+            rack = None  # the group says so already
+        new = {"peering": peering, "pod_cidrs": list(n.pod_cidrs), "rack": rack,
+               "mgmt": None if known or not n.addresses else {"host": n.addresses[0]}}
         for key, value in new.items():
             if value in (None, []) or entry.get(key) == value:
                 continue

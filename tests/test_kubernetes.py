@@ -255,3 +255,37 @@ def test_diff_against_shows_the_resources_that_change(tmp_path: Path, secret_env
     assert "+    holdTimeSeconds: 12" in r.out  # Cilium's peer config
     r = cli("diff", "-i", str(EXAMPLE), "--against", str(out))
     assert r.code == 0 and "_kubernetes" not in r.out
+
+
+def test_import_into_an_inventory_keeps_what_the_cluster_does_not_know(
+        tmp_path: Path, secret_env: str, cli: Callable[..., Run]) -> None:
+    """The cluster reports one InternalIP per family and a moved pod CIDR: the node's second
+    ToR link and its management address stay, the pod CIDR follows the cluster; a cluster that
+    agrees rewrites nothing (the file and its comments are left as they are)."""
+    import json
+
+    from bgpgen import load_fabric
+    fabric = load_fabric(EXAMPLES["dc1"])
+    data = kubectl_nodes(fabric)
+    for item in data["items"]:  # what kubelet reports: one node IP per family
+        addrs = item["status"]["addresses"]
+        item["status"]["addresses"] = [addrs[0], addrs[2]]
+    inv = tmp_path / "inv"
+    shutil.copytree(EXAMPLES["dc1"], inv, ignore=shutil.ignore_patterns("examples"))
+    cluster = tmp_path / "nodes.json"
+    cluster.write_text(json.dumps(data))
+    before = (inv / "nodes.yaml").read_text()
+    r = cli("import", "-i", str(inv), "--nodes", str(cluster))
+    assert r.code == 0 and "nothing written" in r.out, r.out + r.err
+    assert (inv / "nodes.yaml").read_text() == before
+    data["items"][2]["spec"]["podCIDRs"][0] = "10.244.33.0/24"
+    cluster.write_text(json.dumps(data))
+    r = cli("import", "-i", str(inv), "--nodes", str(cluster))
+    assert r.code == 0, r.err
+    assert r.out.splitlines()[0] == ("~ node-r1-03: pod_cidrs ['10.244.3.0/24', "
+                                     "'2001:db8:244:3::/64'] -> ['10.244.33.0/24', "
+                                     "'2001:db8:244:3::/64']")
+    now = load_fabric(inv).device("node-r1-03")
+    was = fabric.device("node-r1-03")
+    assert [str(p) for p in now.pod_cidrs][0] == "10.244.33.0/24"  # type: ignore[attr-defined]
+    assert now.interfaces == was.interfaces and now.mgmt == was.mgmt
