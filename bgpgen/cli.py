@@ -309,52 +309,15 @@ def _render(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _import(args: argparse.Namespace, out: TextIO) -> int:
-    """Write the cluster's nodes into the inventory file that holds them; the inventory is
-    validated with the new file before it replaces the old one (nothing written otherwise)."""
-    import shutil
-    import tempfile
-
-    import yaml
-
     from . import kube
-    from .loader import inventory_files, load
-    raw, _ = load(args.inventory)  # its nodes may be missing or wrong: not validated yet
-    label = (raw.get("cluster") or {}).get("rack_label") or "topology.kubernetes.io/zone"
-    nodes = kube.load_nodes(args.nodes, str(label))
-    files = inventory_files(args.inventory)
-    target = args.file
-    if target is None:
-        holding = [f for f in files if "\nnodes:" in "\n" + f.read_text()]
-        target = holding[0] if len(holding) == 1 else Path(args.inventory) / "nodes.yaml"
-    target = Path(target)
-    doc = (yaml.safe_load(target.read_text()) or {}) if target.exists() else {}
-    racks = {str(g.get("name")): str(g.get("rack")) for g in raw.get("node_groups") or []
-             if isinstance(g, dict) and g.get("rack")}
-    entries, said = kube.imported(kube.switch_subnets(raw), nodes, doc.get("nodes") or [],
-                                  args.group, args.nodes, racks)
-    if entries == (doc.get("nodes") or []):
-        out.write(f"{target}: its {len(entries)} nodes are the cluster's; nothing written\n")
-        return ExitStatus.OK
-    doc["nodes"] = entries
-    text = ("# yaml-language-server: $schema=.bgpgen-inventory.schema.json\n"
-            "# nodes: written by bgpgen import from the cluster (names, InternalIPs, pod CIDRs,\n"
-            "# racks); speaker, asn, group and vips are the inventory's own.\n"
-            + yaml.safe_dump(doc, sort_keys=False, width=100))
-    with tempfile.TemporaryDirectory() as tmp:  # the inventory as it would be, validated
-        trial = Path(tmp) / "inventory"
-        trial.mkdir()
-        for f in files:
-            if f.resolve() != target.resolve():
-                shutil.copy2(f, trial / f.name)
-        (trial / target.name).write_text(text)
-        load_fabric(trial)
-    new = target.with_name(f".{target.name}.bgpgen-new")
-    new.write_text(text)
-    new.replace(target)
-    for line in said:
+    done = kube.import_nodes(args.inventory, args.nodes, args.group, args.file)
+    for line in done.changes:
         out.write(line + "\n")
-    out.write(f"{len(entries)} nodes from the cluster written into {target} "
-              f"({len(said)} changes; comments in that file are not kept)\n")
+    if not done.written:
+        out.write(f"{done.file}: its {done.nodes} nodes are the cluster's; nothing written\n")
+    else:
+        out.write(f"{done.nodes} nodes from the cluster written into {done.file} "
+                  f"({len(done.changes)} changes; comments in that file are not kept)\n")
     return ExitStatus.OK
 
 

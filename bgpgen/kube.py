@@ -14,11 +14,17 @@ inventory and the cluster disagree.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from .errors import BgpgenError, Problem
 from .model import Fabric, Node
@@ -171,8 +177,10 @@ def differences(fabric: Fabric, nodes: list[ClusterNode]) -> list[str]:
     """Where the inventory and the cluster disagree, one line each (empty: they agree)."""
     have = {n.name: n for n in fabric.nodes}
     seen = {n.name: n for n in nodes}
-    out = [f"{name}: in the inventory, not in the cluster" for name in sorted(set(have) - set(seen))]
-    out += [f"{name}: in the cluster, not in the inventory" for name in sorted(set(seen) - set(have))]
+    out = [f"{name}: in the inventory, not in the cluster"
+           for name in sorted(set(have) - set(seen))]
+    out += [f"{name}: in the cluster, not in the inventory"
+            for name in sorted(set(seen) - set(have))]
     for name in sorted(set(have) & set(seen)):
         inv, k8s = have[name], seen[name]
         out += _node_differences(inv, k8s)
@@ -207,4 +215,76 @@ def load_nodes(path: Path | str, rack_label: str) -> list[ClusterNode]:
     return read_nodes(text, where, rack_label)
 
 
-__all__ = ["ClusterError", "ClusterNode", "differences", "imported", "load_nodes", "read_nodes"]
+@dataclass(frozen=True, slots=True)
+class Imported:
+    """What :func:`import_nodes` did."""
+
+    file: Path
+    nodes: int
+    changes: tuple[str, ...]
+    written: bool
+
+
+def import_nodes(inventory: Path | str, nodes_from: Path | str, group: str | None = None,
+                 into: Path | str | None = None) -> Imported:
+    """Write the cluster's nodes (``nodes_from``: kubectl get nodes -o json, ``-`` for stdin)
+    into the inventory file that holds ``nodes:`` (or ``into``, a file of the inventory). The
+    inventory is validated with the new file before it replaces the old one; nothing is written
+    when the file already says what the cluster does."""
+    from .loader import inventory_files, load, read_file
+    from .validate import load_fabric
+    inventory = Path(inventory)
+    raw, _ = load(inventory)  # its nodes may be missing or wrong: not validated yet
+    label = (raw.get("cluster") or {}).get("rack_label") or "topology.kubernetes.io/zone"
+    nodes = load_nodes(nodes_from, str(label))
+    files = inventory_files(inventory)
+    if into is None:
+        holding = [f for f in files if "\nnodes:" in "\n" + f.read_text()]
+        target = holding[0] if len(holding) == 1 else inventory / "nodes.yaml"
+    else:
+        target = Path(into)
+        if target.resolve().parent != inventory.resolve() or \
+                target.suffix not in (".yaml", ".yml") or target.name.startswith("."):
+            raise ClusterError(Problem(str(target), "--file", "is not a file of the inventory "
+                                       f"{inventory}", f"name a *.yaml file directly in "
+                                       f"{inventory}"))
+    doc = read_file(target) if target.exists() else None
+    doc = {} if doc is None else doc
+    if not isinstance(doc, dict):
+        raise ClusterError(Problem(str(target), "", f"top level is a {type(doc).__name__}, not "
+                                   "a mapping", "give an inventory file with keys such as "
+                                   "nodes:"))
+    racks = {str(g.get("name")): str(g.get("rack")) for g in raw.get("node_groups") or []
+             if isinstance(g, dict) and g.get("rack")}
+    entries, said = imported(switch_subnets(raw), nodes, doc.get("nodes") or [], group,
+                             str(nodes_from), racks)
+    if entries == (doc.get("nodes") or []):
+        return Imported(target, len(entries), tuple(said), False)
+    doc["nodes"] = entries
+    text = ("# yaml-language-server: $schema=.bgpgen-inventory.schema.json\n"
+            "# nodes: written by bgpgen import from the cluster (names, InternalIPs, pod CIDRs,\n"
+            "# racks); speaker, asn, group and vips are the inventory's own.\n"
+            + yaml.safe_dump(doc, sort_keys=False, width=100))
+    with tempfile.TemporaryDirectory() as tmp:  # the inventory as it would be, validated
+        trial = Path(tmp) / "inventory"
+        trial.mkdir()
+        for f in files:
+            if f.resolve() != target.resolve():
+                shutil.copy2(f, trial / f.name)
+        (trial / target.name).write_text(text)
+        try:
+            load_fabric(trial)
+        except BgpgenError as exc:  # said of the real inventory, not of the trial copy
+            def real(text: str) -> str:
+                return text.replace(str(trial), str(inventory))
+            raise type(exc)([dataclasses.replace(p, file=real(p.file), message=real(p.message),
+                                                 hint=real(p.hint)) for p in exc.problems]
+                            ) from None
+    new = target.with_name(f".{target.name}.bgpgen-new")
+    new.write_text(text)
+    os.replace(new, target)
+    return Imported(target, len(entries), tuple(said), True)
+
+
+__all__ = ["ClusterError", "ClusterNode", "Imported", "differences", "import_nodes", "imported",
+           "load_nodes", "read_nodes"]

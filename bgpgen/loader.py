@@ -147,6 +147,11 @@ def _read(file: Path) -> Any:
                                      "inventory files are UTF-8 YAML mappings")) from None
 
 
+def read_file(file: Path) -> Any:
+    """One inventory file's value, read strictly (one-line errors with file and line)."""
+    return _read(file)
+
+
 def inventory_files(root: Path) -> list[Path]:
     """The ``*.yaml`` / ``*.yml`` files directly in ``root`` (not in subdirectories), sorted."""
     if not root.exists():

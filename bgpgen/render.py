@@ -323,10 +323,7 @@ def write(build: Build, out: Path, values: Mapping[str, str] | None = None,
                     # that a re-render changes only what changed (make, rsync, editors can tell)
                     os.link(old_file, os.path.join(target, a.name))
                     continue
-                fd = os.open(os.path.join(target, a.name), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                             a.mode)
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(text)
+                _create(os.path.join(target, a.name), text, a.mode)
         (tmp / MANIFEST).write_text(dump_manifest(manifest(build, digests)), "utf-8")
         _write_private(tmp / STATE, secrets_digest(values) + "\n")
         if check is not None:
@@ -375,10 +372,15 @@ def secrets_digest(values: Mapping[str, str] | None) -> str:
     return h.hexdigest()
 
 
-def _write_private(path: Path | str, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+def _create(path: Path | str, text: str, mode: int, replace: bool = False) -> None:
+    """A new file with this text, made with its mode (never readable by others first)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
+    with os.fdopen(os.open(path, flags, mode), "w", encoding="utf-8") as fh:
         fh.write(text)
+
+
+def _write_private(path: Path | str, text: str) -> None:
+    _create(path, text, 0o600, replace=True)
 
 
 # --- re-rendering into a build ------------------------------------------------------------------
@@ -490,10 +492,7 @@ def _write_new(fabric: Fabric, out: Path,
                 for fs in ps.files:
                     a = _render_file(env, fabric, device, fs, ps.context)
                     text = fill(a.text, values) if values.active and a.secrets else a.text
-                    fd = os.open(os.path.join(target, a.name),
-                                 os.O_WRONLY | os.O_CREAT | os.O_EXCL, a.mode)
-                    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                        fh.write(text)
+                    _create(os.path.join(target, a.name), text, a.mode)
                     entries.append(_entry(a))
                     used.update(a.secrets)
                     count += 1
@@ -551,9 +550,7 @@ def _write_in_place(out: Path, artifacts: tuple[Artifact, ...],
             new = os.path.join(d, f".{a.name}.bgpgen-new")
             if os.path.lexists(new):
                 os.unlink(new)
-            fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL, a.mode)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
+            _create(new, text, a.mode)
             staged.append((new, final))
             rewritten.append(a.path)
         if _read_state(out) != state:

@@ -289,3 +289,46 @@ def test_import_into_an_inventory_keeps_what_the_cluster_does_not_know(
     was = fabric.device("node-r1-03")
     assert [str(p) for p in now.pod_cidrs][0] == "10.244.33.0/24"  # type: ignore[attr-defined]
     assert now.interfaces == was.interfaces and now.mgmt == was.mgmt
+
+
+def test_speakers_bgpgen_does_not_configure_have_no_target_in_a_fleet(
+        tmp_path: Path, secret_env: str, cli: Callable[..., Run]) -> None:
+    """Without a lab: the fleet's targets are the switches only, and a --limit that selects
+    only such nodes is a one-line error before anything connects."""
+    from bgpgen import load_fabric
+    from bgpgen.targets import from_inventory
+    fabric = load_fabric(EXAMPLE)
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text("Host *\n  User root\n")
+    assert sorted(from_inventory(fabric, ssh_config)) == sorted(s.name for s in fabric.switches)
+    r = cli("diff", "-i", str(EXAMPLE), "--live", "--ssh-config", str(ssh_config), "--limit",
+            "lb-*")
+    assert r.code == 1 and len(r.err.splitlines()) == 1, r.err
+    assert "--limit" in r.err and "hint:" in r.err
+
+
+def test_import_bad_targets_are_one_line_errors(tmp_path: Path, secret_env: str,
+                                                cli: Callable[..., Run]) -> None:
+    import json
+
+    from bgpgen import load_fabric
+    cluster = tmp_path / "nodes.json"
+    cluster.write_text(json.dumps(kubectl_nodes(load_fabric(EXAMPLES["dc1"]))))
+    inv = tmp_path / "inv"
+    shutil.copytree(EXAMPLES["dc1"], inv, ignore=shutil.ignore_patterns("examples"))
+    before = {p.name: p.read_text() for p in inv.iterdir() if p.is_file()}
+    for target, words in ((tmp_path / "elsewhere.yaml", "is not a file of the inventory"),
+                          (inv / "nodes.txt", "is not a file of the inventory")):
+        r = cli("import", "-i", str(inv), "--nodes", str(cluster), "--file", str(target))
+        assert r.code == 1 and words in r.err and len(r.err.splitlines()) == 1, r.err
+    (inv / "broken.yaml").write_text("nodes: [\n")
+    r = cli("import", "-i", str(inv), "--nodes", str(cluster), "--file",
+            str(inv / "broken.yaml"))
+    assert r.code == 1 and "broken.yaml" in r.err and "Traceback" not in r.err, r.err
+    (inv / "broken.yaml").unlink()
+    data = kubectl_nodes(load_fabric(EXAMPLES["dc1"]))
+    data["items"][0]["spec"]["podCIDRs"] = ["10.244.2.0/24"]  # another node's: refused
+    cluster.write_text(json.dumps(data))
+    r = cli("import", "-i", str(inv), "--nodes", str(cluster))
+    assert r.code == 1 and str(inv) in r.err and "/tmp/tmp" not in r.err, r.err
+    assert {p.name: p.read_text() for p in inv.iterdir() if p.is_file()} == before

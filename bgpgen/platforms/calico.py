@@ -30,7 +30,7 @@ def resources(fabric: Fabric, nodes: tuple[Node, ...]) -> list[dict[str, Any]]:
     ports = {n.bgp_port for n in nodes}
     conf: dict[str, Any] = {"nodeToNodeMeshEnabled": False, "logSeverityScreen": "Info"}
     if len(ports) > 1:
-        raise k8s.unsupported("calico", f"Calico nodes listen on one BGP port, these use "
+        raise k8s.unsupported("nodes[].bgp_port", f"Calico nodes listen on one BGP port, these use "
                               f"{sorted(ports)}", "give every calico node the same bgp_port")
     if ports != {179}:
         conf["listenPort"] = ports.pop()

@@ -185,8 +185,9 @@ def pools(fabric: Fabric) -> list[tuple[str, str]]:
     return [(p.name, str(p.cidr)) for p in fabric.cluster.vip_pools]
 
 
-def unsupported(speaker: str, what: str, hint: str) -> BgpgenError:
-    return RenderError(Problem(f"{speaker} resources", speaker, what, hint))
+def unsupported(place: str, what: str, hint: str) -> BgpgenError:
+    """What a speaker's resources cannot say, at its place in the inventory."""
+    return RenderError(Problem("", place, what, hint))
 
 
 __all__ = ["HOSTNAME", "Peering", "Resources", "meta", "peerings", "pools", "secret_name",

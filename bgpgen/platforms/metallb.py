@@ -28,7 +28,8 @@ def resources(fabric: Fabric, nodes: tuple[Node, ...]) -> list[dict[str, Any]]:
     for p in k8s.peerings(fabric, nodes):
         prof = p.profile
         if prof.bfd:
-            raise k8s.unsupported("metallb", f"profile {prof.name} asks for BFD, which bgpgen "
+            raise k8s.unsupported(f"profiles.{prof.name}.bfd",
+                                  f"profile {prof.name} asks for BFD, which bgpgen "
                                   "does not render for MetalLB (it needs a BFDProfile)",
                                   "use a profile with bfd: false for MetalLB nodes")
         spec: dict[str, Any] = {

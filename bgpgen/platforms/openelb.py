@@ -25,7 +25,7 @@ def resources(fabric: Fabric, nodes: tuple[Node, ...]) -> list[dict[str, Any]]:
     asns = {n.asn for n in nodes}
     ports = {n.bgp_port for n in nodes}
     if len(ports) > 1:
-        raise k8s.unsupported("openelb", f"OpenELB listens on one BGP port, its nodes use "
+        raise k8s.unsupported("nodes[].bgp_port", f"OpenELB listens on one BGP port, its nodes use "
                               f"{sorted(ports)}", "give every openelb node the same bgp_port")
     conf: dict[str, Any] = {"listenPort": ports.pop()}
     if len(asns) == 1:
@@ -35,7 +35,7 @@ def resources(fabric: Fabric, nodes: tuple[Node, ...]) -> list[dict[str, Any]]:
         for n in nodes:
             per_rack.setdefault(n.rack or "", set()).add(n.asn)
         if any(len(v) > 1 for v in per_rack.values()):
-            raise k8s.unsupported("openelb", "OpenELB takes one AS per cluster or per rack; "
+            raise k8s.unsupported("nodes[].asn", "OpenELB takes one AS per cluster or per rack; "
                                   "these nodes differ within a rack",
                                   "give the openelb nodes of a rack one asn")
         conf["asPerRack"] = {r: v.pop() for r, v in sorted(per_rack.items())}
@@ -44,7 +44,8 @@ def resources(fabric: Fabric, nodes: tuple[Node, ...]) -> list[dict[str, Any]]:
     for p in k8s.peerings(fabric, nodes):
         prof = p.profile
         if prof.password:
-            raise k8s.unsupported("openelb", f"profile {prof.name} has a password, and "
+            raise k8s.unsupported(f"profiles.{prof.name}.password",
+                                  f"profile {prof.name} has a password, and "
                                   "OpenELB's BgpPeer takes it as text (authPassword): bgpgen "
                                   "writes no secret values into resources",
                                   "use a profile without password for openelb nodes")
