@@ -14,7 +14,7 @@ import ipaddress
 import json
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -241,19 +241,27 @@ def parse_sessions(output: str) -> dict[str, str]:
     return peers
 
 
-def state_command(t: Target, fabric: Fabric) -> str:
-    # One vtysh for the JSON commands: its answers follow each other (what each node sent,
-    # before the inbound policy, last: its peers are listed first, in order). Then what runs and
-    # the saved file, compared in memory (never shown). The exit code is the JSON vtysh's, last.
-    peers = [(s.family, str(s.node_address)) for s in fabric.sessions_of(t.name)
-             if s.switch == t.name]
-    received = [f"show bgp {fam} unicast neighbors {addr} received-routes json"
-                for fam, addr in peers]
-    return (f"echo {CONFIG_MARK}; cat -- {shell([t.config])}; echo {SEP}; "
-            + _vtysh(t, "show running-config") + f"; echo {SEP}; "
-            + f"echo {shell([RECEIVED, *(a for _, a in peers)])}; "
-            + _vtysh(t, "show bgp summary json", "show bgp ipv4 unicast json",
-                     "show bgp ipv6 unicast json", *received))
+def state_command_with(running: str) -> Callable[[Target, Fabric], str]:
+    """The state command of an FRR switch whose running config (of what bgpgen compares with
+    its saved file) ``running`` prints."""
+    def state_command(t: Target, fabric: Fabric) -> str:
+        # One vtysh for the JSON commands: its answers follow each other (what each node sent,
+        # before the inbound policy, last: its peers are listed first, in order). Then what
+        # runs and the saved file, compared in memory (never shown). The exit code is the JSON
+        # vtysh's, last.
+        peers = [(s.family, str(s.node_address)) for s in fabric.sessions_of(t.name)
+                 if s.switch == t.name]
+        received = [f"show bgp {fam} unicast neighbors {addr} received-routes json"
+                    for fam, addr in peers]
+        return (f"echo {CONFIG_MARK}; cat -- {shell([t.config])}; echo {SEP}; "
+                + _vtysh(t, running) + f"; echo {SEP}; "
+                + f"echo {shell([RECEIVED, *(a for _, a in peers)])}; "
+                + _vtysh(t, "show bgp summary json", "show bgp ipv4 unicast json",
+                         "show bgp ipv6 unicast json", *received))
+    return state_command
+
+
+state_command = state_command_with("show running-config")
 
 
 def body(text: str) -> list[str]:
@@ -296,7 +304,21 @@ def json_docs(text: str) -> list[str]:
     return docs
 
 
+def parse_state_with(apart: Callable[[str | None, str], str]
+                     ) -> Callable[[Target, str, float], DeviceState]:
+    """The parser of :func:`state_command_with`'s output; ``apart`` says whether the saved
+    file and the running config differ ('' when they agree)."""
+    def parse(t: Target, output: str, now: float) -> DeviceState:
+        return _parse_state(t, output, now, apart)
+    return parse
+
+
 def parse_state(t: Target, output: str, now: float) -> DeviceState:
+    return _parse_state(t, output, now, apart)
+
+
+def _parse_state(t: Target, output: str, now: float,
+                 apart: Callable[[str | None, str], str]) -> DeviceState:
     chunks = output.split(SEP + "\n")
     file_text = None
     if len(chunks) == 3 and chunks[0].startswith(CONFIG_MARK + "\n"):
@@ -557,32 +579,57 @@ def drain(t: Transport, device: Device, on: bool) -> None:
 
 # --- the lab -----------------------------------------------------------------------------------
 
-def daemons(device: Device) -> list[Daemon]:
-    """zebra and bgpd as Debian's frr runs them: its default paths (/var/run/frr, /etc/frr)."""
-    common = ("-A", "127.0.0.1", "-P", "0", "-u", "frr", "-g", "frr", "--log", "stdout")
-    return [Daemon("zebra", (f"{FRR_BIN}/zebra", *common), {"path": "/run/frr/zserv.api"}),
-            # bgpd retries a missing zebra only after seconds, and until it has zebra, peers
-            # stay Idle (no next-hop tracking).
-            Daemon("bgpd", (f"{FRR_BIN}/bgpd", "-p", str(device.bgp_port), *common),
-                   {"path": "/run/frr/bgpd.vty"}, after="zebra")]
+def daemons_with(profile: str | None = None, confdir: str | None = None
+                 ) -> Callable[[Device], list[Daemon]]:
+    """zebra and bgpd as an FRR package runs them: its defaults ``profile`` (``-F``), and in
+    split mode (``confdir``) each reading its own file there (``-f``)."""
+    def daemons(device: Device) -> list[Daemon]:
+        common = ("-A", "127.0.0.1", "-P", "0", "-u", "frr", "-g", "frr", "--log", "stdout",
+                  *(("-F", profile) if profile else ()))
+
+        def own(daemon: str) -> tuple[str, ...]:
+            return ("-f", f"{confdir}/{daemon}.conf") if confdir else ()
+        return [Daemon("zebra", (f"{FRR_BIN}/zebra", *common, *own("zebra")),
+                       {"path": "/run/frr/zserv.api"}),
+                # bgpd retries a missing zebra only after seconds, and until it has zebra,
+                # peers stay Idle (no next-hop tracking).
+                Daemon("bgpd", (f"{FRR_BIN}/bgpd", "-p", str(device.bgp_port), *common,
+                                *own("bgpd")), {"path": "/run/frr/bgpd.vty"}, after="zebra")]
+    return daemons
 
 
-def bootstrap(device: Device) -> str:
-    """What the switch runs before bgpgen: its own BGP (as provisioned), and lines of its own
-    that bgpgen must keep."""
-    ups = device.uplinks if isinstance(device, Switch) else ()
-    nbrs = "".join(f" neighbor {u.spine_address} remote-as {u.spine_asn}\n"
-                   f" neighbor {u.spine_address} description uplink to {u.spine}\n" for u in ups)
-    af = "".join(f"  neighbor {u.spine_address} activate\n" for u in ups)
-    return (f"frr defaults traditional\nhostname {device.name}\nservice integrated-vtysh-config\n"
-            "ip forwarding\nipv6 forwarding\n!\n"
-            + ("interface up0\n description uplink to the spines\nexit\n!\n" if ups else "")
-            + "ip prefix-list SITE-AGGREGATES seq 5 permit 198.18.0.0/15 le 32\n!\n"
-            f"router bgp {device.asn}\n bgp router-id {device.router_id}\n"
-            " bgp log-neighbor-changes\n no bgp ebgp-requires-policy\n"
-            " no bgp default ipv4-unicast\n bgp graceful-restart\n" + nbrs
-            + (f" !\n address-family ipv4 unicast\n{af} exit-address-family\n" if ups else "")
-            + "exit\n!\n")
+#: zebra and bgpd as Debian's frr runs them: its default paths (/var/run/frr, /etc/frr)
+daemons = daemons_with()
+
+
+def bootstrap_with(defaults: str = "traditional", split: bool = False
+                   ) -> Callable[[Device], str]:
+    """A switch's config before bgpgen: its own BGP (as provisioned), and lines of its own that
+    bgpgen must keep; FRR's ``defaults`` profile; ``split``: bgpd's own file only (zebra's
+    lines are in zebra's file)."""
+    def bootstrap(device: Device) -> str:
+        ups = device.uplinks if isinstance(device, Switch) else ()
+        nbrs = "".join(f" neighbor {u.spine_address} remote-as {u.spine_asn}\n"
+                       f" neighbor {u.spine_address} description uplink to {u.spine}\n"
+                       for u in ups)
+        af = "".join(f"  neighbor {u.spine_address} activate\n" for u in ups)
+        zebra = ("" if split else "ip forwarding\nipv6 forwarding\n!\n"
+                 + ("interface up0\n description uplink to the spines\nexit\n!\n" if ups
+                    else ""))
+        return (f"frr defaults {defaults}\nhostname {device.name}\n"
+                + ("no " if split else "") + "service integrated-vtysh-config\n" + zebra
+                + "ip prefix-list SITE-AGGREGATES seq 5 permit 198.18.0.0/15 le 32\n!\n"
+                f"router bgp {device.asn}\n bgp router-id {device.router_id}\n"
+                " bgp log-neighbor-changes\n no bgp ebgp-requires-policy\n"
+                " no bgp default ipv4-unicast\n bgp graceful-restart\n" + nbrs
+                + (f" !\n address-family ipv4 unicast\n{af} exit-address-family\n" if ups
+                   else "")
+                + "exit\n!\n")
+    return bootstrap
+
+
+#: what a switch running Debian's FRR runs before bgpgen
+bootstrap = bootstrap_with()
 
 
 #: what a lab spine announces to the ToRs: the rest of the data centre (never a default route:
