@@ -22,6 +22,8 @@ class Platform(StrEnum):
     GOBGP = "gobgp"        #: a node speaking BGP with gobgpd
     BIRD = "bird"          #: a node speaking BGP with BIRD 2
     FRR = "frr"            #: a ToR switch running FRR
+    CUMULUS = "cumulus"    #: a ToR switch running Cumulus Linux (its FRR, plain files)
+    SONIC = "sonic"        #: a ToR switch running SONiC (its FRR in split mode)
     GOBGP_RS = "gobgp-rs"  #: a gobgpd route server standing in for a switch
     EXTERNAL = "external"  #: a node whose BGP speaker bgpgen does not configure (its own program)
     METALLB = "metallb"    #: a node whose speaker is MetalLB (configured by cluster resources)

@@ -14,7 +14,8 @@ from bgpgen.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = {"dc1": ROOT / "inventory", "local-rs": ROOT / "inventory" / "examples" / "local-rs",
             "local-rs-external": ROOT / "inventory" / "examples" / "local-rs-external",
-            "k8s-speakers": ROOT / "inventory" / "examples" / "k8s-speakers"}
+            "k8s-speakers": ROOT / "inventory" / "examples" / "k8s-speakers",
+            "multi-vendor": ROOT / "inventory" / "examples" / "multi-vendor"}
 SECRET = "Zq7-not-in-output"
 
 

@@ -12,7 +12,8 @@ from typing import assert_never
 
 from ..errors import BgpgenError, Problem
 from ..model import Platform, Role
-from . import bird, calico, cilium, external, frr, gobgp, gobgp_rs, metallb, openelb
+from . import (bird, calico, cilium, cumulus, external, frr, gobgp, gobgp_rs, metallb, openelb,
+               sonic)
 from .base import PlatformSpec
 
 
@@ -26,6 +27,10 @@ def _spec_of(platform: Platform) -> PlatformSpec:
             return bird.SPEC
         case Platform.FRR:
             return frr.SPEC
+        case Platform.CUMULUS:
+            return cumulus.SPEC
+        case Platform.SONIC:
+            return sonic.SPEC
         case Platform.EXTERNAL:
             return external.SPEC
         case Platform.METALLB:

@@ -497,6 +497,24 @@ def manage_of(text: str) -> Manage:
     return Manage(m.group(1)) if m else Manage.WHOLE
 
 
+def delta_plan(p: DevicePlan, delete: list[str], add: list[str], gap: Callable[[], str],
+               save: str) -> DevicePlan:
+    """A plan from a delta (lines to delete and to add, fit to show); when there is none, from
+    ``gap()``: the saved file apart from what runs ('' when not), mended by ``save``."""
+    if delete or add:
+        p.diff = [f"-{ln}" for ln in delete] + [f"+{ln}" for ln in add]
+        classify_delta(delete, add, p)
+        p.action = Action.UPDATE
+        return p
+    said = gap()  # runs right: is it saved?
+    if said:
+        p.extra["drift"] = said
+        p.diff = [f"~ {said}: saved"]
+        p.raise_cost(Cost.HITLESS, f"file and daemon apart: {save}")
+        p.action = Action.UPDATE
+    return p
+
+
 class FrrDriver:
     def plan(self, t: Transport, files: Mapping[str, Artifact],
              values: Mapping[str, str]) -> DevicePlan:
@@ -505,18 +523,8 @@ class FrrDriver:
         p = DevicePlan(target.name, target.platform.value)
         running = _running(t)
         delete, add = _delta(t, _aim(target.name, fill(conf.text, values), running), values)
-        if delete or add:
-            p.diff = [f"-{ln}" for ln in delete] + [f"+{ln}" for ln in add]
-            classify_delta(delete, add, p)
-            p.action = Action.UPDATE
-            return p
-        gap = apart(t.read(target.config), running)  # runs right: is it saved?
-        if gap:
-            p.extra["drift"] = gap
-            p.diff = [f"~ {gap}: saved"]
-            p.raise_cost(Cost.HITLESS, "file and daemon apart: the running config is saved")
-            p.action = Action.UPDATE
-        return p
+        return delta_plan(p, delete, add, lambda: apart(t.read(target.config), running),
+                          "the running config is saved")
 
     def apply(self, t: Transport, p: DevicePlan, files: Mapping[str, Artifact],
               values: Mapping[str, str], timeout: float) -> Outcome:
