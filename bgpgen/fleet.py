@@ -36,11 +36,13 @@ from .errors import BgpgenError, Problem
 from .model import Device, Fabric
 from .platforms import spec
 from .lock import LockedError, command_line, lock_target, unlock_target
-from .platforms.base import RUN_ID, DeployFailed, Interrupted, RestoreFailed, Runs, Status
+from .platforms.base import (RUN_ID, DeployFailed, Interrupted, RestoreFailed, Runs, Session,
+                             Status)
 from .secrets import redact
 from .state import ANSWER_SECONDS, DaemonError, DeviceState
 from .reach import Hop
 from .targets import Target
+from .netos import CliTransport, open_session
 from .transport import (RemoteError, SshTransport, Transport, connect_options, describe_ssh,
                         no_delay, open_client, shell)
 
@@ -90,11 +92,15 @@ def nornir_for(devices: list[Device], targets: Mapping[str, Target], workers: in
         extras = {k: v for k, v in opts.items() if k not in ("host", "port", "username",
                                                             "device_type")}
         extras["auto_connect"] = False
+        # a network OS is driven through its CLI: Netmiko's device type for it (prompts,
+        # paging); a Linux host through exec channels
+        ps = spec(d.platform)
+        kind = ps.netmiko_device_type if ps.session is Session.CLI else "linux"
         hosts[d.name] = Host(
-            name=d.name, hostname=t.host, port=t.port, username=t.user, platform="linux",
+            name=d.name, hostname=t.host, port=t.port, username=t.user, platform=kind,
             data={TARGET: t, COMMAND_TIMEOUT: command_timeout},
             connection_options={"netmiko": ConnectionOptions(
-                hostname=t.host, port=t.port, username=t.user, platform="linux",
+                hostname=t.host, port=t.port, username=t.user, platform=kind,
                 extras=extras)})
     return Nornir(inventory=Inventory(hosts=hosts, groups=Groups(), defaults=Defaults()),
                   runner=ThreadedRunner(num_workers=workers), config=Config())
@@ -135,16 +141,28 @@ def transport_for(task: Task, fabric: Fabric) -> Transport:
     return ssh_transport(task.host, target, task.nornir.config)
 
 
-def ssh_transport(host: Host, target: Target, config: Config) -> SshTransport:
+def ssh_transport(host: Host, target: Target, config: Config) -> SshTransport | CliTransport:
     """bgpgen's own transport for a Nornir host: its Netmiko session (opened if need be),
-    commands bounded by the host's ``bgpgen_command_timeout``. A ``bgpgen_transport``
-    factory may wrap it (to log, record or inject faults)."""
+    commands bounded by the host's ``bgpgen_command_timeout``; for a network OS its CLI
+    session (:mod:`bgpgen.netos`). A ``bgpgen_transport`` factory may wrap it (to log, record
+    or inject faults)."""
+    timeout = float(host.get(COMMAND_TIMEOUT) or 60.0)
+    if spec(target.platform).session is Session.CLI:
+        def reopen() -> Any:
+            host.close_connection("netmiko")
+            fresh = host.get_connection("netmiko", config)
+            open_session(fresh, target)
+            return fresh
+        conn = host.get_connection("netmiko", config)
+        if getattr(conn, "remote_conn", None) is None:
+            open_session(conn, target)
+        return CliTransport(conn, target, timeout, reopen)
     conn = host.get_connection("netmiko", config)
     if getattr(conn, "remote_conn_pre", None) is None:
         open_client(conn, target)
     else:  # a connection the user's Nornir opened
         no_delay(conn.remote_conn_pre)
-    return SshTransport(conn, target, float(host.get(COMMAND_TIMEOUT) or 60.0))
+    return SshTransport(conn, target, timeout)
 
 
 def describe(exc: BaseException, target: Target | None = None) -> str:
@@ -206,8 +224,9 @@ def apply_task(task: Task, plan: Plan, build: Build, values: Mapping[str, str],
         else:
             p.stop = stop
             t = transport_for(task, build.fabric)
-            lock_target(t, build.fabric.name, RUN_ID, command_line())
-            locked = True
+            if spec(t.target.platform).session is Session.SHELL:  # a network OS: its own
+                lock_target(t, build.fabric.name, RUN_ID, command_line())  # (config session)
+                locked = True
             out = spec(t.target.platform).driver.apply(t, p, build.files_of(name), values,
                                                        timeout)
             res = DeviceResult(name, out.status, message=out.message, runs=Runs.NEW)
@@ -268,7 +287,7 @@ def finish_task(task: Task, plan: Plan, build: Build, action: Finish, timeout: f
         res.message = redact(describe(exc, _target_or_none(task, build.fabric)), values)
         res.runs = Runs.UNKNOWN
     finally:
-        if t is not None:
+        if t is not None and spec(t.target.platform).session is Session.SHELL:
             _unlock(t)
     return Result(host=task.host, result=res)
 
@@ -281,8 +300,11 @@ def read_state_task(task: Task, fabric: Fabric, values: Mapping[str, str]) -> Re
         t = transport_for(task, fabric)
         reader = spec(t.target.platform).state
         # on the device, a time limit: a stopped daemon is a finding, not an unreachable host
-        res = t.exec(shell(["timeout", str(ANSWER_SECONDS), "sh", "-c",
-                            reader.command(t.target, fabric)]), timeout=ANSWER_SECONDS + 15)
+        if spec(t.target.platform).session is Session.CLI:  # show commands, one per line
+            res = t.exec(reader.command(t.target, fabric), timeout=ANSWER_SECONDS + 15)
+        else:
+            res = t.exec(shell(["timeout", str(ANSWER_SECONDS), "sh", "-c",
+                                reader.command(t.target, fabric)]), timeout=ANSWER_SECONDS + 15)
         if res.rc == 124:
             view = DeviceState(name, down=f"the BGP daemon did not answer within "
                                f"{ANSWER_SECONDS} s")

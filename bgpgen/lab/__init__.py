@@ -28,7 +28,7 @@ from ..artifacts import Build
 from ..errors import Problem
 from ..model import Device, Fabric, Manage, Platform, Switch
 from ..netutil import Tagged, overlaps, parse_network
-from ..platforms import spec
+from ..platforms import lab_of, spec
 from ..render import render
 from ..secrets import fill, resolve_all
 from . import daemons, limits, mounts, netns
@@ -161,28 +161,29 @@ def _device_files(p: LabLayout, fabric: Fabric, d: Path, build: Build | None,
     for dev in p.devices:
         device = model_of(fabric, dev.name)
         ps = spec(device.platform)
+        setup = lab_of(device.platform)
         fs = DeviceFs(d / "dev" / dev.name, dev.name)
         fs.make()
         files = build.files_of(dev.name) if build else {}
         spine = device in fabric.spines
         for f in ps.files:
             art = files.get(f.name)
-            if spine and f.target == ps.paths.config and ps.lab.spine is not None:
-                _install(fs, f.target, ps.lab.spine(fabric, device), f.mode, f.owner)
+            if spine and f.target == ps.paths.config and setup.spine is not None:
+                _install(fs, f.target, setup.spine(fabric, device), f.mode, f.owner)
             elif art is not None and ps.part is not None and f.target == ps.paths.config \
                     and isinstance(device, Switch) and device.manage is Manage.PART:
                 # as if deployed: the switch's own config with bgpgen's part in it
-                _install(fs, f.target, ps.part(device.name, ps.lab.bootstrap(device),
+                _install(fs, f.target, ps.part(device.name, setup.bootstrap(device),
                                                fill(art.text, values)), f.mode, f.owner)
             elif art is not None:
                 _install(fs, f.target, fill(art.text, values), f.mode, f.owner)
             elif f.target == ps.paths.config:
-                _install(fs, f.target, ps.lab.bootstrap(device), f.mode, f.owner)
+                _install(fs, f.target, setup.bootstrap(device), f.mode, f.owner)
         only = p.bastion.mgmt_ip if p.bastion else None
         _host_files(fs, daemons.sshd_config(dev, device, only_from=only), d, deploy_user)
         mnt, uts = (str(x) for x in mounts.ns_files(d, dev.name))
         post += [Post(dev.name, dev.netns, mnt, uts, list(argv))
-                 for argv in ps.lab.prepare(device, fs, files)]
+                 for argv in setup.prepare(device, fs, files)]
         procs += daemons.processes(dev, device, mnt, uts, str(fs.log))
     if p.bastion is not None:  # a host with an sshd and nothing else
         b = p.bastion
@@ -205,8 +206,9 @@ def model_of(fabric: Fabric, name: str) -> Device:
 def run_dirs(device: Device) -> list[tuple[str, str, int]]:
     """The platform's runtime directory under the device's fresh /run, owned by its daemon."""
     ps = spec(device.platform)
+    user = lab_of(device.platform).user
     run = "/run/" + ps.paths.run.removeprefix("/var/run/").removeprefix("/run/")
-    owner = f"{ps.lab.user}:{ps.lab.user}" if ps.lab.user else "root:root"
+    owner = f"{user}:{user}" if user else "root:root"
     return [(run, owner, 0o755)]
 
 
@@ -227,6 +229,13 @@ def up(fabric: Fabric, name: str = DEFAULT_NAME, mgmt_net: str = DEFAULT_MGMT,
     _require_root()
     check_name(name)
     daemons.check_binaries()
+    for device in fabric.devices:  # before anything exists: a switch no lab can run
+        if spec(device.platform).lab is None:
+            raise LabError(Problem("", device.name, f"{device.name} runs "
+                                   f"{device.platform.value}, which no lab can run here (no "
+                                   "image of it runs on this machine)",
+                                   "give its rack an frr, cumulus or sonic switch in a copy of "
+                                   "the inventory for the lab"))
     try:
         parse_network(mgmt_net)
     except ValueError as exc:
@@ -313,7 +322,7 @@ def overlay_for(p: LabLayout, fabric: Fabric, d: Path,
             "netns": dev.netns, "mnt": str(mnt), "uts": str(uts),
             "platform": dev.platform.value, "root": str(d / "dev" / dev.name),
             "api_port": dev.api_port}
-        cli_port = spec(device.platform).lab.cli_port
+        cli_port = lab_of(device.platform).cli_port
         ports = [dev.ssh_port]
         if cli_port is not None:
             entry["cli_port"] = cli_port

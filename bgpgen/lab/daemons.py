@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import Problem
 from ..model import Device
-from ..platforms import REGISTRY, spec
+from ..platforms import REGISTRY, lab_of
 from .layout import LabDevice, LabError
 
 #: binaries every lab needs -> Debian package (platform binaries come from the platforms)
@@ -50,7 +50,7 @@ class Post:
 def check_binaries() -> None:
     needed = dict(BINARIES)
     for ps in REGISTRY.values():
-        needed.update(ps.lab.binaries)
+        needed.update(ps.lab.binaries if ps.lab else {})
     missing = [(b, pkg) for b, pkg in needed.items() if shutil.which(b) is None]
     if missing:
         b, pkg = missing[0]
@@ -62,7 +62,7 @@ def processes(dev: LabDevice, device: Device, mnt: str, uts: str, log: str) -> l
     """The daemons of one device and its sshd."""
     procs = [Proc(dev.name, d.name, dev.netns, mnt, uts, list(d.argv), f"{log}/{d.name}.log",
                   d.ready, d.after)
-             for d in spec(device.platform).lab.daemons(device)]
+             for d in lab_of(device.platform).daemons(device)]
     procs.append(Proc(dev.name, "sshd", dev.netns, mnt, uts,
                       ["/usr/sbin/sshd", "-D", "-e", "-f", "/etc/ssh/sshd_config"],
                       f"{log}/sshd.log", {"listen": dev.ssh_port}))
@@ -81,7 +81,7 @@ def sshd_config(dev: LabDevice | None, device: Device | None, listen: str = "",
              "Subsystem sftp internal-sftp"]
     if only_from is not None:
         lines.append(f"AllowUsers *@{only_from}")
-    cli_port = spec(device.platform).lab.cli_port if device is not None else None
+    cli_port = lab_of(device.platform).cli_port if device is not None else None
     if dev is not None and cli_port is not None:  # the device's own CLI, as a switch offers it
         lines.insert(1, f"ListenAddress {dev.mgmt_ip}:{cli_port}")
         lines += [f"Match LocalPort {cli_port}", "  ForceCommand /usr/local/sbin/bgpgen-device-cli"]

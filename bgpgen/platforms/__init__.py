@@ -14,7 +14,7 @@ from ..errors import BgpgenError, Problem
 from ..model import Platform, Role
 from . import (bird, calico, cilium, cumulus, external, frr, gobgp, gobgp_rs, metallb, openelb,
                sonic)
-from .base import PlatformSpec
+from .base import LabSetup, PlatformSpec
 
 
 def _spec_of(platform: Platform) -> PlatformSpec:
@@ -59,6 +59,17 @@ def spec(platform: Platform) -> PlatformSpec:
                           ) from None
 
 
+def lab_of(platform: Platform) -> LabSetup:
+    """What a lab runs for a platform, or a one-line error when no lab can run it here."""
+    setup = spec(platform).lab
+    if setup is None:
+        raise BgpgenError(Problem("", "lab", f"no lab can run {platform.value} here (no image "
+                                  "of it runs on this machine)",
+                                  "give its racks another switch platform (frr, cumulus, "
+                                  "sonic) in a copy of the inventory for the lab"))
+    return setup
+
+
 def by_inventory_name(role: Role) -> dict[str, Platform]:
     """What the inventory may name for a device of this role (switch ``platform:``, node
     ``speaker:``) -> the platform it means."""
@@ -67,7 +78,7 @@ def by_inventory_name(role: Role) -> dict[str, Platform]:
 
 def spine_platform() -> Platform:
     """The platform the lab runs spines on (the first whose lab can)."""
-    return next(s.platform for s in REGISTRY.values() if s.lab.spine is not None)
+    return next(s.platform for s in REGISTRY.values() if s.lab and s.lab.spine is not None)
 
 
-__all__ = ["REGISTRY", "PlatformSpec", "by_inventory_name", "spec", "spine_platform"]
+__all__ = ["REGISTRY", "PlatformSpec", "by_inventory_name", "lab_of", "spec", "spine_platform"]

@@ -121,13 +121,27 @@ class Paths:
 
 @dataclass(frozen=True, slots=True)
 class Checker:
-    """The daemon's own syntax checker; ``{file}`` and ``{dir}`` are filled in."""
+    """The daemon's own syntax checker; ``{file}`` and ``{dir}`` are filled in. A platform
+    with no checker that runs here (a vendor OS) parses its files back in Python instead:
+    ``parse`` (text -> '' when it parses back, else what is wrong), named ``binary``."""
 
     argv: tuple[str, ...]
     binary: str
     package: str  #: the Debian package that ships it
     #: files the checker expects in its scratch directory ``{dir}``: name -> text
     scratch: Mapping[str, str] = field(default_factory=dict)
+    parse: Callable[[str], str] | None = None
+
+
+class Session(StrEnum):
+    """How bgpgen talks to a device of this platform."""
+
+    #: a Linux host (gobgpd, BIRD, FRR, Cumulus, SONiC): commands on exec channels with their
+    #: exit codes, files over SFTP, a lock file while it is pushed
+    SHELL = "shell"
+    #: a network OS's CLI on one interactive session, as Netmiko drives it (EOS, NX-OS,
+    #: Junos): show commands and config sessions, the platform's own commit and rollback
+    CLI = "cli"
 
 
 class Driver(Protocol):
@@ -224,13 +238,16 @@ class PlatformSpec:
     context: Context
     checker: Checker
     netmiko_device_type: str
+    session: Session
     paths: Paths
     secret_line: re.Pattern[str]  #: groups: before, password, after
     #: offline classification of a change (old text, new text) into sessions touched and cost
     classify: Callable[[str, str, DevicePlan], None]
     driver: Driver
     state: StateReader
-    lab: LabSetup
+    #: what a lab runs for it; None: no lab can run it here (a vendor OS without an image):
+    #: ``lab up`` refuses such a device in one line
+    lab: LabSetup | None
     #: feature limits the semantic checks enforce
     bfd: bool
     default_originate: bool

@@ -21,6 +21,7 @@ from ..secrets import fill, redact
 from ..state import DaemonError, DeviceState, Peer, RibEntry
 from ..transport import RemoteError, Transport, check, copy, shell
 from .base import (
+    Session,
     RUN_ID,
     Checker,
     Daemon,
@@ -390,6 +391,7 @@ SPEC = PlatformSpec(
     classify=classify,
     driver=BirdDriver(),
     state=READ,
+    session=Session.SHELL,
     lab=LabSetup(daemons=daemons, bootstrap=bootstrap, prepare=prepare,
                  binaries={"bird": "bird2", "birdc": "bird2"}, user="bird", cli_port=None,
                  spine=None),

@@ -60,6 +60,6 @@ SPEC = replace(
                     owner="frr:frr"),),
     netmiko_device_type="cumulus_linux",
     driver=CumulusDriver(),
-    lab=replace(frr.SPEC.lab, daemons=frr.daemons_with(profile=PROFILE),
+    lab=replace(frr.LAB, daemons=frr.daemons_with(profile=PROFILE),
                 bootstrap=frr.bootstrap_with(PROFILE)),
 )

@@ -29,6 +29,7 @@ from ..transport import RemoteError, Transport, check, shell
 from . import ownership
 from .ownership import Own, Syntax
 from .base import (
+    Session,
     RUN_ID,
     Checker,
     Daemon,
@@ -435,53 +436,12 @@ def _reload(t: Transport, path: str, what: str) -> None:
                                   + last_error(res.output), ""))
 
 
-def _own_bgp(tree: ownership.Tree) -> str | None:
-    return next((ln for ln in tree if ln.startswith("router bgp ") and " vrf " not in ln), None)
-
-
-def _rules(intended: ownership.Tree,
-           running: ownership.Tree | None = None) -> list[tuple[list[re.Pattern[str]], bool]]:
-    """The ownership rules filled in for this switch: the peer groups and neighbors bgpgen
-    renders for it, and every running member of those peer groups (a node that left the
-    inventory is still bgpgen's to remove)."""
-    bgp = _own_bgp(intended) or "router bgp 0"
-    said = [ln.split() for ln in intended.get(bgp, {}) if ln.startswith("neighbor ")]
-    ours = {w[1] for w in said}
-    groups = {w[1] for w in said if w[2:] == ["peer-group"]}
-    have = [ln.split() for ln in (running or {}).get(bgp, {}) if ln.startswith("neighbor ")]
-    # a peer group bgpgen made says so (its description): still bgpgen's once no profile
-    # renders it (a family or a profile removed)
-    groups |= {w[1] for w in have if w[2:5] == ["description", "bgpgen", "peer"]}
-    ours |= groups | {w[1] for w in have if len(w) == 4 and w[2] == "peer-group"
-                      and w[3] in groups}
-    return ownership.compile_rules(OWN, {"asn": re.escape(bgp.split()[2]),
-                                         "ours": "|".join(re.escape(o) for o in ours)})
-
-
-def part_target(name: str, running: str, intended: str) -> str:
-    """The config a bgp-part push aims at: the running config with bgpgen's part replaced by
-    the rendered one. Refuses (one line) a switch whose own BGP is not the inventory's."""
-    have, want = ownership.parse(running, SYNTAX), ownership.parse(intended, SYNTAX)
-    mine, theirs = _own_bgp(want), _own_bgp(have)
-    if mine is None:  # pragma: no cover - the template always renders router bgp
-        raise DeployFailed(Problem("", name, "the rendered config has no router bgp", ""))
-    if theirs is None:
-        raise DeployFailed(Problem("", name, f"{name} runs no router bgp: with manage: bgp-part "
-                                   "bgpgen adds its part to the switch's own BGP",
-                                   f"configure '{mine}' on {name}, or set manage: whole"))
-    if theirs != mine:
-        raise DeployFailed(Problem("", name, f"{name} runs '{theirs}', the inventory says "
-                                   f"'{mine}': bgpgen does not rewrite a switch's own BGP",
-                                   f"fix {name}'s asn in the inventory, or the switch"))
-    rid = [ln for ln in have[theirs] if ln.startswith("bgp router-id ")]
-    want_rid = [ln for ln in want[mine] if ln.startswith("bgp router-id ")]
-    if rid and want_rid and rid != want_rid:
-        raise DeployFailed(Problem("", name, f"{name} runs '{rid[0]}', the inventory says "
-                                   f"'{want_rid[0]}': bgpgen does not rewrite a switch's own "
-                                   "BGP", f"fix {name}'s router_id in the inventory, or the "
-                                   "switch"))
-    merged = ownership.merge(have, want, _rules(want, have))
-    return "\n".join(ownership.render(merged, SYNTAX)) + "\n"
+#: bgpgen's part of an FRR switch: its rules, how FRR names a peer group and its members
+PART = ownership.BgpPart(SYNTAX, OWN, group=("peer-group",), member=("peer-group",),
+                         router_id="bgp router-id ")
+_rules = PART.rules
+#: the config a bgp-part push aims at: the running config with bgpgen's part replaced
+part_target = PART.target
 
 
 def _aim(name: str, rendered: str, running: str) -> str:
@@ -675,6 +635,12 @@ def prepare(device: Device, files: DeviceFiles,
     return [("vtysh", "-b")]
 
 
+#: what a lab runs for an FRR switch (Cumulus and SONiC start from it)
+LAB = LabSetup(daemons=daemons, bootstrap=bootstrap, prepare=prepare,
+             binaries={"vtysh": "frr", f"{FRR_BIN}/zebra": "frr", f"{FRR_BIN}/bgpd": "frr",
+                       FRR_RELOAD: "frr-pythontools"},
+             user="frr", cli_port=CLI_PORT, spine=spine_config)
+
 SPEC = PlatformSpec(
     platform=Platform.FRR,
     role=Role.SWITCH,
@@ -691,10 +657,8 @@ SPEC = PlatformSpec(
     classify=classify,
     driver=FrrDriver(),
     state=READ,
-    lab=LabSetup(daemons=daemons, bootstrap=bootstrap, prepare=prepare,
-                 binaries={"vtysh": "frr", f"{FRR_BIN}/zebra": "frr", f"{FRR_BIN}/bgpd": "frr",
-                           FRR_RELOAD: "frr-pythontools"},
-                 user="frr", cli_port=CLI_PORT, spine=spine_config),
+    session=Session.SHELL,
+    lab=LAB,
     bfd=True,
     default_originate=True,
     route_server=False,

@@ -25,6 +25,7 @@ from ..secrets import fill, redact
 from ..state import ESTABLISHED, DaemonError, DeviceState, Peer, RibEntry
 from ..transport import RemoteError, Transport, check, copy, shell
 from .base import (
+    Session,
     RUN_ID,
     Checker,
     Context,
@@ -562,6 +563,7 @@ def spec_for(*, platform: Platform, role: Role, description: str, files: tuple[F
         configured=True, files=files, context=context, checker=CHECKER, netmiko_device_type="linux",
         paths=PATHS, secret_line=SECRET_LINE, classify=classify, driver=GobgpdDriver(read),
         state=read,
+        session=Session.SHELL,
         lab=LabSetup(daemons=daemons, bootstrap=bootstrap, prepare=prepare, binaries=BINARIES,
                      user=None, cli_port=None, spine=None),
         bfd=False,  # gobgpd 3.10 has no BFD (native BFD came in 4.5)

@@ -25,7 +25,7 @@ from ..model import Device, Fabric, Node, Passive, Platform, Profile, Role
 from ..state import DeviceState
 from ..transport import Transport
 from .base import (Checker, Daemon, DeviceFiles, LabSetup, Outcome, Paths, PlatformSpec,
-                   StateReader)
+                   Session, StateReader)
 
 if TYPE_CHECKING:
     from ..targets import Target
@@ -104,6 +104,7 @@ def unconfigured_spec(platform: Platform, description: str,
         secret_line=NEVER, classify=_classify, driver=UnconfiguredDriver(),
         # lab status asks every device for its sessions: these have none bgpgen can read
         state=StateReader(_no_state, _parse, lambda t: "true", lambda text: {}),
+        session=Session.SHELL,
         lab=LabSetup(daemons=_no_daemons, bootstrap=_no_bootstrap, prepare=_nothing,
                      binaries={}, user=None, cli_port=None, spine=None),
         bfd=True,  # bgpgen renders only the switch side; BFD there is the switch's

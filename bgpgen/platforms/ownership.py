@@ -20,6 +20,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from ..errors import Problem
+
 Path = tuple[str, ...]
 Tree = dict[str, "Tree"]
 
@@ -162,3 +164,68 @@ def _interleave(first: list[str], second: list[str]) -> list[str]:
             seen.add(item)
     out += [x for x in first if x not in seen]
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class BgpPart:
+    """bgpgen's part of a switch whose BGP is ``router bgp ASN`` with neighbors and peer groups
+    (FRR, EOS, NX-OS, IOS-like syntaxes): the :class:`Own` rules filled in per switch, and the
+    config a push aims at. ``group``: the words after ``neighbor NAME`` that define a peer
+    group; ``member``: the words before the group's name that make a neighbor its member;
+    ``router_id``: how the switch's router-id line starts."""
+
+    syntax: Syntax
+    own: tuple[Own, ...]
+    group: tuple[str, ...]
+    member: tuple[str, ...]
+    router_id: str
+
+    def rules(self, intended: Tree,
+              running: Tree | None = None) -> list[tuple[list[re.Pattern[str]], bool]]:
+        """The rules filled in for this switch: the peer groups and neighbors bgpgen renders
+        for it, and every running member of those peer groups (a node that left the inventory
+        is still bgpgen's to remove)."""
+        bgp = own_bgp(intended) or "router bgp 0"
+        said = [ln.split() for ln in intended.get(bgp, {}) if ln.startswith("neighbor ")]
+        ours = {w[1] for w in said}
+        g, m = list(self.group), list(self.member)
+        groups = {w[1] for w in said if w[2:] == g}
+        have = [ln.split() for ln in (running or {}).get(bgp, {}) if ln.startswith("neighbor ")]
+        # a peer group bgpgen made says so (its description): still bgpgen's once no profile
+        # renders it (a family or a profile removed)
+        groups |= {w[1] for w in have if w[2:5] == ["description", "bgpgen", "peer"]}
+        ours |= groups | {w[1] for w in have if len(w) == 3 + len(m) and w[2:2 + len(m)] == m
+                          and w[-1] in groups}
+        return compile_rules(self.own, {"asn": re.escape(bgp.split()[2]),
+                                        "ours": "|".join(re.escape(o) for o in sorted(ours))})
+
+    def target(self, name: str, running: str, intended: str) -> str:
+        """The running config with bgpgen's part replaced by the rendered one. Refuses (one
+        line) a switch whose own BGP (ASN, router-id) is not the inventory's."""
+        from .base import DeployFailed  # the push's error; base does not import this module
+        have, want = parse(running, self.syntax), parse(intended, self.syntax)
+        mine, theirs = own_bgp(want), own_bgp(have)
+        if mine is None:  # pragma: no cover - the templates always render router bgp
+            raise DeployFailed(Problem("", name, "the rendered config has no router bgp", ""))
+        if theirs is None:
+            raise DeployFailed(Problem("", name, f"{name} runs no router bgp: with manage: "
+                                       "bgp-part bgpgen adds its part to the switch's own BGP",
+                                       f"configure '{mine}' on {name}, or set manage: whole"))
+        if theirs != mine:
+            raise DeployFailed(Problem("", name, f"{name} runs '{theirs}', the inventory says "
+                                       f"'{mine}': bgpgen does not rewrite a switch's own BGP",
+                                       f"fix {name}'s asn in the inventory, or the switch"))
+        rid = [ln for ln in have[theirs] if ln.startswith(self.router_id)]
+        want_rid = [ln for ln in want[mine] if ln.startswith(self.router_id)]
+        if rid and want_rid and rid != want_rid:
+            raise DeployFailed(Problem("", name, f"{name} runs '{rid[0]}', the inventory says "
+                                       f"'{want_rid[0]}': bgpgen does not rewrite a switch's "
+                                       f"own BGP", f"fix {name}'s router_id in the inventory, "
+                                       "or the switch"))
+        merged = merge(have, want, self.rules(want, have))
+        return "\n".join(render(merged, self.syntax)) + "\n"
+
+
+def own_bgp(tree: Tree) -> str | None:
+    """The switch's own ``router bgp ASN`` line (not a VRF's)."""
+    return next((ln for ln in tree if ln.startswith("router bgp ") and " vrf " not in ln), None)

@@ -332,6 +332,6 @@ SPEC = replace(
     paths=PATHS,
     driver=SonicDriver(),
     state=READ,
-    lab=replace(frr.SPEC.lab, daemons=frr.daemons_with(confdir=PATHS.confdir),
+    lab=replace(frr.LAB, daemons=frr.daemons_with(confdir=PATHS.confdir),
                 bootstrap=frr.bootstrap_with(split=True), prepare=prepare),
 )

@@ -23,7 +23,7 @@ from bgpgen.lock import TARGET_LOCK
 from bgpgen.model import Device, Fabric, Passive, Role
 from bgpgen.platforms.base import (Checker, Daemon, DeviceFiles, FileSpec, LabSetup, Outcome,
                                    Paths, PlatformSpec, StateReader, Status, escape_error, need,
-                                   shown, RUN_ID)
+                                   shown, RUN_ID, Session)
 from bgpgen.state import DeviceState, Peer, RibEntry
 from bgpgen.targets import Target
 from bgpgen.transport import CommandResult, Transport
@@ -122,6 +122,7 @@ def spec_kwargs() -> dict[str, Any]:
         context=context,
         checker=Checker(("grep", "-q", "^router ", "{file}"), "grep", "grep"),
         netmiko_device_type="linux",
+        session=Session.SHELL,
         paths=Paths("/etc/fake/fake.conf", "/run/fake", "/etc/fake"),
         secret_line=SECRET_LINE, classify=classify, driver=FakeDriver(),
         state=StateReader(state_command, parse_state, lambda t: "show bgp all json",
