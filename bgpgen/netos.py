@@ -89,12 +89,17 @@ class CliTransport:
         conn = self._session()
         self.sent.append(command)
         try:
+            # any prompt of the device: exec mode, a config session, its sub-modes
+            prompt = re.escape(str(conn.base_prompt)) + r"[^\r\n]*[#>]"
             out: str = conn.send_command(command, read_timeout=timeout or self.command_timeout,
-                                         strip_prompt=True, strip_command=True)
+                                         expect_string=prompt, strip_prompt=True,
+                                         strip_command=True)
         except _LOST as exc:
             self._broken = True
-            what = "timed out" if isinstance(exc, (ReadTimeout, TimeoutError)) else \
-                "lost the connection"
+            channel = getattr(conn, "remote_conn", None)
+            gone = channel is None or channel.closed or not channel.get_transport().is_active()
+            what = "lost the connection" if gone or not isinstance(
+                exc, (ReadTimeout, TimeoutError)) else "timed out"
             raise RemoteError(Problem("", self.target.name, f"{what} during "
                                       f"'{command.split()[0] if command.split() else ''}': "
                                       f"{' '.join(str(exc).split())[:120] or type(exc).__name__}",

@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bgpgen import lab, load_fabric
 from bgpgen.platforms import cumulus, sonic
 
 from .conftest import EXAMPLES, SECRET, Run, require, require_lab_environment, unique_lab_name
-from .lab_helpers import run_on
+from .lab_helpers import run_on, snapshot
 
 INV = EXAMPLES["multi-vendor"]
 SONIC, CUMULUS = "tor-sonic", "tor-cumulus"
@@ -86,13 +87,31 @@ def test_sonic_saved_file_against_running() -> None:
 
 # --- on a lab ----------------------------------------------------------------------------------
 
+def _lab_inventory(tmp_path: Path) -> Path:
+    """The example without its EOS rack, which no lab runs."""
+    inv = tmp_path / "lab-inv"
+    shutil.copytree(INV, inv)
+    for file, key in (("switches.yaml", "switches"), ("nodes.yaml", "nodes"),
+                      ("nodes.yaml", "node_groups"), ("fabric.yaml", "racks")):
+        data = yaml.safe_load((inv / file).read_text())
+        data[key] = [e for e in data[key] if "eos" not in json.dumps(e)]
+        (inv / file).write_text(yaml.safe_dump(data, sort_keys=False))
+    return inv
+
+
 @pytest.fixture
-def mv_lab(request: pytest.FixtureRequest, secret_env: str) -> Iterator[str]:
+def mv_lab(request: pytest.FixtureRequest, secret_env: str,
+           tmp_path: Path) -> Iterator[tuple[str, Path]]:
     require_lab_environment("Cumulus and SONiC lab tests")
     name = unique_lab_name("m", request)
-    lab.up(load_fabric(INV), name)  # bootstrap configs: each switch's own
+    before = snapshot()
+    with pytest.raises(lab.LabError, match="tor-eos runs eos, which no lab can run here"):
+        lab.up(load_fabric(INV), name)
+    assert snapshot()["netns"] == before["netns"]  # refused before anything was made
+    inv = _lab_inventory(tmp_path)
+    lab.up(load_fabric(inv), name)  # bootstrap configs: each switch's own
     try:
-        yield name
+        yield name, inv
     finally:
         lab.down(name)
 
@@ -118,22 +137,23 @@ def _code(r: Run, code: int) -> Run:
     return r
 
 
-def _moved(tmp_path: Path) -> Path:
+def _moved(tmp_path: Path, base: Path) -> Path:
     """The example with the IPv4 pod CIDRs of node-sonic-1 and node-cumulus-1 moved."""
     inv = tmp_path / "moved"
-    shutil.copytree(INV, inv)
+    shutil.copytree(base, inv)
     nodes = inv / "nodes.yaml"
     text = nodes.read_text()
-    for old, new in (("10.244.51.0/24,", "10.244.151.0/24,"),
-                     ("10.244.41.0/24,", "10.244.141.0/24,")):
+    for old, new in (("10.244.51.0/24", "10.244.151.0/24"),
+                     ("10.244.41.0/24", "10.244.141.0/24")):
         assert old in text
         text = text.replace(old, new)
     nodes.write_text(text)
     return inv
 
 
-def test_cumulus_and_sonic_racks(mv_lab: str, cli: Callable[..., Run], tmp_path: Path) -> None:
-    name = mv_lab
+def test_cumulus_and_sonic_racks(mv_lab: tuple[str, Path], cli: Callable[..., Run],
+                                 tmp_path: Path) -> None:
+    name, INV = mv_lab  # noqa: N806 - the example, as the lab runs it
     devices = lab.overlay(name)["devices"]
     sw = {d: devices[d] for d in (SONIC, CUMULUS)}
     bgpd_conf = lab.device_path(name, SONIC, sonic.PATHS.config)
@@ -169,7 +189,7 @@ def test_cumulus_and_sonic_racks(mv_lab: str, cli: Callable[..., Run], tmp_path:
 
     # a failed gate: the pod CIDRs moved on the switches alone (the nodes still announce the
     # old ones); verify fails and both switches run and keep exactly what they ran before
-    moved = _moved(tmp_path)
+    moved = _moved(tmp_path, INV)
     r = _code(cli("deploy", "-i", str(moved), "--lab", name, "--limit", f"{SONIC},{CUMULUS}",
                   "--yes", "--verify", "--timeout", "10", "--format", "json"), 1)
     res = {x["device"]: x for x in json.loads(r.out[r.out.index("{"):])["results"]}

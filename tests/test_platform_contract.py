@@ -179,7 +179,8 @@ def test_every_platform_is_registered_and_complete() -> None:
     assert set(REGISTRY) == set(Platform)
     for platform, ps in REGISTRY.items():
         assert ps.platform is platform
-        assert all(getattr(ps, f.name) is not None or f.name in ("drain", "part", "resources")
+        assert all(getattr(ps, f.name) is not None or f.name in ("drain", "part", "resources",
+                                                                    "lab")
                    for f in dataclasses.fields(PlatformSpec)), platform
 
 

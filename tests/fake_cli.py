@@ -1,0 +1,303 @@
+"""A network OS's CLI over real SSH, for the platforms no lab can run (EOS, NX-OS, Junos).
+
+:class:`CliServer` is a small paramiko SSH server on 127.0.0.1 (a host key of its own, public
+key login for one key): each login gets an interactive shell that echoes what is typed, prints a
+prompt, and hands every command line to the :class:`Device` behind it. A device keeps its
+running config, its config sessions and its pending commits across connections, and records
+every command it was sent, so a test can assert the exact sequence a push sends.
+
+What a device answers is either recorded output of the real OS (``recorded`` show commands; each
+recording names its source) or the effect of a config command, computed with hier_config's
+model of that OS (``future``): this is a stand-in for the switch's behaviour, not the switch.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+from hier_config import Platform as HcPlatform
+from hier_config import get_hconfig
+
+
+@dataclass
+class Device:
+    """A switch's CLI: subclasses answer commands (``handle``) and say their prompt."""
+
+    hostname: str
+    running: str
+    recorded: dict[str, str] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+    #: a command the device refuses (a regular expression searched in the line)
+    refuse: str | None = None
+    #: the connection drops when a command matching this arrives (after it ran, with ``after``)
+    drop: str | None = None
+    drop_after: bool = True
+    saved: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def prompt(self) -> str:  # pragma: no cover - each OS has its own
+        raise NotImplementedError
+
+    def handle(self, line: str) -> str:  # pragma: no cover - each OS has its own
+        raise NotImplementedError
+
+
+@dataclass
+class Eos(Device):
+    """Arista EOS: exec mode, named config sessions, commit timers (rolled back by
+    :meth:`expire`), ``show running-config`` as EOS prints it."""
+
+    session: str | None = None
+    sessions: dict[str, list[str]] = field(default_factory=dict)
+    #: session -> the running config before its timed commit
+    pending: dict[str, str] = field(default_factory=dict)
+
+    def prompt(self) -> str:
+        if self.session is not None:
+            return f"{self.hostname}(config-s-{self.session[:6]})#"
+        return f"{self.hostname}#"
+
+    def _future(self, commands: list[str]) -> str:
+        lines = [c for c in commands if c.strip() not in ("exit", "exit-address-family")]
+        run = get_hconfig(HcPlatform.ARISTA_EOS, self.running)
+        new = run.future(get_hconfig(HcPlatform.ARISTA_EOS, "\n".join(lines)))
+        return _eos_text(new.dump_simple())
+
+    def expire(self) -> None:
+        """Every pending commit's timer runs out: EOS puts the previous config back."""
+        for name, previous in list(self.pending.items()):
+            self.running = previous
+            del self.pending[name]
+
+    def handle(self, line: str) -> str:
+        cmd = line.strip()
+        if self.refuse and re.search(self.refuse, cmd):
+            return f"% Invalid input (at token 0: '{cmd.split()[0]}')"
+        if cmd.startswith("terminal width"):
+            return f"Width set to {cmd.split()[-1]} columns."
+        if cmd == "terminal length 0":
+            return "Pagination disabled."
+        if not cmd:
+            return ""
+        if self.session is not None:
+            return self._in_session(cmd, line)
+        if cmd == "show running-config":
+            return (f"! Command: show running-config\n! device: {self.hostname} "
+                    f"(vEOS-lab, EOS-4.31.2F)\n!\n{self.running}end")
+        if cmd in self.recorded:
+            return self.recorded[cmd]
+        m = re.fullmatch(r"configure session (\S+)( commit| abort)?", cmd)
+        if m and not m.group(2):
+            self.session = m.group(1)
+            self.sessions.setdefault(self.session, [])
+            return ""
+        if m and m.group(2) == " commit":
+            if m.group(1) not in self.pending:
+                return f"% Session {m.group(1)} has no pending commit"
+            del self.pending[m.group(1)]
+            self.sessions.pop(m.group(1), None)
+            return ""
+        if m and m.group(2) == " abort":
+            if m.group(1) in self.pending:
+                self.running = self.pending.pop(m.group(1))
+            self.sessions.pop(m.group(1), None)
+            return ""
+        m = re.fullmatch(r"no configure session (\S+)", cmd)
+        if m:
+            self.sessions.pop(m.group(1), None)
+            return ""
+        if cmd in ("copy running-config startup-config", "write memory"):
+            self.saved = self.running
+            return "Copy completed successfully."
+        if cmd == "end":
+            return ""
+        return f"% Invalid input (at token 0: '{cmd.split()[0]}')"
+
+    def _in_session(self, cmd: str, line: str) -> str:
+        assert self.session is not None
+        name = self.session
+        m = re.fullmatch(r"commit timer (\d\d):(\d\d):(\d\d)", cmd)
+        if m:
+            self.pending[name] = self.running
+            self.running = self._future(self.sessions[name])
+            self.session = None
+            return ""
+        if cmd == "commit":
+            self.running = self._future(self.sessions.pop(name))
+            self.session = None
+            return ""
+        if cmd == "abort":
+            self.sessions.pop(name, None)
+            self.session = None
+            return ""
+        if cmd == "end":
+            self.session = None
+            return ""
+        self.sessions[name].append(line.rstrip())
+        return ""
+
+
+def _eos_text(lines: tuple[str, ...] | list[str]) -> str:
+    """hier_config's dump (two spaces a level) as EOS prints it (three), blocks closed by '!'."""
+    out: list[str] = []
+    for ln in lines:
+        depth = (len(ln) - len(ln.lstrip(" "))) // 2
+        if depth == 0 and out:
+            out.append("!")
+        out.append("   " * depth + ln.strip())
+    return "\n".join(out) + "\n!\n" if out else ""
+
+
+class _Server(paramiko.ServerInterface):
+    def __init__(self, key: paramiko.PKey) -> None:
+        self.key = key
+        self.shell = threading.Event()
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        ok = key.get_base64() == self.key.get_base64()
+        return paramiko.AUTH_SUCCESSFUL if ok else paramiko.AUTH_FAILED
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "publickey"
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        return paramiko.OPEN_SUCCEEDED if kind == "session" else \
+            paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def check_channel_pty_request(self, *args: object) -> bool:
+        return True
+
+    def check_channel_shell_request(self, channel: paramiko.Channel) -> bool:
+        self.shell.set()
+        return True
+
+
+@dataclass
+class CliServer:
+    """An SSH server on 127.0.0.1 in front of one :class:`Device`."""
+
+    device: Device
+    client_key: paramiko.PKey
+    host_key: paramiko.PKey
+    port: int = 0
+    logins: int = 0
+    _sock: socket.socket | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _transports: list[paramiko.Transport] = field(default_factory=list)
+
+    def start(self) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self._sock.settimeout(0.2)
+        self.port = self._sock.getsockname()[1]
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for tr in self._transports:
+            tr.close()
+        if self._sock is not None:
+            self._sock.close()
+        for t in self._threads:
+            t.join(timeout=5)
+
+    def _accept(self) -> None:
+        assert self._sock is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _serve(self, conn: socket.socket) -> None:
+        tr = paramiko.Transport(conn)
+        self._transports.append(tr)
+        tr.add_server_key(self.host_key)
+        server = _Server(self.client_key)
+        try:
+            tr.start_server(server=server)
+            chan = tr.accept(10)
+            if chan is None or not server.shell.wait(10):
+                return
+            self.logins += 1
+            self._shell(chan, tr)
+        except (paramiko.SSHException, EOFError, OSError):
+            pass
+        finally:
+            tr.close()
+
+    def _shell(self, chan: paramiko.Channel, tr: paramiko.Transport) -> None:
+        dev = self.device
+        chan.sendall(f"Last login: {time.ctime()}\r\n{dev.prompt()}".encode())
+        buf = b""
+        while not self._stop.is_set():
+            data = chan.recv(4096)
+            if not data:
+                return
+            buf += data
+            while b"\n" in buf or b"\r" in buf:
+                cut = min(i for i in (buf.find(b"\n"), buf.find(b"\r")) if i >= 0)
+                raw, buf = buf[:cut], buf[cut + 1:]
+                if buf[:1] == b"\n" and raw is not None:
+                    buf = buf[1:]
+                line = raw.decode(errors="replace")
+                with dev.lock:
+                    if line.strip():
+                        dev.log.append(line.strip())
+                    drop = dev.drop is not None and line.strip() and \
+                        re.search(dev.drop, line.strip())
+                    if drop and not dev.drop_after:
+                        dev.drop = None
+                        tr.close()
+                        return
+                    out = dev.handle(line)
+                    if drop:
+                        dev.drop = None
+                        tr.close()
+                        return
+                    text = line + "\r\n" + (out.replace("\n", "\r\n") + "\r\n" if out else "")
+                    chan.sendall((text + dev.prompt()).encode())
+
+
+def _keygen(path: Path) -> paramiko.PKey:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(path)],
+                   check=True)
+    return paramiko.Ed25519Key.from_private_key_file(str(path))
+
+
+@contextmanager
+def serving(device: Device, tmp: Path) -> Iterator[tuple[CliServer, Path]]:
+    """A server for ``device`` and an OpenSSH client config reaching it as its hostname (the
+    key and known_hosts files beside it, in ``tmp``)."""
+    key = _keygen(tmp / "id")
+    server = CliServer(device, key, _keygen(tmp / "host_key"))
+    server.start()
+    known = tmp / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{server.port} {server.host_key.get_name()} "
+                     f"{server.host_key.get_base64()}\n")
+    cfg = tmp / "ssh_config"
+    cfg.write_text(f"Host {device.hostname}\n  HostName 127.0.0.1\n  Port {server.port}\n"
+                   f"  User admin\n  IdentityFile {tmp / 'id'}\n  IdentitiesOnly yes\n"
+                   f"  UserKnownHostsFile {known}\n")
+    try:
+        yield server, cfg
+    finally:
+        server.stop()
+
