@@ -25,6 +25,7 @@ class Platform(StrEnum):
     CUMULUS = "cumulus"    #: a ToR switch running Cumulus Linux (its FRR, plain files)
     SONIC = "sonic"        #: a ToR switch running SONiC (its FRR in split mode)
     EOS = "eos"            #: a ToR switch running Arista EOS
+    JUNOS = "junos"        #: a ToR switch running Juniper Junos
     GOBGP_RS = "gobgp-rs"  #: a gobgpd route server standing in for a switch
     EXTERNAL = "external"  #: a node whose BGP speaker bgpgen does not configure (its own program)
     METALLB = "metallb"    #: a node whose speaker is MetalLB (configured by cluster resources)

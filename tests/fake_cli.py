@@ -146,6 +146,121 @@ class Eos(Device):
         return ""
 
 
+def apply_set(lines: list[str], commands: list[str]) -> list[str]:
+    """Junos ``set`` and ``delete`` commands applied in order to a config of ``set`` lines: a
+    ``delete`` removes the statement and everything under it."""
+    out = list(lines)
+    for c in commands:
+        c = c.strip()
+        if c.startswith("set ") and c not in out:
+            out.append(c)
+        elif c.startswith("delete "):
+            path = "set " + c.removeprefix("delete ")
+            out = [ln for ln in out if ln != path and not ln.startswith(path + " ")]
+    return out
+
+
+@dataclass
+class Junos(Device):
+    """Juniper Junos: operational and configuration mode, ``configure exclusive`` (refused
+    while ``locked_by`` holds the database), ``commit check``, ``commit confirmed`` (rolled back
+    by :meth:`expire`), ``rollback N``; ``running`` is ``show configuration | display set``."""
+
+    user: str = "admin"
+    editing: bool = False
+    candidate: list[str] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)  #: rollback 1, 2, ...
+    pending: bool = False
+    locked_by: str | None = None
+    #: a candidate line matching this fails ``commit check``
+    refuse_commit: str | None = None
+
+    def prompt(self) -> str:
+        return f"{self.user}@{self.hostname}" + ("# " if self.editing else "> ")
+
+    def expire(self) -> None:
+        """The commit confirmed was not confirmed in time: Junos rolls it back."""
+        if self.pending:
+            self.running = self.history.pop(0)
+            self.pending = False
+
+    def _commit(self) -> None:
+        new = "".join(ln + "\n" for ln in self.candidate)
+        if new != self.running:
+            self.history.insert(0, self.running)
+            self.running = new
+
+    def handle(self, line: str) -> str:
+        cmd = line.strip()
+        if cmd == "set cli screen-width 511":
+            return "Screen width set to 511"
+        if cmd == "set cli complete-on-space off":
+            return "Disabling complete-on-space"
+        if cmd == "set cli screen-length 0":
+            return "Screen length set to 0"
+        if not cmd:
+            return ""
+        if self.editing:
+            return self._edit(cmd)
+        if cmd == "show configuration | display set":
+            return self.running.rstrip("\n")
+        if cmd == "show system commit":
+            top = ("0   2026-11-27 07:50:01 UTC by admin via cli commit confirmed, rollback in "
+                   "10mins\n    bgpgen" if self.pending else
+                   "0   2026-11-27 07:50:01 UTC by root via other")
+            return top + "\n1   2026-11-27 06:00:00 UTC by admin via cli"
+        if cmd in self.recorded:
+            return self.recorded[cmd]
+        if cmd == "configure exclusive":
+            if self.locked_by:
+                return (f"error: configuration database locked by:\n  {self.locked_by} "
+                        "terminal pts/1 (pid 4242) on since 2026-11-27 06:58:01 UTC\n"
+                        "      exclusive [edit]")
+            self.editing = True
+            self.candidate = [ln for ln in self.running.splitlines() if ln.strip()]
+            return ("warning: uncommitted changes will be discarded on exit\n"
+                    "Entering configuration mode\n\n[edit]")
+        return "                  ^\nunknown command.\n"
+
+    def _edit(self, cmd: str) -> str:
+        if self.refuse and re.search(self.refuse, cmd):
+            return "                  ^\nsyntax error."
+        if cmd.startswith(("set ", "delete ")):
+            self.candidate = apply_set(self.candidate, [cmd])
+            return "\n[edit]"
+        if cmd == "commit check":
+            bad = [ln for ln in self.candidate if self.refuse_commit
+                   and re.search(self.refuse_commit, ln)]
+            if bad:
+                return ("[edit protocols bgp]\n  'group'\n    error: " + bad[0][:40]
+                        + "\nerror: configuration check-out failed")
+            return "configuration check succeeds\n\n[edit]"
+        m = re.fullmatch(r"commit confirmed (\d+)(?: comment .*)?", cmd)
+        if m:
+            self._commit()
+            self.pending = True
+            return (f"commit confirmed will be automatically rolled back in {m.group(1)} "
+                    "minutes unless confirmed\ncommit complete\n\n[edit]")
+        if re.fullmatch(r"commit(?: comment .*)?", cmd):
+            self._commit()
+            self.pending = False
+            return "commit complete\n\n[edit]"
+        m = re.fullmatch(r"rollback (\d+)", cmd)
+        if m:
+            n = int(m.group(1))
+            if n == 0:
+                self.candidate = [ln for ln in self.running.splitlines() if ln.strip()]
+            elif n <= len(self.history):
+                self.candidate = [ln for ln in self.history[n - 1].splitlines() if ln.strip()]
+            else:
+                return "error: rollback file does not exist"
+            return "load complete\n\n[edit]"
+        if cmd == "exit configuration-mode":
+            self.editing = False
+            return "Exiting configuration mode"
+        return "                  ^\nsyntax error."
+
+
 def _eos_text(lines: tuple[str, ...] | list[str]) -> str:
     """hier_config's dump (two spaces a level) as EOS prints it (three), blocks closed by '!'."""
     out: list[str] = []

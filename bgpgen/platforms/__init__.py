@@ -12,8 +12,8 @@ from typing import assert_never
 
 from ..errors import BgpgenError, Problem
 from ..model import Platform, Role
-from . import (bird, calico, cilium, cumulus, eos, external, frr, gobgp, gobgp_rs, metallb,
-               openelb, sonic)
+from . import (bird, calico, cilium, cumulus, eos, external, frr, gobgp, gobgp_rs, junos,
+               metallb, openelb, sonic)
 from .base import LabSetup, PlatformSpec
 
 
@@ -33,6 +33,8 @@ def _spec_of(platform: Platform) -> PlatformSpec:
             return sonic.SPEC
         case Platform.EOS:
             return eos.SPEC
+        case Platform.JUNOS:
+            return junos.SPEC
         case Platform.EXTERNAL:
             return external.SPEC
         case Platform.METALLB:
