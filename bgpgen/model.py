@@ -26,6 +26,7 @@ class Platform(StrEnum):
     SONIC = "sonic"        #: a ToR switch running SONiC (its FRR in split mode)
     EOS = "eos"            #: a ToR switch running Arista EOS
     JUNOS = "junos"        #: a ToR switch running Juniper Junos
+    NXOS = "nxos"          #: a ToR switch running Cisco NX-OS
     GOBGP_RS = "gobgp-rs"  #: a gobgpd route server standing in for a switch
     EXTERNAL = "external"  #: a node whose BGP speaker bgpgen does not configure (its own program)
     METALLB = "metallb"    #: a node whose speaker is MetalLB (configured by cluster resources)

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,17 +23,13 @@ from hier_config import WorkflowRemediation, get_hconfig
 
 from bgpgen import load_fabric, render
 from bgpgen.changes import DevicePlan
-from bgpgen.fleet import nornir_for, ssh_transport
 from bgpgen.netos import CliTransport
 from bgpgen.errors import BgpgenError
 from bgpgen.platforms import eos, lab_of
 from bgpgen.platforms.base import DeployFailed
-from bgpgen.artifacts import Build
-from bgpgen.secrets import resolve_all
-from bgpgen.targets import from_inventory
 
 from .conftest import EXAMPLES, SECRET, Run
-from .fake_cli import Eos, serving
+from .fake_cli import Eos, cli_push, deploy_over, lost_after, serving
 
 RECORDED = Path(__file__).parent / "recorded" / "eos"
 INV = EXAMPLES["multi-vendor"]
@@ -195,18 +190,13 @@ def switch(tmp_path: Path, secret_env: str) -> Iterator[tuple[Eos, Path]]:
         yield dev, cfg
 
 
-def _deploy(cli: Callable[..., Run], cfg: Path, *more: str) -> Run:
-    return cli("deploy", "-i", str(INV), "--ssh-config", str(cfg), "--limit", TOR, "--yes",
-               *more)
-
-
 def _session_commands(log: list[str]) -> list[str]:
     return [c for c in log if not c.startswith(("terminal ", "show ", "exit"))]
 
 
 def test_push_sends_the_session_protocol(switch: tuple[Eos, Path], cli: Callable[..., Run]) -> None:
     dev, cfg = switch
-    r = _deploy(cli, cfg)
+    r = deploy_over(cli, INV, cfg, TOR)
     assert r.code == 0, r.out + r.err
     assert SECRET not in r.out + r.err and SECRET not in "\n".join(dev.log)
     sent = _session_commands(dev.log)
@@ -227,7 +217,7 @@ def test_push_sends_the_session_protocol(switch: tuple[Eos, Path], cli: Callable
     assert dev.saved == dev.running and not dev.pending and not dev.sessions
     # a second deploy finds nothing to do: show commands only
     dev.log.clear()
-    r = _deploy(cli, cfg)
+    r = deploy_over(cli, INV, cfg, TOR)
     assert r.code == 0 and "No changes" in r.out, r.out
     assert _session_commands(dev.log) == []
 
@@ -236,7 +226,7 @@ def test_a_refused_command_aborts_the_session(switch: tuple[Eos, Path],
                                               cli: Callable[..., Run]) -> None:
     dev, cfg = switch
     dev.refuse = r"maximum-accepted-routes"
-    r = _deploy(cli, cfg)
+    r = deploy_over(cli, INV, cfg, TOR)
     assert r.code == 1
     assert "refused 'neighbor K8S-NODES-V4 maximum-accepted-routes 100'" in r.out
     assert "Invalid input" in r.out and "nothing changed" in r.out, r.out
@@ -245,23 +235,9 @@ def test_a_refused_command_aborts_the_session(switch: tuple[Eos, Path],
     assert dev.running == OWN and not dev.sessions and not dev.pending
 
 
-def _driver_session(dev: Eos, cfg: Path) -> tuple[CliTransport, dict[str, str], Build]:
-    fabric = load_fabric(INV)
-    targets = from_inventory(fabric, cfg, only={TOR})
-    nr = nornir_for([fabric.device(TOR)], targets, 1, 10.0)
-    t = ssh_transport(nr.inventory.hosts[TOR], targets[TOR], nr.config)
-    assert isinstance(t, CliTransport)
-    build = render(fabric)
-    return t, resolve_all(build.secrets), build
-
-
 def _push_deferred(dev: Eos, cfg: Path) -> tuple[CliTransport, DevicePlan]:
-    t, values, build = _driver_session(dev, cfg)
-    files = build.files_of(TOR)
-    p = eos.SPEC.driver.plan(t, files, values)
-    p.defer_confirm = True  # a verify gate follows
-    out = eos.SPEC.driver.apply(t, p, files, values, 5.0)
-    assert out.status.value == "changed" and dev.pending
+    t, p = cli_push(eos.SPEC, INV, TOR, cfg)
+    assert dev.pending
     return t, p
 
 
@@ -285,15 +261,9 @@ def test_a_failed_gate_aborts_the_commit(switch: tuple[Eos, Path]) -> None:
 def test_a_connection_lost_after_the_commit_is_rolled_back(switch: tuple[Eos, Path],
                                                            cli: Callable[..., Run]) -> None:
     dev, cfg = switch
-    dev.drop = r"^commit timer"  # the commit runs, then the connection goes
-    r = _deploy(cli, cfg, "--format", "json", "--command-timeout", "3")
-    assert r.code == 1
-    res = json.loads(r.out[r.out.index("{"):])["results"][0]
-    assert (res["status"], res["runs"]) == ("failed", "previous"), res
-    assert "lost the connection" in res["message"] and "rolled back" in res["message"]
+    lost_after(cli, INV, cfg, dev, r"^commit timer")
     assert dev.running == OWN and not dev.pending
     assert dev.log[-1].endswith(" abort") or dev.log[-2].endswith(" abort"), dev.log[-3:]
-
 
 # --- state -------------------------------------------------------------------------------------
 

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,15 +20,13 @@ import pytest
 
 from bgpgen import load_fabric, render
 from bgpgen.changes import DevicePlan
-from bgpgen.fleet import nornir_for, ssh_transport
 from bgpgen.netos import CliTransport
 from bgpgen.platforms import junos
 from bgpgen.platforms.base import DeployFailed
-from bgpgen.secrets import resolve_all
-from bgpgen.targets import Target, from_inventory
+from bgpgen.targets import Target
 
 from .conftest import EXAMPLES, SECRET, Run
-from .fake_cli import Junos, apply_set, serving
+from .fake_cli import Junos, apply_set, cli_push, deploy_over, flat, lost_after, serving
 
 RECORDED = Path(__file__).parent / "recorded" / "junos"
 INV = EXAMPLES["multi-vendor"]
@@ -153,16 +150,6 @@ def switch(tmp_path: Path, secret_env: str) -> Iterator[tuple[Junos, Path]]:
         yield dev, cfg
 
 
-def _deploy(cli: Callable[..., Run], cfg: Path, *more: str) -> Run:
-    return cli("deploy", "-i", str(INV), "--ssh-config", str(cfg), "--limit", TOR, "--yes",
-               *more)
-
-
-def _flat(r: Run) -> str:
-    """The output with the table's line wrapping undone."""
-    return " ".join(r.out.replace("│", " ").split())
-
-
 def _changes(log: list[str]) -> list[str]:
     return [c for c in log if not c.startswith(("set cli ", "show ", "exit"))
             or c == "exit configuration-mode"]
@@ -171,7 +158,7 @@ def _changes(log: list[str]) -> list[str]:
 def test_push_sends_the_commit_protocol(switch: tuple[Junos, Path],
                                         cli: Callable[..., Run]) -> None:
     dev, cfg = switch
-    r = _deploy(cli, cfg)
+    r = deploy_over(cli, INV, cfg, TOR)
     assert r.code == 0, r.out + r.err
     assert SECRET not in r.out + r.err
     sent = _changes(dev.log)
@@ -193,7 +180,7 @@ def test_push_sends_the_commit_protocol(switch: tuple[Junos, Path],
     dev.running = dev.running.replace(f'"{SECRET}"', '"' + junos.encrypt9(SECRET, "Q", "zF3")
                                       + '"')
     dev.log.clear()
-    r = _deploy(cli, cfg)
+    r = deploy_over(cli, INV, cfg, TOR)
     assert r.code == 0 and "No changes" in r.out, r.out
     assert _changes(dev.log) == []
 
@@ -202,8 +189,8 @@ def test_a_refused_line_throws_the_candidate_away(switch: tuple[Junos, Path],
                                                   cli: Callable[..., Run]) -> None:
     dev, cfg = switch
     dev.refuse = r"accepted-prefix-limit"
-    r = _deploy(cli, cfg)
-    assert r.code == 1 and "syntax error" in _flat(r) and "nothing changed" in _flat(r), r.out
+    r = deploy_over(cli, INV, cfg, TOR)
+    assert r.code == 1 and "syntax error" in flat(r) and "nothing changed" in flat(r), r.out
     assert _changes(dev.log)[-2:] == ["rollback 0", "exit configuration-mode"]
     assert dev.running == OWN and not dev.history
 
@@ -212,9 +199,9 @@ def test_commit_check_rejects_and_nothing_changes(switch: tuple[Junos, Path],
                                                   cli: Callable[..., Run]) -> None:
     dev, cfg = switch
     dev.refuse_commit = r"multipath multiple-as"
-    r = _deploy(cli, cfg)
-    assert r.code == 1 and "refused 'commit check': error: set protocols bgp group" in _flat(r)
-    assert "nothing changed" in _flat(r), r.out
+    r = deploy_over(cli, INV, cfg, TOR)
+    assert r.code == 1 and "refused 'commit check': error: set protocols bgp group" in flat(r)
+    assert "nothing changed" in flat(r), r.out
     assert not [c for c in dev.log if c.startswith("commit confirmed")]
     assert dev.running == OWN and not dev.history
 
@@ -223,23 +210,13 @@ def test_a_database_locked_by_another_user(switch: tuple[Junos, Path],
                                            cli: Callable[..., Run]) -> None:
     dev, cfg = switch
     dev.locked_by = "netops"
-    r = _deploy(cli, cfg)
-    assert r.code == 1 and "locked by" in _flat(r) and "another user" in _flat(r), r.out
+    r = deploy_over(cli, INV, cfg, TOR)
+    assert r.code == 1 and "locked by" in flat(r) and "another user" in flat(r), r.out
     assert dev.running == OWN
 
 
 def _push_deferred(dev: Junos, cfg: Path) -> tuple[CliTransport, DevicePlan]:
-    fabric = load_fabric(INV)
-    targets = from_inventory(fabric, cfg, only={TOR})
-    nr = nornir_for([fabric.device(TOR)], targets, 1, 10.0)
-    t = ssh_transport(nr.inventory.hosts[TOR], targets[TOR], nr.config)
-    assert isinstance(t, CliTransport)
-    build = render(fabric)
-    values = resolve_all(build.secrets)
-    p = junos.SPEC.driver.plan(t, build.files_of(TOR), values)
-    p.defer_confirm = True  # a verify gate follows
-    assert junos.SPEC.driver.apply(t, p, build.files_of(TOR), values, 5.0).status.value == \
-        "changed"
+    t, p = cli_push(junos.SPEC, INV, TOR, cfg)
     assert dev.pending
     return t, p
 
@@ -269,14 +246,8 @@ def test_a_failed_gate_rolls_back(switch: tuple[Junos, Path]) -> None:
 def test_a_connection_lost_after_the_commit(switch: tuple[Junos, Path],
                                             cli: Callable[..., Run]) -> None:
     dev, cfg = switch
-    dev.drop = r"^commit confirmed"
-    r = _deploy(cli, cfg, "--format", "json", "--command-timeout", "3")
-    assert r.code == 1
-    res = json.loads(r.out[r.out.index("{"):])["results"][0]
-    assert (res["status"], res["runs"]) == ("failed", "previous"), res
-    assert "lost the connection" in res["message"] and "rolled back" in res["message"]
+    lost_after(cli, INV, cfg, dev, r"^commit confirmed")
     assert dev.running == OWN and not dev.pending
-
 
 # --- state -------------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ def test_render_check_passes_every_real_checker(name: str, tmp_path: Path, secre
     expected: dict[str, int] = {}
     checker = {"gobgp": "gobgpd", "gobgp-rs": "gobgpd", "bird": "bird", "frr": "vtysh",
                "cumulus": "vtysh", "sonic": "vtysh", "eos": "hier_config (EOS)",
-               "junos": "hier_config (Junos)"}
+               "junos": "hier_config (Junos)", "nxos": "hier_config (NX-OS)"}
     for dev in manifest["devices"].values():
         if dev["platform"] in ("external", "metallb", "calico", "cilium", "openelb"):
             assert dev["files"] == []  # no files: the switch side, and cluster resources

@@ -13,7 +13,7 @@ from typing import assert_never
 from ..errors import BgpgenError, Problem
 from ..model import Platform, Role
 from . import (bird, calico, cilium, cumulus, eos, external, frr, gobgp, gobgp_rs, junos,
-               metallb, openelb, sonic)
+               metallb, nxos, openelb, sonic)
 from .base import LabSetup, PlatformSpec
 
 
@@ -35,6 +35,8 @@ def _spec_of(platform: Platform) -> PlatformSpec:
             return eos.SPEC
         case Platform.JUNOS:
             return junos.SPEC
+        case Platform.NXOS:
+            return nxos.SPEC
         case Platform.EXTERNAL:
             return external.SPEC
         case Platform.METALLB:

@@ -285,6 +285,27 @@ def control_chars(text: str) -> bool:
     return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
 
+def word_filter(what: str) -> Callable[[object], str]:
+    """A template filter for one word of a CLI syntax: no white space or control characters."""
+    def word(value: object) -> str:
+        text = str(value)
+        if not text or any(c.isspace() for c in text) or control_chars(text):
+            raise escape_error(what, text)
+        return text
+    return word
+
+
+def line_filter(what: str, comments: str) -> Callable[[object], str]:
+    """A template filter for the rest of a CLI line (a description): no control characters,
+    no leading comment character (``comments``)."""
+    def line(value: object) -> str:
+        text = str(value).strip()
+        if control_chars(text):
+            raise escape_error(what, text)
+        return text.lstrip(comments) or "-"
+    return line
+
+
 def mask(secret_line: re.Pattern[str], text: str, values: Mapping[str, str]) -> str:
     """Device text with every password value replaced: a known value by its token, any other
     by ``<secret:changed>``. Nothing that leaves this function holds a secret."""

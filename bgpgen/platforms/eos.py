@@ -56,8 +56,8 @@ from .base import (
     Session,
     StateReader,
     Status,
-    control_chars,
-    escape_error,
+    line_filter,
+    word_filter,
     need,
     proceed,
     read_sessions,
@@ -96,18 +96,9 @@ MANAGE_LINE = frr.MANAGE_LINE
 
 # --- escaping ----------------------------------------------------------------------------------
 
-def eos_word(value: object) -> str:
-    text = str(value)
-    if not text or any(c.isspace() for c in text) or control_chars(text):
-        raise escape_error("an EOS word", text)
-    return text
+eos_word = word_filter("an EOS word")
 
-
-def eos_line(value: object) -> str:
-    text = str(value).strip()
-    if control_chars(text):
-        raise escape_error("an EOS line", text)
-    return text.lstrip("!") or "-"
+eos_line = line_filter("an EOS line", "!")
 
 
 # --- type 7 passwords --------------------------------------------------------------------------

@@ -42,8 +42,8 @@ from .base import (
     PlatformSpec,
     StateReader,
     Status,
-    control_chars,
-    escape_error,
+    line_filter,
+    word_filter,
     last_error,
     need,
     own_prefixes,
@@ -96,20 +96,9 @@ RECEIVED = "@@bgpgen-received@@"
 
 # --- escaping ----------------------------------------------------------------------------------
 
-def frr_word(value: object) -> str:
-    """One FRR word: no white space or control characters."""
-    text = str(value)
-    if not text or any(c.isspace() for c in text) or control_chars(text):
-        raise escape_error("an FRR word", text)
-    return text
+frr_word = word_filter("an FRR word")
 
-
-def frr_line(value: object) -> str:
-    """The rest of an FRR line (a description): no control characters, no leading '!'."""
-    text = str(value).strip()
-    if control_chars(text):
-        raise escape_error("an FRR line", text)
-    return text.lstrip("!#") or "-"
+frr_line = line_filter("an FRR line", "!#")
 
 
 # --- the templates' context --------------------------------------------------------------------
