@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -285,3 +286,19 @@ def test_state_from_recorded_output() -> None:
 def test_no_lab_runs_eos() -> None:
     with pytest.raises(BgpgenError, match="no lab can run eos here"):
         lab_of(eos.SPEC.platform)
+
+
+def test_verify_reads_the_switch_through_its_cli(switch: tuple[Eos, Path],
+                                                 cli: Callable[..., Run]) -> None:
+    """verify sends the state commands over the CLI session and judges what the switch says:
+    the recorded switch has other peers, so each of tor-eos's four sessions is reported as not
+    configured there (and nodes without a lab are unread)."""
+    dev, cfg = switch
+    r = cli("verify", "-i", str(INV), "--ssh-config", str(cfg), "--limit", TOR,
+            "--format", "json")
+    assert r.code == 3, r.out + r.err
+    assert [c for c in dev.log if c.startswith("show ")] == [*eos.SUMMARY, *eos.ROUTES]
+    report = json.loads(r.out[r.out.index("{"):])
+    down = {f["session"] for f in report["findings"] if f["device"] == TOR
+            and f["kind"] == "session_down" and "is not configured on tor-eos" in f["message"]}
+    assert down == {f"tor-eos:node-eos-{i}:{fam}" for i in (1, 2) for fam in ("ipv4", "ipv6")}
