@@ -544,3 +544,17 @@ def lost_after(cli: Any, inventory: Path, cfg: Path, device: Device, command: st
     assert (res["status"], res["runs"]) == ("failed", "previous"), res
     assert "lost the connection" in res["message"] and "rolled back" in res["message"], res
     return res
+
+
+def failed_gate(cli: Any, inventory: Path, cfg: Path, device: Device) -> Any:
+    """``deploy --verify`` of one switch whose nodes are not there: the push goes in, the
+    fabric's verify gate fails (the nodes' sessions are down), and bgpgen rolls the switch back.
+    The device's result (JSON)."""
+    import json
+    r = deploy_over(cli, inventory, cfg, device.hostname, "--verify", "--timeout", "3",
+                    "--format", "json")
+    assert r.code == 1, r.out
+    res = json.loads(r.out[r.out.index("{"):])["results"][0]
+    assert (res["status"], res["runs"]) == ("rolled_back", "previous"), res
+    assert "verify failed" in res["message"], res
+    return res

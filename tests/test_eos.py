@@ -30,7 +30,7 @@ from bgpgen.platforms import eos, lab_of
 from bgpgen.platforms.base import DeployFailed
 
 from .conftest import EXAMPLES, SECRET, Run
-from .fake_cli import Eos, cli_push, deploy_over, lost_after, serving
+from .fake_cli import failed_gate, Eos, cli_push, deploy_over, lost_after, serving
 
 RECORDED = Path(__file__).parent / "recorded" / "eos"
 INV = EXAMPLES["multi-vendor"]
@@ -265,6 +265,16 @@ def test_a_connection_lost_after_the_commit_is_rolled_back(switch: tuple[Eos, Pa
     lost_after(cli, INV, cfg, dev, r"^commit timer")
     assert dev.running == OWN and not dev.pending
     assert dev.log[-1].endswith(" abort") or dev.log[-2].endswith(" abort"), dev.log[-3:]
+
+
+def test_a_failed_gate_through_deploy(switch: tuple[Eos, Path],
+                                      cli: Callable[..., Run]) -> None:
+    """``deploy --verify``: the push goes in unconfirmed, the fabric's verify fails (the nodes
+    are not there), and the switch is rolled back to exactly what it ran."""
+    dev, cfg = switch
+    failed_gate(cli, INV, cfg, dev)
+    assert dev.running == OWN
+    assert [c for c in dev.log if c.endswith(" abort")] and not dev.pending
 
 # --- state -------------------------------------------------------------------------------------
 

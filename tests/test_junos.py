@@ -26,7 +26,7 @@ from bgpgen.platforms.base import DeployFailed
 from bgpgen.targets import Target
 
 from .conftest import EXAMPLES, SECRET, Run
-from .fake_cli import Junos, apply_set, cli_push, deploy_over, flat, lost_after, serving
+from .fake_cli import failed_gate, Junos, apply_set, cli_push, deploy_over, flat, lost_after, serving
 
 RECORDED = Path(__file__).parent / "recorded" / "junos"
 INV = EXAMPLES["multi-vendor"]
@@ -248,6 +248,16 @@ def test_a_connection_lost_after_the_commit(switch: tuple[Junos, Path],
     dev, cfg = switch
     lost_after(cli, INV, cfg, dev, r"^commit confirmed")
     assert dev.running == OWN and not dev.pending
+
+
+def test_a_failed_gate_through_deploy(switch: tuple[Junos, Path],
+                                      cli: Callable[..., Run]) -> None:
+    """``deploy --verify``: the push goes in unconfirmed, the fabric's verify fails (the nodes
+    are not there), and the switch is rolled back to exactly what it ran."""
+    dev, cfg = switch
+    failed_gate(cli, INV, cfg, dev)
+    assert dev.running == OWN
+    assert "rollback 1" in dev.log and not dev.pending
 
 # --- state -------------------------------------------------------------------------------------
 

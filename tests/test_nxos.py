@@ -28,7 +28,7 @@ from bgpgen.platforms.base import DeployFailed
 from bgpgen.targets import Target
 
 from .conftest import EXAMPLES, SECRET, Run
-from .fake_cli import Nxos, cli_push, deploy_over, flat, lost_after, serving
+from .fake_cli import failed_gate, Nxos, cli_push, deploy_over, flat, lost_after, serving
 
 RECORDED = Path(__file__).parent / "recorded" / "nxos"
 INV = EXAMPLES["multi-vendor"]
@@ -216,6 +216,17 @@ def test_a_connection_lost_after_the_commit(switch: tuple[Nxos, Path],
     dev, cfg = switch
     lost_after(cli, INV, cfg, dev, r"^commit$")
     assert dev.running == OWN and not dev.checkpoints
+
+
+def test_a_failed_gate_through_deploy(switch: tuple[Nxos, Path],
+                                      cli: Callable[..., Run]) -> None:
+    """``deploy --verify``: the push goes in unconfirmed, the fabric's verify fails (the nodes
+    are not there), and the switch is rolled back to exactly what it ran."""
+    dev, cfg = switch
+    failed_gate(cli, INV, cfg, dev)
+    assert dev.running == OWN
+    assert [c for c in dev.log if c.startswith("rollback running-config checkpoint")]
+    assert not dev.checkpoints
 
 # --- state -------------------------------------------------------------------------------------
 
