@@ -30,7 +30,7 @@ from bgpgen.platforms import eos, lab_of
 from bgpgen.platforms.base import DeployFailed
 
 from .conftest import EXAMPLES, SECRET, Run
-from .fake_cli import failed_gate, Eos, cli_push, deploy_over, lost_after, serving
+from .fake_cli import Eos, cli_push, deploy_over, failed_gate, lost_after, serving
 
 RECORDED = Path(__file__).parent / "recorded" / "eos"
 INV = EXAMPLES["multi-vendor"]

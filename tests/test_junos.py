@@ -26,7 +26,8 @@ from bgpgen.platforms.base import DeployFailed
 from bgpgen.targets import Target
 
 from .conftest import EXAMPLES, SECRET, Run
-from .fake_cli import failed_gate, Junos, apply_set, cli_push, deploy_over, flat, lost_after, serving
+from .fake_cli import (Junos, apply_set, cli_push, deploy_over, failed_gate, flat, lost_after,
+                       serving)
 
 RECORDED = Path(__file__).parent / "recorded" / "junos"
 INV = EXAMPLES["multi-vendor"]

@@ -28,7 +28,7 @@ from bgpgen.platforms.base import DeployFailed
 from bgpgen.targets import Target
 
 from .conftest import EXAMPLES, SECRET, Run
-from .fake_cli import failed_gate, Nxos, cli_push, deploy_over, flat, lost_after, serving
+from .fake_cli import Nxos, cli_push, deploy_over, failed_gate, flat, lost_after, serving
 
 RECORDED = Path(__file__).parent / "recorded" / "nxos"
 INV = EXAMPLES["multi-vendor"]
