@@ -31,6 +31,19 @@ def _parse_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ["BGPGEN_CACHE_DIR"] = old
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Fabric locks in a directory of the test session's own: a deploy on this machine (or
+    another test session) never holds a lock a test needs, nor the other way round."""
+    old = os.environ.get("BGPGEN_LOCK_DIR")
+    os.environ["BGPGEN_LOCK_DIR"] = str(tmp_path_factory.mktemp("locks"))
+    yield
+    if old is None:
+        os.environ.pop("BGPGEN_LOCK_DIR", None)
+    else:
+        os.environ["BGPGEN_LOCK_DIR"] = old
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true",
                      help="rewrite tests/golden from the current templates")
