@@ -313,6 +313,11 @@ class Nxos(Device):
         if cmd == "show running-config":
             return (f"!Command: show running-config\n!Time: Fri Nov 27 07:50:00 2026\n\n"
                     f"{self.running}")
+        if cmd == "show checkpoint summary user":
+            return "User Checkpoint Summary\n" + "-" * 80 + "\n" + "".join(
+                f"{i}) {name}:\nCreated by admin\nCreated at Fri, 07:50:00 27 Nov 2026\n"
+                f"Size is {len(text)} bytes\nDescription: None\n\n"
+                for i, (name, text) in enumerate(self.checkpoints.items(), 1))
         if cmd in self.recorded:
             return self.recorded[cmd]
         m = re.fullmatch(r"(no )?checkpoint (\S+)", cmd)

@@ -228,6 +228,21 @@ def test_a_failed_gate_through_deploy(switch: tuple[Nxos, Path],
     assert [c for c in dev.log if c.startswith("rollback running-config checkpoint")]
     assert not dev.checkpoints
 
+
+def test_a_checkpoint_left_by_a_dead_run_is_reported_and_removed(
+        switch: tuple[Nxos, Path], cli: Callable[..., Run]) -> None:
+    """NX-OS has no commit timer: a run that died after its commit left its checkpoint. The
+    next plan says so, and its deploy removes it."""
+    dev, cfg = switch
+    dev.checkpoints["bgpgen-4242-dead00"] = OWN
+    r = deploy_over(cli, INV, cfg, TOR)
+    assert r.code == 0, r.out
+    assert "checkpoint bgpgen-4242-dead00: left by an earlier run" in flat(r)
+    assert "no checkpoint bgpgen-4242-dead00" in dev.log and not dev.checkpoints
+    dev.log.clear()
+    r = deploy_over(cli, INV, cfg, TOR)
+    assert r.code == 0 and "No changes" in r.out, r.out
+
 # --- state -------------------------------------------------------------------------------------
 
 def test_state_from_recorded_output() -> None:

@@ -39,7 +39,7 @@ from hier_config import WorkflowRemediation, get_hconfig
 from ntc_templates.parse import parse_output
 
 from ..artifacts import Artifact
-from ..changes import Action, DevicePlan
+from ..changes import Action, Cost, DevicePlan
 from ..errors import Problem
 from ..model import Device, Fabric, Manage, Passive, Platform, Role
 from ..netos import as_cli
@@ -214,6 +214,15 @@ def _running(cli: Any) -> str:
     return str(cli.send("show running-config"))
 
 
+_CHECKPOINT = re.compile(r"^\d+\) (bgpgen-\S+?):?$", re.M)
+
+
+def stale_checkpoints(cli: Any) -> list[str]:
+    """bgpgen's checkpoints on the switch that are not this run's."""
+    listed = str(cli.send("show checkpoint summary user"))
+    return [c for c in _CHECKPOINT.findall(listed) if c != f"bgpgen-{RUN_ID}"]
+
+
 class NxosDriver:
     def _aim(self, files: Mapping[str, Artifact], values: Mapping[str, str], name: str,
              running: str) -> str:
@@ -233,6 +242,16 @@ class NxosDriver:
             p.diff = [masked(c, values) for c in commands]
             classify(commands, p)
             p.action = Action.UPDATE
+        # NX-OS has no commit timer: a run that died between its commit and its confirm left
+        # its checkpoint (the config before it) on the switch, and the switch runs its push
+        stale = stale_checkpoints(cli)
+        if stale:
+            p.extra["stale"] = stale
+            p.diff += [f"! checkpoint {c}: left by an earlier run that never confirmed or "
+                       "rolled back its push (the switch runs what it pushed); removed"
+                       for c in stale]
+            p.raise_cost(Cost.HITLESS, "stale checkpoints of earlier runs removed")
+            p.action = Action.UPDATE
         return p
 
     def apply(self, t: Transport, p: DevicePlan, files: Mapping[str, Artifact],
@@ -242,8 +261,12 @@ class NxosDriver:
         running = _running(cli)
         aim = self._aim(files, values, name, running)
         commands = remediation(running, aim)
+        for stale in p.extra.get("stale") or ():
+            proceed(t, p)
+            cli.send(f"no checkpoint {stale}")
         if not commands:
-            return Outcome(Status.UNCHANGED, "")
+            return Outcome(Status.CHANGED if p.extra.get("stale") else Status.UNCHANGED,
+                           "stale checkpoints removed" if p.extra.get("stale") else "")
         checkpoint = f"bgpgen-{RUN_ID}"
         before = read_sessions(t, READ)
         cli.send(f"checkpoint {checkpoint}")
