@@ -352,7 +352,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
             return ExitStatus.OK
         handler = {"validate": _validate, "render": _render, "lab": _lab, "import": _import,
                    "diff": cli_fleet.diff, "deploy": cli_fleet.deploy,
-                   "verify": cli_fleet.verify, "run": cli_fleet.run}[args.command]
+                   "verify": cli_fleet.verify, "run": cli_fleet.run,
+                   "graph": cli_fleet.graph}[args.command]
         if args.command in ("validate", "render") or getattr(args, "against", None):
             # offline commands: a short process that builds large acyclic structures; the
             # cyclic collector would walk them again and again for nothing (gctune)

@@ -65,6 +65,20 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--yes", action="store_true", help="do not ask before pushing")
     p.add_argument("--timeout", type=float, default=60.0,
                    help="seconds for sessions to re-establish after a push (default 60)")
+    gr = sub.add_parser("graph", help="a picture of the fabric: racks, switches, nodes, every "
+                        "session (coloured by verify's findings with --live or --lab)")
+    common(gr, ("html", "svg", "dot"))
+    gr.set_defaults(format="html")
+    gr.add_argument("-o", "--out", type=Path, metavar="FILE", default=None,
+                    help="write the picture here (default: standard output)")
+    gr.add_argument("--live", action="store_true",
+                    help="read every device and colour each session by what verify finds "
+                    "(implied by --lab)")
+    gr.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                    help="with --live: poll until everything holds or the time is up")
+    gr.add_argument("--collapse", type=int, default=16, metavar="N",
+                    help="racks of more than N nodes are drawn as one summary node (the HTML "
+                    "page expands them); 0: never (default 16)")
     rn = sub.add_parser("run", help="run a playbook: batched rollouts with verify gates")
     rn.add_argument("playbook", type=Path)
     common(rn, ("text", "json"))
@@ -184,6 +198,40 @@ def verify(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"problem: {f.message}\n")
     out.write(verify.summary(report) + "\n")
     return report.exit
+
+
+def graph(args: argparse.Namespace, out: TextIO) -> int:
+    """The fabric as a picture; with --live / --lab, each session in verify's colours."""
+    from . import graph, verify
+    fabric = load_fabric(_inventory(args))
+    report = None
+    if args.live or args.lab:
+        from .fleet import close, nornir_for, read_states
+        tg, devices = _targets(args, fabric)
+        values = resolve_all(tuple(s for s in fabric.secrets))
+        nr = nornir_for(devices, tg, args.workers, args.command_timeout)
+        try:
+            report = verify.wait(fabric, lambda only: read_states(nr, fabric, values, only),
+                                 args.wait, {d.name for d in devices})
+        finally:
+            close(nr)
+    drawn = graph.edges(fabric, report)
+    collapse = args.collapse or None
+    if args.format == "dot":
+        text = graph.dot(fabric, drawn, collapse)
+    elif args.format == "svg":
+        text = graph.svg(graph.dot(fabric, drawn, collapse))
+    else:
+        said = verify.summary(report) if report else (
+            f"fabric {fabric.name} as the inventory says: {len(fabric.switches)} switches, "
+            f"{len(fabric.nodes)} nodes, {len(fabric.sessions)} sessions (offline)")
+        text = graph.html(fabric, drawn, said, collapse)
+    if args.out is None:
+        out.write(text)
+    else:
+        args.out.write_text(text)
+        out.write(f"wrote {args.out}\n")
+    return report.exit if report else 0
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
