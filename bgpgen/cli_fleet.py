@@ -76,6 +76,9 @@ def add_parsers(sub: Any) -> None:
                     "(implied by --lab)")
     gr.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                     help="with --live: poll until everything holds or the time is up")
+    gr.add_argument("--against", type=Path, metavar="BUILD_DIR", default=None,
+                    help="draw the plan against a previous render: each device it would "
+                    "change filled by what activating that costs")
     gr.add_argument("--collapse", type=int, default=16, metavar="N",
                     help="racks of more than N nodes are drawn as one summary node (the HTML "
                     "page expands them); 0: never (default 16)")
@@ -217,15 +220,23 @@ def graph(args: argparse.Namespace, out: TextIO) -> int:
             close(nr)
     drawn = graph.edges(fabric, report)
     collapse = args.collapse or None
+    planned = None
+    if args.against is not None:
+        from .plan import against_build
+        planned = against_build(fabric, args.against, args.templates)
     if args.format == "dot":
-        text = graph.dot(fabric, drawn, collapse)
+        text = graph.dot(fabric, drawn, collapse, planned)
     elif args.format == "svg":
-        text = graph.svg(graph.dot(fabric, drawn, collapse))
+        text = graph.svg(graph.dot(fabric, drawn, collapse, planned))
     else:
         said = verify.summary(report) if report else (
             f"fabric {fabric.name} as the inventory says: {len(fabric.switches)} switches, "
             f"{len(fabric.nodes)} nodes, {len(fabric.sessions)} sessions (offline)")
-        text = graph.html(fabric, drawn, said, collapse)
+        if planned is not None:
+            counts = planned.counts()
+            said += (f"; plan against {args.against}: {counts['create']} to add, "
+                     f"{counts['update']} to change")
+        text = graph.html(fabric, drawn, said, collapse, planned)
     if args.out is None:
         out.write(text)
     else:

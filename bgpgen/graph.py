@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .changes import Action, Cost, Plan
 from .errors import BgpgenError, Problem
 from .model import Fabric
 from .verify import VerifyReport
@@ -48,6 +49,12 @@ LABEL = {EdgeState.INTENDED: "intended", EdgeState.ESTABLISHED: "Established",
          EdgeState.PENDING: "not deployed", EdgeState.UNEXPECTED: "unexpected routes",
          EdgeState.MISSING: "routes missing", EdgeState.WRONG_NEXT_HOP: "wrong next hop",
          EdgeState.DOWN: "down"}
+
+
+#: a device's fill when a plan is drawn: what activating its change costs
+PLAN_FILL = {Cost.NONE: "#ffffff", Cost.HITLESS: "#d5f5e3", Cost.SOFT: "#fcf3cf",
+             Cost.RESET: "#fadbd8", Cost.RESTART: "#f1948a"}
+FAILED_FILL = "#aab7b8"
 
 
 class GraphError(BgpgenError):
@@ -113,9 +120,32 @@ ROW = 8
 COLLAPSE = 16
 
 
-def dot(fabric: Fabric, drawn: list[Edge], collapse: int | None = COLLAPSE) -> str:
+def _planned(plan: Plan | None) -> dict[str, tuple[str, str]]:
+    """Device -> (fill, what the plan says), for the devices a plan would change."""
+    out: dict[str, tuple[str, str]] = {}
+    for d in plan.devices if plan else ():
+        if d.action is Action.NONE:
+            continue
+        if d.action is Action.FAILED:
+            out[d.device] = (FAILED_FILL, f"could not be planned: {d.error}")
+        else:
+            out[d.device] = (PLAN_FILL[d.cost], f"{d.action}: {d.cost.label}"
+                             + (f" ({d.cost_detail})" if d.cost_detail else ""))
+    return out
+
+
+def dot(fabric: Fabric, drawn: list[Edge], collapse: int | None = COLLAPSE,
+        plan: Plan | None = None) -> str:
     """The picture's Graphviz source. ``collapse``: racks with more nodes are summarised
-    (None: never)."""
+    (None: never). ``plan``: each device it would change filled by what that costs."""
+    planned = _planned(plan)
+
+    def look(name: str, fill: str, tip: str) -> str:
+        if name in planned:
+            fill, said = planned[name]
+            tip = f"{tip}\nplan: {said}"
+        return f"fillcolor={_q(fill)}, tooltip={_q(tip)}"
+
     lines = [f"graph {_q(fabric.name)} {{",
              '  graph [rankdir=TB, fontname="Helvetica", fontsize=11, nodesep=0.15, '
              'ranksep=0.9, splines=true, outputorder=edgesfirst];',
@@ -142,7 +172,7 @@ def dot(fabric: Fabric, drawn: list[Edge], collapse: int | None = COLLAPSE) -> s
         for sw in tors:
             tip = f"{sw.name}: {sw.platform.value} ToR, AS {sw.asn}"
             lines.append(f"    {_q(sw.name)} [id={_q('device-' + sw.name)}, "
-                         f"fillcolor=\"#e8f1fb\", tooltip={_q(tip)}];")
+                         f"{look(sw.name, '#e8f1fb', tip)}];")
         if rack in summarised:
             count = len(nodes_of[rack])
             lines.append(f"    {_q('nodes:' + rack)} [label={_q(f'{count} nodes')}, "
@@ -153,7 +183,7 @@ def dot(fabric: Fabric, drawn: list[Edge], collapse: int | None = COLLAPSE) -> s
                 dev = fabric.device(name)
                 tip = f"{name}: {dev.platform.value} speaker, AS {dev.asn}"
                 lines.append(f"    {_q(name)} [id={_q('device-' + name)}, "
-                             f"tooltip={_q(tip)}];")
+                             f"{look(name, '#ffffff', tip)}];")
             # a rack's nodes in rows of ROW, not one row as wide as the rack
             lines += [f"    {_q(names[i - ROW])} -- {_q(names[i])} [style=invis];"
                       for i in range(ROW, len(names))]
@@ -203,9 +233,14 @@ def svg(source: str) -> str:
     return res.stdout
 
 
-def legend() -> str:
-    return "".join(f'<span class="key"><i style="background:{COLOUR[s]}"></i>{LABEL[s]}</span>'
+def legend(plan: bool = False) -> str:
+    keys = "".join(f'<span class="key"><i style="background:{COLOUR[s]}"></i>{LABEL[s]}</span>'
                    for s in EdgeState)
+    if plan:
+        keys += "<br>" + "".join(f'<span class="key"><i style="background:{PLAN_FILL[c]}; '
+                                 f'height:10px; border:1px solid #999"></i>{c.label}</span>'
+                                 for c in Cost if c is not Cost.NONE)
+    return keys
 
 
 _PAGE = """<!DOCTYPE html>
@@ -231,7 +266,7 @@ g.edge.picked path {{ stroke-width: 6px; }}
 {toggle}
 <div id="overview" class="view shown">{overview}</div>
 <div id="expanded" class="view">{expanded}</div>
-<h2 style="font-size:15px">Findings</h2>
+<h2 style="font-size:15px">Findings and planned changes</h2>
 <ul id="findings">{findings}</ul>
 <script>
 // Hovering an edge shows its findings (the SVG's own tooltips); clicking one lists them below.
@@ -259,19 +294,22 @@ if (button) button.addEventListener("click", function () {{
 
 
 def html(fabric: Fabric, drawn: list[Edge], summary: str,
-         collapse: int | None = COLLAPSE) -> str:
+         collapse: int | None = COLLAPSE, plan: Plan | None = None) -> str:
     """One self-contained page: the picture (and, when racks were summarised, the expanded
-    one), the legend, every finding."""
-    overview = svg(dot(fabric, drawn, collapse))
-    full = dot(fabric, drawn, None)
-    expanded = svg(full) if full != dot(fabric, drawn, collapse) else ""
+    one), the legend, every finding (and what a plan would change)."""
+    overview = svg(dot(fabric, drawn, collapse, plan))
+    full = dot(fabric, drawn, None, plan)
+    expanded = svg(full) if full != dot(fabric, drawn, collapse, plan) else ""
     items = [f'<li class="fault" data-session="{htmllib.escape(e.session)}">'
              f"{htmllib.escape(e.session)}: {htmllib.escape(LABEL[e.state])}"
              + "".join(f"<br>{htmllib.escape(m)}" for m in e.findings) + "</li>"
              for e in drawn if e.state not in (EdgeState.INTENDED, EdgeState.ESTABLISHED)]
+    items += [f'<li class="planned" data-device="{htmllib.escape(name)}">'
+              f"{htmllib.escape(name)}: {htmllib.escape(said)}</li>"
+              for name, (_, said) in _planned(plan).items()]
     return _PAGE.format(
         title=htmllib.escape(f"bgpgen: fabric {fabric.name}"),
-        summary=htmllib.escape(summary), legend=legend(),
+        summary=htmllib.escape(summary), legend=legend(plan is not None),
         toggle='<button id="toggle">Expand every rack</button>' if expanded else "",
         overview=_inline(overview), expanded=_inline(expanded),
         findings="".join(items) or "<li>none</li>")

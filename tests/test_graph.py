@@ -7,6 +7,7 @@ finding, read from the page's DOM; the screenshot is kept as a test artifact
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bgpgen import graph, lab, load_fabric
+from bgpgen.changes import Cost
 from bgpgen.graph import COLOUR, EdgeState
 
 from .conftest import EXAMPLES, Run, require, require_lab_environment
@@ -142,3 +144,25 @@ def test_without_graphviz_a_one_line_error(cli: Callable[..., Run],
     assert r.err.strip().count("\n") == 0 and "apt-get install graphviz" in r.err, r.err
     r = cli("graph", "-i", str(EXAMPLES["dc1"]), "--format", "dot")  # the source needs no dot
     assert r.code == 0 and r.out.startswith('graph "dc1" {')
+
+
+def test_a_plan_is_drawn(cli: Callable[..., Run], tmp_path: Path, secret_env: str) -> None:
+    """Against a previous render, each device the plan would change is filled by its cost."""
+    require("dot")
+    base = tmp_path / "base"
+    assert cli("render", "-i", str(EXAMPLES["dc1"]), "-o", str(base), "--secrets",
+               "placeholder").code == 0
+    inv = tmp_path / "inv"
+    shutil.copytree(EXAMPLES["dc1"], inv, ignore=shutil.ignore_patterns("examples"))
+    nodes = inv / "nodes.yaml"
+    nodes.write_text(nodes.read_text().replace("[10.244.3.0/24,", "[10.244.33.0/24,"))
+    r = cli("graph", "-i", str(inv), "--against", str(base), "--format", "dot")
+    assert r.code == 0, r.err
+    fills = dict(re.findall(r'^    "([^"]+)" \[id="device-[^"]+", fillcolor="([^"]+)"', r.out,
+                            re.M))
+    changed = {d: f for d, f in fills.items() if f not in ("#ffffff", "#e8f1fb", "#dfe6ee")}
+    assert changed == {"tor-r1-a": graph.PLAN_FILL[Cost.SOFT],
+                       "tor-r1-b": graph.PLAN_FILL[Cost.SOFT],
+                       "node-r1-03": graph.PLAN_FILL[Cost.HITLESS]}, changed
+    page = cli("graph", "-i", str(inv), "--against", str(base)).out
+    assert 'data-device="node-r1-03">node-r1-03: update: hitless' in page
