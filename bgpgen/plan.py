@@ -8,16 +8,17 @@ values never reach a plan: device text is redacted before it is compared or show
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 from .artifacts import Build
 from .changes import Action, Cost, DevicePlan, Exit, Plan, unified
-from .errors import BgpgenError, Problem
+from .errors import BgpgenError, Problem, SecretError
 from .model import Fabric
 from .platforms import spec
 from .platforms.base import mask
+from .secrets import resolve
 from .render import KUBERNETES, cluster_artifacts, input_digests, load_manifest, render
 
 # --- against a previous build ------------------------------------------------------------------
@@ -35,12 +36,22 @@ def against_build(fabric: Fabric, previous: Path, templates: Path | None = None)
         same = {n for n, d in digests.items() if old.get(n, {}).get("inputs") == d}
     build = render(fabric, templates, devices=set(digests) - same)
     build = Build(fabric, build.artifacts + tuple(cluster_artifacts(fabric)))
-    return against(build, previous, same)
+    # a previous build written with the values: each value this machine has turns back into
+    # its token; one it lacks shows as <secret:changed>, as before
+    values: dict[str, str] = {}
+    for ref in fabric.secrets:
+        try:
+            values[ref.name] = resolve(ref)
+        except SecretError:
+            continue
+    return against(build, previous, same, values)
 
 
-def against(build: Build, previous: Path, unchanged: Collection[str] = ()) -> Plan:
+def against(build: Build, previous: Path, unchanged: Collection[str] = (),
+            values: Mapping[str, str] | None = None) -> Plan:
     """Compare a build with a previous one on disk (no device access). ``unchanged``: devices
-    known to be as before (not in ``build``)."""
+    known to be as before (not in ``build``); ``values``: the secrets' values, if known, so that
+    a previous build written with them compares as tokens (its passwords as ``<secret:NAME>``)."""
     manifest = load_manifest(previous)
     old_devices = manifest.get("devices", {})
     plans = []
@@ -65,7 +76,7 @@ def against(build: Build, previous: Path, unchanged: Collection[str] = ()) -> Pl
             if old_files.get(a.name) == a.sha256:
                 continue
             path = previous / device.name / a.name
-            old = mask(ps.secret_line, path.read_text(), {}) if path.exists() else ""
+            old = mask(ps.secret_line, path.read_text(), values or {}) if path.exists() else ""
             p.diff += unified(old, a.text, a.name)
             if a.name == ps.config_file:
                 ps.classify(old, a.text, p)

@@ -318,6 +318,29 @@ def test_diff_against_skips_what_did_not_change(tmp_path: Path, secret_env: str,
     assert "10.244.33.0/24" in r.out and "Plan: 0 to add, 3 to change" in r.out
 
 
+@pytest.mark.parametrize("platform", ["frr", "eos", "junos", "nxos"])
+def test_diff_against_a_build_with_secret_values(platform: str, tmp_path: Path, secret_env: str,
+                                                 cli: Callable[..., Run]) -> None:
+    """A previous build written with the secrets' values (render's default) compares as tokens
+    when this machine has the values: a pod CIDR moved changes one prefix, not the passwords
+    (which would read as a session-resetting change)."""
+    import shutil
+    base = tmp_path / "base"
+    inv = EXAMPLES["multi-vendor"]
+    assert cli("render", "-i", str(inv), "-o", str(base)).code == 0
+    moved = tmp_path / "moved"
+    shutil.copytree(inv, moved)
+    nodes = moved / "nodes.yaml"
+    octet = {"frr": "31", "eos": "61", "junos": "71", "nxos": "81"}[platform]
+    nodes.write_text(nodes.read_text().replace(f"10.244.{octet}.0/24", f"10.244.1{octet}.0/24"))
+    r = cli("diff", "-i", str(moved), "--against", str(base), "--format", "json")
+    assert r.code == 2, r.err
+    assert "secret:changed" not in r.out and SECRET not in r.out
+    plan = {d["device"]: d for d in json.loads(r.out)["devices"]}
+    tor = plan[f"tor-{platform}"]
+    assert tor["cost"] in ("soft", "soft reset"), tor
+
+
 def test_parsed_files_are_cached_by_their_bytes(tmp_path: Path, secret_env: str,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """An unchanged file is not parsed again; a changed one is; a damaged cache entry is
