@@ -79,7 +79,7 @@ def add_parsers(sub: Any) -> None:
     gr.add_argument("--against", type=Path, metavar="BUILD_DIR", default=None,
                     help="draw the plan against a previous render: each device it would "
                     "change filled by what activating that costs")
-    gr.add_argument("--collapse", type=int, default=16, metavar="N",
+    gr.add_argument("--collapse", type=_non_negative, default=16, metavar="N",
                     help="racks of more than N nodes are drawn as one summary node (the HTML "
                     "page expands them); 0: never (default 16)")
     rn = sub.add_parser("run", help="run a playbook: batched rollouts with verify gates")
@@ -143,7 +143,7 @@ def diff(args: argparse.Namespace, out: TextIO) -> int:
         finally:
             close(tx.nr)
     if args.out is not None:
-        args.out.write_text(planmod.as_json(plan))
+        _write_out(args.out, planmod.as_json(plan))
     out.write(planmod.render_plan(plan, fabric, args.format))
     return int(plan.exit)
 
@@ -203,6 +203,26 @@ def verify(args: argparse.Namespace, out: TextIO) -> int:
     return report.exit
 
 
+def _write_out(path: Path, text: str) -> None:
+    """A file the user named with --out / -o, or a one-line error."""
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise BgpgenError(Problem(str(path), "--out", f"cannot write it: {exc.strerror}",
+                                  "give a file in a directory that exists and you can write "
+                                  "to")) from None
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of nodes (0 or more)")
+    return value
+
+
 def graph(args: argparse.Namespace, out: TextIO) -> int:
     """The fabric as a picture; with --live / --lab, each session in verify's colours."""
     from . import graph, verify
@@ -240,7 +260,7 @@ def graph(args: argparse.Namespace, out: TextIO) -> int:
     if args.out is None:
         out.write(text)
     else:
-        args.out.write_text(text)
+        _write_out(args.out, text)
         out.write(f"wrote {args.out}\n")
     return report.exit if report else 0
 

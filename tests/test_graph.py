@@ -166,3 +166,13 @@ def test_a_plan_is_drawn(cli: Callable[..., Run], tmp_path: Path, secret_env: st
                        "node-r1-03": graph.PLAN_FILL[Cost.HITLESS]}, changed
     page = cli("graph", "-i", str(inv), "--against", str(base)).out
     assert 'data-device="node-r1-03">node-r1-03: update: hitless' in page
+
+
+def test_bad_output_and_collapse_are_one_line_errors(cli: Callable[..., Run],
+                                                     tmp_path: Path) -> None:
+    inv = str(EXAMPLES["dc1"])
+    r = cli("graph", "-i", inv, "-o", str(tmp_path / "no" / "such" / "dir" / "f.html"))
+    assert r.code == 1 and r.out == "" and r.err.strip().count("\n") == 0, r.err
+    assert "--out: cannot write it" in r.err and "hint:" in r.err
+    r = cli("graph", "-i", inv, "--collapse", "-3")
+    assert r.code != 0 and "--collapse: '-3' is not a number of nodes" in r.err
