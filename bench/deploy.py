@@ -99,7 +99,7 @@ def bgpgen_noop(inv: Path, workers: int) -> float:
 def _put(path: str, text: str, mode: str) -> str:
     """Shell: write ``text`` to ``path`` (base64 in the script: one session per host)."""
     b64 = base64.b64encode(text.encode()).decode()
-    return f"printf %s {b64} | base64 -d > {path}.new && chmod {mode} {path}.new"
+    return f"printf %s {b64} | base64 -d > {path} && chmod {mode} {path}"
 
 
 def first_scripts(inv: Path) -> list[tuple[list[str], str]]:
@@ -119,7 +119,7 @@ def first_scripts(inv: Path) -> list[tuple[list[str], str]]:
             running = lab.run_on(e, ["vtysh", "-c", "show running-config"]).stdout
             aim = frr.part_target(d.name, running, files[frr.CONFIG])
             lines = ["set -e", "vtysh -c 'show running-config' >/dev/null",
-                     _put("/run/frr/cand.conf", aim, "600").replace(".new", "", 2),
+                     _put("/run/frr/cand.conf", aim, "600"),
                      reload.format(mode="--test") + " >/dev/null",
                      "vtysh -c 'show running-config' > /etc/frr/frr.conf.bgpgen-prev",
                      reload.format(mode="--reload") + " >/dev/null",
@@ -140,21 +140,21 @@ def first_scripts(inv: Path) -> list[tuple[list[str], str]]:
                     for r in json.loads(files["originate.json"])["originate"]]
             lines = ["set -e", "cat /etc/gobgpd.conf >/dev/null",
                      f"{gobgp} -j global rib -a ipv4 >/dev/null",
-                     _put("/etc/gobgpd.conf", files["gobgpd.toml"], "600"),
+                     _put("/etc/gobgpd.conf.new", files["gobgpd.toml"], "600"),
                      "gobgpd -d -t toml -f /etc/gobgpd.conf.new >/dev/null",
                      "cp -p /etc/gobgpd.conf /etc/gobgpd.conf.bgpgen-prev",
                      "mv /etc/gobgpd.conf.new /etc/gobgpd.conf",
-                     _put(ORIGINATE_PATH, files["originate.json"], "644"),
+                     _put(ORIGINATE_PATH + ".new", files["originate.json"], "644"),
                      f"mv {ORIGINATE_PATH}.new {ORIGINATE_PATH}",
                      f"mkdir -p {os.path.dirname(DROP_IN_FILE.target)}",
-                     _put(DROP_IN_FILE.target, files[DROP_IN_FILE.name], "644"),
+                     _put(DROP_IN_FILE.target + ".new", files[DROP_IN_FILE.name], "644"),
                      f"mv {DROP_IN_FILE.target}.new {DROP_IN_FILE.target}",
                      "systemctl daemon-reload", "systemctl restart gobgpd",
                      f"until {gobgp} global >/dev/null 2>&1; do sleep 0.1; done",
                      *adds, f"{gobgp} -j neighbor >/dev/null"]
         else:  # bird
             lines = ["set -e", "cat /etc/bird/bird.conf >/dev/null",
-                     _put("/etc/bird/bird.conf", files["bird.conf"], "640"),
+                     _put("/etc/bird/bird.conf.new", files["bird.conf"], "640"),
                      "chown root:bird /etc/bird/bird.conf.new",
                      "birdc configure check '\"/etc/bird/bird.conf.new\"' >/dev/null",
                      "cp -p /etc/bird/bird.conf /etc/bird/bird.conf.bgpgen-prev",

@@ -297,9 +297,9 @@ def html(fabric: Fabric, drawn: list[Edge], summary: str,
          collapse: int | None = COLLAPSE, plan: Plan | None = None) -> str:
     """One self-contained page: the picture (and, when racks were summarised, the expanded
     one), the legend, every finding (and what a plan would change)."""
-    overview = svg(dot(fabric, drawn, collapse, plan))
+    source = dot(fabric, drawn, collapse, plan)
     full = dot(fabric, drawn, None, plan)
-    expanded = svg(full) if full != dot(fabric, drawn, collapse, plan) else ""
+    overview, expanded = svg(source), (svg(full) if full != source else "")
     items = [f'<li class="fault" data-session="{htmllib.escape(e.session)}">'
              f"{htmllib.escape(e.session)}: {htmllib.escape(LABEL[e.state])}"
              + "".join(f"<br>{htmllib.escape(m)}" for m in e.findings) + "</li>"

@@ -312,3 +312,21 @@ def test_verify_reads_the_switch_through_its_cli(switch: tuple[Eos, Path],
     down = {f["session"] for f in report["findings"] if f["device"] == TOR
             and f["kind"] == "session_down" and "is not configured on tor-eos" in f["message"]}
     assert down == {f"tor-eos:node-eos-{i}:{fam}" for i in (1, 2) for fam in ("ipv4", "ipv6")}
+
+
+@pytest.mark.parametrize("platform", ["eos", "junos", "nxos"])
+def test_a_node_on_another_port_is_refused(platform: str, tmp_path: Path, secret_env: str,
+                                           cli: Callable[..., Run]) -> None:
+    """EOS, Junos and NX-OS render no remote port: a node on another one is a one-line error
+    naming the node and the fix, and nothing is written."""
+    import shutil
+    inv = tmp_path / "inv"
+    shutil.copytree(INV, inv)
+    nodes = inv / "nodes.yaml"
+    old = f"{{name: node-{platform}-1, group: {platform}-gobgp,"
+    assert old in nodes.read_text()
+    nodes.write_text(nodes.read_text().replace(old, old + " bgp_port: 1790,"))
+    r = cli("render", "-i", str(inv), "-o", str(tmp_path / "out"))
+    assert r.code == 1 and r.err.strip().count("\n") == 0, r.err
+    assert f"node-{platform}-1 peers on port 1790" in r.err and "bgp_port to 179" in r.err
+    assert not (tmp_path / "out").exists()

@@ -38,8 +38,8 @@ from hier_config import WorkflowRemediation, get_hconfig
 
 from ..artifacts import Artifact
 from ..changes import Action, DevicePlan
-from ..errors import Problem, RenderError
-from ..model import Device, Fabric, Passive, Platform, Role
+from ..errors import Problem
+from ..model import Fabric, Passive, Platform, Role
 from ..netos import CliError, as_cli
 from ..secrets import fill, redact
 from ..state import ESTABLISHED, DeviceState, Peer, RibEntry
@@ -173,15 +173,7 @@ def masked(text: str, values: Mapping[str, str]) -> str:
 
 # --- the templates' context, the checker -------------------------------------------------------
 
-def context(fabric: Fabric, device: Device) -> dict[str, Any]:
-    ctx = frr.context(fabric, device)
-    for s in ctx["sessions"]:
-        if s.node_port != 179:
-            raise RenderError(Problem("", device.name, f"{s.node} peers on port {s.node_port}: "
-                                      f"bgpgen renders EOS neighbors on port 179 only",
-                                      f"set {s.node}'s bgp_port to 179, or use another "
-                                      "switch platform"))
-    return ctx
+context = frr.port_179_context("EOS")
 
 
 def _lines(text: str) -> Counter[str]:
@@ -231,9 +223,7 @@ def classify(commands: list[str], plan: DevicePlan) -> None:
     removed = [c.strip()[3:] for c in commands if c.strip().startswith("no ")]
     added = [c.strip() for c in commands if c.strip() and not c.strip().startswith("no ")
              and c.strip() not in _EXITS]
-    frr.classify_delta(removed, added, plan)
-    plan.cost_detail = plan.cost_detail.replace("frr-reload applies the delta",
-                                                "the config session applies the delta")
+    frr.classify_delta(removed, added, plan, applied_by="the config session")
 
 
 class EosDriver:

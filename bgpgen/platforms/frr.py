@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..artifacts import Artifact
 from ..changes import Action, Cost, DevicePlan
-from ..errors import Problem
+from ..errors import Problem, RenderError
 from ..model import Device, Fabric, Manage, Node, Passive, Platform, Profile, Role, Switch
 from ..netutil import Network
 from ..secrets import fill, redact
@@ -32,6 +32,7 @@ from .base import (
     Session,
     RUN_ID,
     Checker,
+    Context,
     Daemon,
     DeployFailed,
     FileSpec,
@@ -181,8 +182,10 @@ def classify(old: str, new: str, plan: DevicePlan) -> None:
                    [ln for ln in new_lines if ln not in old_set], plan)
 
 
-def classify_delta(removed: list[str], added: list[str], plan: DevicePlan) -> None:
-    """Lines to delete and lines to add: sessions touched and the cost of the change."""
+def classify_delta(removed: list[str], added: list[str], plan: DevicePlan,
+                   applied_by: str = "frr-reload") -> None:
+    """Lines to delete and lines to add: sessions touched and the cost of the change
+    (``applied_by``: what applies the delta, as the plan says it)."""
     removed = [ln for ln in removed if ln.strip()]
     added = [ln for ln in added if ln.strip()]
 
@@ -207,7 +210,8 @@ def classify_delta(removed: list[str], added: list[str], plan: DevicePlan) -> No
         plan.raise_cost(Cost.RESET, "removed sessions go down: "
                         + ", ".join(plan.sessions_removed))
     if added or removed:
-        plan.raise_cost(Cost.HITLESS, "frr-reload applies the delta; new neighbors are hitless")
+        plan.raise_cost(Cost.HITLESS, f"{applied_by} applies the delta; new neighbors are "
+                        "hitless")
 
 
 # --- reading state -----------------------------------------------------------------------------
@@ -363,8 +367,9 @@ def _soft_in(t: Transport) -> None:
                   "clear bgp ipv6 unicast * soft in"))
 
 
-def reload_delta(text: str) -> tuple[list[str], list[str]]:
-    """frr-reload --test output -> (lines to delete, lines to add)."""
+def reload_lines(text: str) -> tuple[list[str], list[str]]:
+    """frr-reload --test output -> (commands to delete, commands to add), as it prints them:
+    each command after its context lines (repeated per command: what vtysh needs)."""
     delete: list[str] = []
     add: list[str] = []
     into: list[str] | None = None
@@ -376,9 +381,23 @@ def reload_delta(text: str) -> tuple[list[str], list[str]]:
         elif into is not None and line.strip() and not line.startswith("==="):
             if " INFO: " in line or " WARNING: " in line or " ERROR: " in line:
                 continue
-            if not into or into[-1] != line:  # frr-reload repeats context lines
-                into.append(line)
+            into.append(line)
     return delete, add
+
+
+def collapsed(lines: list[str]) -> list[str]:
+    """Lines fit to show: a context line frr-reload repeats for each command, once."""
+    out: list[str] = []
+    for ln in lines:
+        if not out or out[-1] != ln:
+            out.append(ln)
+    return out
+
+
+def reload_delta(text: str) -> tuple[list[str], list[str]]:
+    """frr-reload --test output -> (lines to delete, lines to add), fit to show."""
+    delete, add = reload_lines(text)
+    return collapsed(delete), collapsed(add)
 
 
 def _delta(t: Transport, text: str, values: Mapping[str, str]) -> tuple[list[str], list[str]]:
@@ -444,6 +463,21 @@ def _aim(name: str, rendered: str, running: str) -> str:
 def manage_of(text: str) -> Manage:
     m = MANAGE_LINE.search(text)
     return Manage(m.group(1)) if m else Manage.WHOLE
+
+
+def port_179_context(syntax: str) -> Context:
+    """The switch-side context for a syntax whose neighbors are always on port 179 (EOS,
+    NX-OS, Junos render no remote port): a node on another port is refused in one line."""
+    def switch_context(fabric: Fabric, device: Device) -> dict[str, Any]:
+        ctx = context(fabric, device)
+        for s in ctx["sessions"]:
+            if s.node_port != 179:
+                raise RenderError(Problem("", device.name, f"{s.node} peers on port "
+                                          f"{s.node_port}: bgpgen renders {syntax} neighbors "
+                                          "on port 179 only", f"set {s.node}'s bgp_port to "
+                                          "179, or use another switch platform"))
+        return ctx
+    return switch_context
 
 
 def delta_plan(p: DevicePlan, delete: list[str], add: list[str], gap: Callable[[], str],

@@ -38,7 +38,7 @@ from ntc_templates.parse import parse_output
 from ..artifacts import Artifact
 from ..changes import Action, Cost, DevicePlan
 from ..errors import Problem
-from ..model import Device, Fabric, Manage, Passive, Platform, Role
+from ..model import Fabric, Manage, Passive, Platform, Role
 from ..netos import CliError, as_cli
 from ..secrets import fill, redact
 from ..state import DeviceState, Peer, RibEntry
@@ -241,7 +241,7 @@ def remediation(running: str, aim: str) -> list[str]:
                              get_hconfig(HcPlatform.JUNIPER_JUNOS, aim))
     commands = [c.strip() for c in wf.remediation_config.dump_simple()]
     kept = [ln.removeprefix("set ") for ln in _lines(aim)]
-    deletes: list[str] = []
+    paths: dict[str, None] = {}  # in order, once each
     for c in (c for c in commands if c.startswith("delete ")):
         path = c.removeprefix("delete ")
         for pat in reversed(_CONTAINERS):  # the largest container nothing of which stays
@@ -249,11 +249,9 @@ def remediation(running: str, aim: str) -> list[str]:
             if m and not any(k == m.group(1) or k.startswith(m.group(1) + " ") for k in kept):
                 path = m.group(1)
                 break
-        if f"delete {path}" not in deletes and not any(
-                path.startswith(d.removeprefix("delete ") + " ") for d in deletes):
-            deletes.append(f"delete {path}")
-    deletes = [d for d in deletes if not any(
-        d.startswith(o + " ") for o in deletes if o != d)]
+        paths[path] = None
+    deletes = [f"delete {p}" for p in paths
+               if not any(p.startswith(o + " ") for o in paths)]  # under another: gone with it
     return deletes + [c for c in commands if not c.startswith("delete ")]
 
 
@@ -476,8 +474,7 @@ def parse_state(t: Target, output: str, now: float) -> DeviceState:
 READ = StateReader(state_command, parse_state, sessions_command, parse_sessions)
 
 
-def context(fabric: Fabric, device: Device) -> dict[str, Any]:
-    return frr.context(fabric, device)
+context = frr.port_179_context("Junos")
 
 
 SPEC = PlatformSpec(

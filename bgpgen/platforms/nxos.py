@@ -41,12 +41,12 @@ from ntc_templates.parse import parse_output
 from ..artifacts import Artifact
 from ..changes import Action, Cost, DevicePlan
 from ..errors import Problem
-from ..model import Device, Fabric, Manage, Passive, Platform, Role
+from ..model import Fabric, Manage, Passive, Platform, Role
 from ..netos import as_cli
 from ..secrets import fill, redact
 from ..state import ESTABLISHED, DeviceState, Peer, RibEntry
 from ..transport import RemoteError, Transport
-from . import eos, frr, ownership
+from . import frr, ownership
 from .base import (
     RUN_ID,
     Checker,
@@ -205,9 +205,7 @@ def classify(commands: list[str], plan: DevicePlan) -> None:
                 flat.append(body)
     removed = [ln.removeprefix("no ") for ln in flat if ln.startswith("no ")]
     added = [ln for ln in flat if not ln.startswith("no ")]
-    frr.classify_delta(removed, added, plan)
-    plan.cost_detail = plan.cost_detail.replace("frr-reload applies the delta",
-                                                "the config session applies the delta")
+    frr.classify_delta(removed, added, plan, applied_by="the config session")
 
 
 def _running(cli: Any) -> str:
@@ -387,8 +385,7 @@ def parse_state(t: Target, output: str, now: float) -> DeviceState:
 READ = StateReader(state_command, parse_state, sessions_command, parse_sessions)
 
 
-def context(fabric: Fabric, device: Device) -> dict[str, Any]:
-    return eos.context(fabric, device)  # the FRR view, neighbors on port 179 only
+context = frr.port_179_context("NX-OS")
 
 
 def parse_back(text: str) -> str:

@@ -133,25 +133,7 @@ def local_delta(name: str, aim: str, running: str) -> tuple[list[str], list[str]
     if res.returncode != 0:
         raise LocalToolError(Problem("", name, f"{tool} --test failed here: "
                                      + last_error(res.stdout + res.stderr), ""))
-    delete: list[str] = []
-    add: list[str] = []
-    into: list[str] | None = None
-    for line in res.stdout.splitlines():
-        if line.startswith("Lines To Delete"):
-            into = delete
-        elif line.startswith("Lines To Add"):
-            into = add
-        elif into is not None and line.strip() and not line.startswith("==="):
-            into.append(line)
-    return delete, add
-
-
-def _unique(lines: list[str]) -> list[str]:
-    out: list[str] = []
-    for ln in lines:
-        if not out or out[-1] != ln:  # frr-reload repeats context lines
-            out.append(ln)
-    return out
+    return frr.reload_lines(res.stdout)
 
 
 # --- on the switch -----------------------------------------------------------------------------
@@ -243,8 +225,8 @@ class SonicDriver:
         running = _running(t)
         aim = frr._aim(target.name, fill(need(files, CONFIG).text, values), running)
         delete, add = local_delta(target.name, aim, running)
-        delete, add = ([shown(frr.SECRET_LINE, ln, values) for ln in _unique(delete)],
-                       [shown(frr.SECRET_LINE, ln, values) for ln in _unique(add)])
+        delete, add = ([shown(frr.SECRET_LINE, ln, values) for ln in frr.collapsed(delete)],
+                       [shown(frr.SECRET_LINE, ln, values) for ln in frr.collapsed(add)])
         return frr.delta_plan(p, delete, add, lambda: apart(t.read(target.config), running),
                               "the running config is saved (write memory)")
 
