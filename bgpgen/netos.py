@@ -19,10 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import paramiko
-from netmiko.channel import SSHChannel
-from netmiko.exceptions import NetmikoTimeoutException, ReadTimeout
-
 from .errors import Problem
 from .transport import CommandResult, RemoteError, open_client
 
@@ -43,6 +39,7 @@ def open_session(conn: Any, t: Target) -> None:
     """Open ``conn`` (a Netmiko connection of the platform's device type, not yet connected)
     as Netmiko would, over bgpgen's SSH client: an interactive shell, its session prepared
     (prompt found, paging off, terminal width set)."""
+    from netmiko.channel import SSHChannel
     open_client(conn, t)
     conn.remote_conn = conn.remote_conn_pre.invoke_shell(term="vt100", width=511, height=1000)
     conn.remote_conn.settimeout(conn.blocking_timeout)
@@ -51,7 +48,20 @@ def open_session(conn: Any, t: Target) -> None:
     conn._try_session_preparation()
 
 
-_LOST = (OSError, EOFError, paramiko.SSHException, NetmikoTimeoutException, ReadTimeout)
+def _lost() -> tuple[type[BaseException], ...]:
+    """What a lost or stalled session raises (paramiko and Netmiko imported on first use: a
+    render never needs them)."""
+    import paramiko
+    from netmiko.exceptions import NetmikoTimeoutException, ReadTimeout
+    return (OSError, EOFError, paramiko.SSHException, NetmikoTimeoutException, ReadTimeout)
+
+
+def parse_table(**kw: Any) -> list[dict[str, Any]]:
+    """ntc-templates' TextFSM parse of a show command's output (``platform``, ``command``,
+    ``data``), imported on first use."""
+    from ntc_templates.parse import parse_output
+    rows: list[dict[str, Any]] = parse_output(**kw)
+    return rows
 
 
 @dataclass(slots=True)
@@ -72,11 +82,11 @@ class CliTransport:
                 raise RemoteError(Problem("", self.target.name, "the CLI session was lost", ""))
             try:
                 self.conn.disconnect()
-            except _LOST:  # a dead session may fail to close
+            except _lost():  # a dead session may fail to close
                 pass
             try:
                 self.conn = self.reopen()
-            except _LOST as exc:
+            except _lost() as exc:
                 raise RemoteError(Problem("", self.target.name, "cannot reconnect: "
                                           + " ".join(str(exc).split())[:160], "")) from None
             self._broken = False
@@ -94,12 +104,13 @@ class CliTransport:
             out: str = conn.send_command(command, read_timeout=timeout or self.command_timeout,
                                          expect_string=prompt, strip_prompt=True,
                                          strip_command=True)
-        except _LOST as exc:
+        except _lost() as exc:
             self._broken = True
             channel = getattr(conn, "remote_conn", None)
             gone = channel is None or channel.closed or not channel.get_transport().is_active()
-            what = "lost the connection" if gone or not isinstance(
-                exc, (ReadTimeout, TimeoutError)) else "timed out"
+            from netmiko.exceptions import ReadTimeout
+            stalled = isinstance(exc, (ReadTimeout, TimeoutError))
+            what = "lost the connection" if gone or not stalled else "timed out"
             raise RemoteError(Problem("", self.target.name, f"{what} during "
                                       f"'{command.split()[0] if command.split() else ''}': "
                                       f"{' '.join(str(exc).split())[:120] or type(exc).__name__}",

@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-import paramiko
 
 from .errors import BgpgenError, Problem
 
 if TYPE_CHECKING:
+    import paramiko
+
     from .reach import Hop
     from .targets import Target
 
@@ -99,6 +100,12 @@ class BecomeError(RemoteError):
     """sudo asks for a password (or refuses) on a device."""
 
 
+def _ssh() -> Any:
+    """paramiko, imported on first use (a render never needs its 0.07 s)."""
+    import paramiko
+    return paramiko
+
+
 def connect_options(t: Target) -> dict[str, Any]:
     """Netmiko ConnectHandler arguments for a target (also Nornir's connection extras).
 
@@ -128,6 +135,7 @@ def no_delay(client: Any) -> None:
 
 
 def _client(hop: Hop, sock: Any = None) -> paramiko.SSHClient:
+    import paramiko
     """A connected SSH client for one hop (a bastion): host key checked, keys or agent."""
     client = paramiko.SSHClient()
     for path in hop.known_hosts:
@@ -185,15 +193,15 @@ def open_client(conn: Any, t: Target) -> None:
 def describe_ssh(exc: BaseException, hop: Hop) -> str:
     """One line for an SSH failure at ``hop``, naming what was tried and the fix."""
     text = " ".join(str(exc).split())
-    if isinstance(exc, paramiko.BadHostKeyException):
+    if isinstance(exc, _ssh().BadHostKeyException):
         return (f"host key verification failed: the host key of {hop.host}:{hop.port} has CHANGED from the one in "
                 f"{', '.join(hop.known_hosts)}; if that is expected, remove the old entry "
                 f"(ssh-keygen -R) and add the new one after checking it")
-    if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in text:
+    if isinstance(exc, _ssh().SSHException) and "not found in known_hosts" in text:
         return (f"host key verification failed: unknown host key for {hop.host}:{hop.port} (not in "
                 f"{', '.join(hop.known_hosts)}); check its fingerprint, then add it: "
                 f"ssh-keyscan -p {hop.port} {hop.host} >> {hop.known_hosts[0]}")
-    if isinstance(exc, paramiko.AuthenticationException):
+    if isinstance(exc, _ssh().AuthenticationException):
         tried = ", ".join(hop.keys) if hop.keys else "the SSH agent and default keys"
         return f"authentication failed as {hop.user}@{hop.host}:{hop.port} with {tried}"
     text = text.removeprefix("[Errno None] ")
@@ -229,13 +237,13 @@ class SshTransport:
         old, self._sftp = self.conn.remote_conn_pre, None
         try:
             old.close()
-        except (OSError, EOFError, paramiko.SSHException):  # a dead session may fail to close
+        except (OSError, EOFError, _ssh().SSHException):  # a dead session may fail to close
             pass
         for jump in getattr(self.conn, "bgpgen_jumps", []):
             jump.close()
         try:
             open_client(self.conn, self.target)
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+        except (OSError, EOFError, _ssh().SSHException) as exc:
             raise RemoteError(Problem("", self.target.name, "cannot reconnect: "
                                       + describe_ssh(exc, self.target.ssh), "")) from None
         self._broken = False
@@ -258,7 +266,7 @@ class SshTransport:
             stdout = out.read().decode(errors="replace")
             stderr = err.read().decode(errors="replace")
             res = CommandResult(out.channel.recv_exit_status(), stdout, stderr)
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+        except (OSError, EOFError, _ssh().SSHException) as exc:
             # A timeout or a lost connection mid-command: a RemoteError like any other failure,
             # so that the push in progress restores what it changed (or says it could not),
             # over a new session.
@@ -293,7 +301,7 @@ class SshTransport:
                 return data.decode(errors="replace")
             except FileNotFoundError:
                 return None
-            except (OSError, EOFError, paramiko.SSHException) as exc:
+            except (OSError, EOFError, _ssh().SSHException) as exc:
                 self._broken = True
                 raise RemoteError(Problem("", self.target.name, f"cannot read {path}: "
                                           f"{' '.join(str(exc).split())[:120] or type(exc).__name__}",

@@ -31,10 +31,6 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives.ciphers import Cipher, modes
-from hier_config import Platform as HcPlatform
-from hier_config import WorkflowRemediation, get_hconfig
 
 from ..artifacts import Artifact
 from ..changes import Action, DevicePlan
@@ -66,6 +62,7 @@ from .base import (
 )
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
     from ..targets import Target
 
 CONFIG = "eos.conf"
@@ -124,6 +121,9 @@ def _des_key(name: str) -> bytes:
 
 
 def _cipher(name: str) -> Cipher[modes.CBC]:
+    # imported on first use: only an EOS switch with a password needs it
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
     key = _des_key(name)
     return Cipher(TripleDES(key * 3), modes.CBC(bytes(8)))  # 3DES with one key is DES
 
@@ -188,7 +188,7 @@ def parse_back(text: str) -> str:
         indent = len(ln) - len(ln.lstrip(" "))
         if ln.strip() and not ln.lstrip().startswith("!") and indent % 3:
             return f"line {n}: indented by {indent}, not a multiple of 3: {ln.strip()[:60]}"
-    back = get_hconfig(HcPlatform.ARISTA_EOS, text).dump_simple()
+    back = ownership.hc_lines("ARISTA_EOS", text)
     lost = _lines(text) - _lines("\n".join(back))
     if lost:
         return f"hier_config does not read back: {next(iter(lost))[:80]}"
@@ -210,9 +210,7 @@ def aim_of(name: str, rendered: str, running: str) -> str:
 def remediation(running: str, aim: str) -> list[str]:
     """The commands that turn ``running`` into ``aim`` (hier_config's EOS driver), each
     section entered and exited."""
-    wf = WorkflowRemediation(get_hconfig(HcPlatform.ARISTA_EOS, running),
-                             get_hconfig(HcPlatform.ARISTA_EOS, aim))
-    return list(wf.remediation_config.dump_simple(sectional_exiting=True))
+    return ownership.hc_remediation("ARISTA_EOS", running, aim, sectional_exiting=True)
 
 
 _EXITS = ("exit", "exit-address-family")

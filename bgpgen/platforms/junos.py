@@ -31,15 +31,12 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from hier_config import Platform as HcPlatform
-from hier_config import WorkflowRemediation, get_hconfig
-from ntc_templates.parse import parse_output
 
 from ..artifacts import Artifact
 from ..changes import Action, Cost, DevicePlan
 from ..errors import Problem
 from ..model import Fabric, Manage, Passive, Platform, Role
-from ..netos import CliError, as_cli
+from ..netos import CliError, as_cli, parse_table
 from ..secrets import fill, redact
 from ..state import DeviceState, Peer, RibEntry
 from ..transport import RemoteError, Transport
@@ -237,9 +234,7 @@ def remediation(running: str, aim: str) -> list[str]:
     """``delete`` and ``set`` commands that turn ``running`` into ``aim`` (hier_config's Junos
     driver), a whole neighbor, group, prefix-list or policy deleted at once where nothing of it
     stays (Junos keeps an emptied neighbor otherwise)."""
-    wf = WorkflowRemediation(get_hconfig(HcPlatform.JUNIPER_JUNOS, running),
-                             get_hconfig(HcPlatform.JUNIPER_JUNOS, aim))
-    commands = [c.strip() for c in wf.remediation_config.dump_simple()]
+    commands = [c.strip() for c in ownership.hc_remediation("JUNIPER_JUNOS", running, aim, False)]
     kept = [ln.removeprefix("set ") for ln in _lines(aim)]
     paths: dict[str, None] = {}  # in order, once each
     for c in (c for c in commands if c.startswith("delete ")):
@@ -295,7 +290,7 @@ def parse_back(text: str) -> str:
     bad = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith(("set ", "#"))]
     if bad:
         return f"not a set statement: {bad[0][:80]}"
-    back = {ln.strip() for ln in get_hconfig(HcPlatform.JUNIPER_JUNOS, text).dump_simple()}
+    back = {ln.strip() for ln in ownership.hc_lines("JUNIPER_JUNOS", text)}
     lost = [ln for ln in _lines(text) if ln not in back]
     return f"hier_config does not read back: {lost[0][:80]}" if lost else ""
 
@@ -431,12 +426,13 @@ ROUTES = "show route protocol bgp | display json"
 _STATE = {"Establ": "Established"}
 
 
+
 def sessions_command(t: Target) -> str:
     return SUMMARY
 
 
 def parse_sessions(output: str) -> dict[str, str]:
-    rows = parse_output(platform="juniper_junos", command=SUMMARY, data=output)
+    rows = parse_table(platform="juniper_junos", command=SUMMARY, data=output)
     return {r["peer_ip"]: _STATE.get(r["state"], r["state"]) for r in rows}
 
 
@@ -454,7 +450,7 @@ def parse_state(t: Target, output: str, now: float) -> DeviceState:
     at = output.find("{")
     text, doc = (output[:at], output[at:]) if at >= 0 else (output, "{}")
     view = DeviceState(t.name)
-    for r in parse_output(platform="juniper_junos", command=SUMMARY, data=text):
+    for r in parse_table(platform="juniper_junos", command=SUMMARY, data=text):
         state = _STATE.get(r["state"], r["state"])
         view.peers[r["peer_ip"]] = Peer(r["peer_ip"], state, None, None,
                                         int(r["received"] or 0), int(r["accepted"] or 0), None)

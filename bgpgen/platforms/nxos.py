@@ -34,15 +34,12 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from hier_config import Platform as HcPlatform
-from hier_config import WorkflowRemediation, get_hconfig
-from ntc_templates.parse import parse_output
 
 from ..artifacts import Artifact
 from ..changes import Action, Cost, DevicePlan
 from ..errors import Problem
 from ..model import Fabric, Manage, Passive, Platform, Role
-from ..netos import as_cli
+from ..netos import as_cli, parse_table
 from ..secrets import fill, redact
 from ..state import ESTABLISHED, DeviceState, Peer, RibEntry
 from ..transport import RemoteError, Transport
@@ -180,9 +177,7 @@ def left(name: str, rendered: str, now: str) -> list[str]:
 
 
 def remediation(running: str, aim: str) -> list[str]:
-    wf = WorkflowRemediation(get_hconfig(HcPlatform.CISCO_NXOS, running),
-                             get_hconfig(HcPlatform.CISCO_NXOS, aim))
-    return list(wf.remediation_config.dump_simple(sectional_exiting=True))
+    return ownership.hc_remediation("CISCO_NXOS", running, aim, sectional_exiting=True)
 
 
 def classify(commands: list[str], plan: DevicePlan) -> None:
@@ -346,13 +341,14 @@ SUMMARY = ("show ip bgp summary", "show bgp ipv6 unicast summary")
 ROUTES = ("show ip bgp", "show bgp ipv6 unicast")
 
 
+
 def sessions_command(t: Target) -> str:
     return "\n".join(SUMMARY)
 
 
 def _peers(text: str) -> dict[str, Peer]:
     out: dict[str, Peer] = {}
-    for r in parse_output(platform="cisco_nxos", command="show ip bgp summary", data=text):
+    for r in parse_table(platform="cisco_nxos", command="show ip bgp summary", data=text):
         word = r["state_pfxrcd"]
         up = word.isdigit()
         out[r["bgp_neigh"]] = Peer(r["bgp_neigh"], ESTABLISHED if up else word.split()[0],
@@ -375,7 +371,7 @@ def parse_state(t: Target, output: str, now: float) -> DeviceState:
     summaries, tables = (output[:at], output[at:]) if at >= 0 else (output, "")
     view = DeviceState(t.name)
     view.peers = _peers(summaries)
-    for r in parse_output(platform="cisco_nxos", command="show ip bgp", data=tables):
+    for r in parse_table(platform="cisco_nxos", command="show ip bgp", data=tables):
         # the peer is the next hop: nodes peer from the address they announce as next hop
         view.rib.append(RibEntry(r["network"], r["next_hop"], r["next_hop"], r["as_path"],
                                  r["path_selection"].strip() in (">", "|")))
@@ -394,7 +390,7 @@ def parse_back(text: str) -> str:
         indent = len(ln) - len(ln.lstrip(" "))
         if ln.strip() and not ln.lstrip().startswith("!") and indent % 2:
             return f"line {n}: indented by {indent}, not a multiple of 2: {ln.strip()[:60]}"
-    back = {ln.strip() for ln in get_hconfig(HcPlatform.CISCO_NXOS, text).dump_simple()}
+    back = {ln.strip() for ln in ownership.hc_lines("CISCO_NXOS", text)}
     lost = [ln.strip() for ln in text.splitlines()
             if ln.strip() and not ln.lstrip().startswith("!") and ln.strip() not in back]
     return f"hier_config does not read back: {lost[0][:80]}" if lost else ""

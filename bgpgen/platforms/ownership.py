@@ -49,6 +49,22 @@ class Syntax:
     default_close: str
 
 
+def hc_lines(os_name: str, text: str) -> list[str]:
+    """hier_config's reading of a config (``os_name``: its Platform member, e.g. ``ARISTA_EOS``),
+    a line each. hier_config (and pydantic under it) is imported on first use: a render never
+    needs its 0.1 s."""
+    from hier_config import Platform, get_hconfig
+    return list(get_hconfig(getattr(Platform, os_name), text).dump_simple())
+
+
+def hc_remediation(os_name: str, running: str, aim: str, sectional_exiting: bool) -> list[str]:
+    """hier_config's remediation from ``running`` to ``aim`` for ``os_name``, a command a line."""
+    from hier_config import Platform, WorkflowRemediation, get_hconfig
+    p = getattr(Platform, os_name)
+    wf = WorkflowRemediation(get_hconfig(p, running), get_hconfig(p, aim))
+    return list(wf.remediation_config.dump_simple(sectional_exiting=sectional_exiting))
+
+
 def parse(text: str, syntax: Syntax) -> Tree:
     """A config as nested dicts (line -> children), in order; closers and comments dropped."""
     root: Tree = {}
