@@ -10,6 +10,7 @@ test, a user's own connection) can stand in for it: platform modules see only th
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import socket
 from collections.abc import Sequence
@@ -290,13 +291,18 @@ class SshTransport:
                                       "deploy as root"))
         return res
 
+    def _sftp_session(self) -> Any:
+        if self._broken:  # a stalled SFTP session is not used again: a new session, new SFTP
+            self._reconnect()
+        if self._sftp is None:
+            self._sftp = self._client.open_sftp()
+            self._sftp.get_channel().settimeout(self.command_timeout)
+        return self._sftp
+
     def read(self, path: str) -> str | None:
         if not self.target.become:  # no shell needed: one SFTP session per device, kept
             try:
-                if self._sftp is None:
-                    self._sftp = self._client.open_sftp()
-                    self._sftp.get_channel().settimeout(self.command_timeout)
-                with self._sftp.open(path, "r") as fh:
+                with self._sftp_session().open(path, "r") as fh:
                     data: bytes = fh.read()
                 return data.decode(errors="replace")
             except FileNotFoundError:
@@ -316,6 +322,8 @@ class SshTransport:
         return res.stdout
 
     def write(self, path: str, text: str, mode: int = 0o600, owner: str | None = None) -> None:
+        if not self.target.become and owner is None and self._sftp_write(path, text, mode):
+            return
         # mktemp makes it 0600: the owner changes first, the mode last, so that the secret is
         # never readable by anyone the final owner and mode do not allow
         script = ('t=$(mktemp "$(dirname -- "$1")/.$(basename -- "$1").bgpgen-XXXXXX") || exit 1; '
@@ -329,5 +337,57 @@ class SshTransport:
                                       f"{res.output.strip()[:200] or 'exit ' + str(res.rc)}",
                                       ""))
 
+    def _sftp_write(self, path: str, text: str, mode: int) -> bool:
+        """The write over the SFTP session (no command to start): a new temporary file beside
+        ``path`` created 0600 (the mode is given to open(2) itself, so the secret is never
+        readable by anyone else, not even for a moment), written, given its mode, renamed over
+        ``path``. False when the server refuses any of it (a full disk, a read-only file
+        system): nothing is left, and the shell's write says why in words."""
+        from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL
+        from paramiko.sftp import SFTP_FLAG_WRITE, SFTPError
+        from paramiko.sftp_attr import SFTPAttributes
+        from paramiko.sftp_file import SFTPFile
+
+        head, _, base = path.rpartition("/")
+        tmp = f"{head}/.{base}.bgpgen-{secrets.token_hex(4)}"
+        created = False
+        try:
+            sftp = self._sftp_session()
+            attrs = SFTPAttributes()
+            attrs.st_mode = 0o600
+            kind, msg = sftp._request(CMD_OPEN, tmp, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE
+                                      | SFTP_FLAG_EXCL, attrs)
+            if kind != CMD_HANDLE:
+                return False
+            created = True
+            with SFTPFile(sftp, msg.get_binary(), "wb") as fh:
+                fh.write(text.encode())
+            sftp.chmod(tmp, mode)
+            sftp.posix_rename(tmp, path)
+            return True
+        except (EOFError, TimeoutError, _ssh().SSHException) as exc:  # lost or stalled
+            self._broken = True
+            raise RemoteError(Problem("", self.target.name, f"cannot write {path}: "
+                                      f"{' '.join(str(exc).split())[:120] or type(exc).__name__}",
+                                      "")) from None
+        except (OSError, SFTPError):
+            if created:
+                try:
+                    self._sftp_session().remove(tmp)
+                except OSError:
+                    pass
+            return False
+
     def rename(self, src: str, dst: str) -> None:
+        if not self.target.become:  # rename(2) over the SFTP session: no command to start
+            try:
+                self._sftp_session().posix_rename(src, dst)
+                return
+            except (EOFError, TimeoutError, _ssh().SSHException) as exc:  # lost or stalled
+                self._broken = True
+                raise RemoteError(Problem("", self.target.name, f"cannot rename {src}: "
+                                          f"{' '.join(str(exc).split())[:120] or type(exc).__name__}",
+                                          "")) from None
+            except OSError:  # refused (another filesystem, permissions): mv says why
+                pass
         check(self, f"mv -f -- {shlex.quote(src)} {shlex.quote(dst)}", f"rename of {src}")

@@ -23,7 +23,7 @@ from ..errors import Problem
 from ..model import Device, Fabric, Node, Passive, Platform, Role
 from ..secrets import fill, redact
 from ..state import ESTABLISHED, DaemonError, DeviceState, Peer, RibEntry
-from ..transport import RemoteError, Transport, check, copy, shell
+from ..transport import RemoteError, Transport, check, shell
 from .base import (
     Session,
     RUN_ID,
@@ -264,11 +264,18 @@ def _systemctl(t: Transport, *args: str, what: str) -> str:
     return check(t, shell(["systemctl", *args, UNIT]), what)
 
 
+_NEXT = "--bgpgen-next--"
+
+
 def _local_routes(t: Transport) -> dict[tuple[str, str], str]:
-    """Originated routes in gobgpd's global RIB: (family, prefix) -> next hop ('' for self)."""
+    """Originated routes in gobgpd's global RIB: (family, prefix) -> next hop ('' for self).
+    Both families in one command (a line of JSON each)."""
+    gobgp = shell(_gobgp_argv(t.target))
+    text = check(t, f"{gobgp} -j global rib -a ipv4 && echo {_NEXT} && "
+                 f"{gobgp} -j global rib -a ipv6", "gobgp global rib")
     out: dict[tuple[str, str], str] = {}
-    for fam in ("ipv4", "ipv6"):
-        data = json.loads(_gobgp(t, "-j", "global", "rib", "-a", fam) or "{}") or {}
+    for fam, doc in zip(("ipv4", "ipv6"), text.split(_NEXT)):
+        data = json.loads(doc.strip() or "{}") or {}
         for prefix, paths in data.items():
             for path in paths:
                 if path.get("neighbor-ip") not in (None, "<nil>", ""):
@@ -284,14 +291,17 @@ def _wanted_routes(text: str | None) -> dict[tuple[str, str], str]:
 
 
 def _reconcile(t: Transport, wanted: dict[tuple[str, str], str]) -> None:
+    """gobgpd's originated routes made ``wanted``: one read, then every withdrawal and
+    announcement in one command (stopping at the first that fails)."""
     have = _local_routes(t)
-    for (fam, prefix), nh in sorted(have.items()):
-        if wanted.get((fam, prefix)) != nh:
-            _gobgp(t, "global", "rib", "del", "-a", fam, prefix)
-    for (fam, prefix), nh in sorted(wanted.items()):
-        if have.get((fam, prefix)) != nh:
-            _gobgp(t, "global", "rib", "add", "-a", fam, prefix,
-                   *(["nexthop", nh] if nh else []), "origin", "igp")
+    argv = _gobgp_argv(t.target)
+    steps = [shell([*argv, "global", "rib", "del", "-a", fam, prefix])
+             for (fam, prefix), nh in sorted(have.items()) if wanted.get((fam, prefix)) != nh]
+    steps += [shell([*argv, "global", "rib", "add", "-a", fam, prefix,
+                     *(["nexthop", nh] if nh else []), "origin", "igp"])
+              for (fam, prefix), nh in sorted(wanted.items()) if have.get((fam, prefix)) != nh]
+    if steps:
+        check(t, " && ".join(steps), "gobgp global rib add/del")
 
 
 def _settings(n: Mapping[str, Any], running: bool) -> tuple[object, ...]:
@@ -334,14 +344,19 @@ def _settle(t: Transport, config_text: str, seconds: float = 3.0) -> list[str]:
         time.sleep(0.1)
 
 
-def _pid(t: Transport) -> str:
-    """gobgpd's main PID, as its service manager knows it."""
-    res = t.exec(shell(["systemctl", "show", "--property", "MainPID", "--value", UNIT]))
-    pid = res.stdout.strip()
-    if not res.ok or not pid.isdigit() or pid == "0":
-        raise DeployFailed(Problem("", t.target.name, f"{UNIT}.service is not running "
-                                   f"(systemctl show: {res.output.strip()[:120] or res.rc})", ""))
-    return pid
+def _keep_previous(t: Transport, config: str, originate_at: str | None,
+                   mkdir: str | None) -> bool:
+    """In one command: the config (and the originate file) kept as ``*.bgpgen-prev``, the
+    drop-in's directory made when one is to be written. Whether there was a config."""
+    q = shell([config])
+    script = f"had=0; if [ -e {q} ]; then cp -p -- {q} {shell([config + PREV])} || exit 1; had=1; fi"
+    if originate_at is not None:
+        o = shell([originate_at])
+        script += f"; if [ -e {o} ]; then cp -p -- {o} {shell([originate_at + PREV])} || exit 1; fi"
+    if mkdir is not None:
+        script += f"; mkdir -p -- {shell([mkdir])} || exit 1"
+    out = check(t, script + '; echo "$had"', f"backup of {config}")
+    return out.strip().endswith("1")
 
 
 def _reload(t: Transport) -> None:
@@ -351,19 +366,24 @@ def _reload(t: Transport) -> None:
     time.sleep(0.3)  # gobgpd applies a SIGHUP asynchronously
 
 
-def _restart(t: Transport, timeout: float) -> None:
-    old = _pid(t)
-    _systemctl(t, "restart", what="restart gobgpd")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if _pid(t) != old and t.exec(shell([*_gobgp_argv(t.target), "global"])).ok:
-                return
-        except DeployFailed:
-            pass
-        time.sleep(0.1)
-    raise DeployFailed(Problem("", t.target.name, "gobgpd did not come back after a restart",
-                               ""))
+def _restart(t: Transport, timeout: float, daemon_reload: bool = False) -> None:
+    """Restart gobgpd and wait, on the device, until its API answers: one command.
+    ``systemctl restart`` returns once the old process is gone and the new one started (as
+    systemd does for a simple unit); the loop then waits for gobgpd's own readiness."""
+    ready = shell([*_gobgp_argv(t.target), "global"])
+    tries = max(1, int(timeout * 10))
+    script = ((("systemctl daemon-reload && ") if daemon_reload else "")
+              + f"{shell(['systemctl', 'restart', UNIT])} || exit 4; i=0; "
+              f"until {ready} >/dev/null 2>&1; do i=$((i + 1)); "
+              f"[ $i -gt {tries} ] && exit 3; sleep 0.1; done")
+    res = t.exec(script, timeout=timeout + 10)
+    if res.rc == 3:
+        raise DeployFailed(Problem("", t.target.name, "gobgpd did not come back after a "
+                                   f"restart (its API did not answer within {timeout:.0f} s)",
+                                   ""))
+    if not res.ok:
+        raise RemoteError(Problem("", t.target.name, "restart gobgpd failed: "
+                                  f"{res.output.strip()[:200] or 'exit ' + str(res.rc)}", ""))
 
 
 class GobgpdDriver:
@@ -445,14 +465,11 @@ class GobgpdDriver:
                 raise DeployFailed(Problem("", target.name, "gobgpd -d rejects the config: "
                                            + last_error(redact(res.output, values)), ""))
             proceed(t, p)
-            had_file = t.read(target.config) is not None
-            if had_file:
-                copy(t, target.config, target.config + PREV)
             originate_at = _originate_path(target)
-            if orig and t.read(originate_at) is not None:
-                copy(t, originate_at, originate_at + PREV)
             unit = files.get(DROP_IN)
             unit_new = unit is not None and t.read(_drop_in_path()) != unit.text
+            had_file = _keep_previous(t, target.config, originate_at if orig else None,
+                                      _drop_in_path().rsplit("/", 1)[0] if unit_new else None)
         except RemoteError as exc:
             t.exec(f"rm -f {shell([new])}")
             if isinstance(exc, DeployFailed):
@@ -465,13 +482,11 @@ class GobgpdDriver:
             t.rename(new, target.config)
             if orig:
                 t.write(originate_at, orig.text, 0o644)
-            if unit is not None and unit_new:
-                t.exec(shell(["mkdir", "-p", _drop_in_path().rsplit("/", 1)[0]]))
+            if unit is not None and unit_new:  # its directory made with the backups
                 t.write(_drop_in_path(), unit.text, 0o644)
-                check(t, "systemctl daemon-reload", "systemctl daemon-reload")
             text = fill(conf.text, values)
             if restart:
-                _restart(t, timeout)
+                _restart(t, timeout, daemon_reload=unit_new)
             else:
                 _reload(t)
             apart = _settle(t, text)
