@@ -13,7 +13,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,10 +170,12 @@ def _entry(a: Artifact) -> dict[str, Any]:
 
 
 def _manifest(f: Fabric, files: Mapping[str, list[dict[str, Any]]],
-              digests: Mapping[str, str] | None) -> dict[str, Any]:
-    devices = {}
-    for d in f.devices:
-        devices[d.name] = {
+              digests: Mapping[str, str] | None, stream: bool = False) -> dict[str, Any]:
+    """The manifest as a dict; with ``stream``, its devices, sessions and routes are
+    :class:`_Stream` values made while they are written (at 100,000 nodes the dicts of a whole
+    manifest took some 300 MB)."""
+    def device(d: Device) -> tuple[str, dict[str, Any]]:
+        entry = {
             "role": d.role.value, "platform": d.platform.value, "asn": d.asn,
             "router_id": d.router_id, "rack": d.rack, "bgp_port": d.bgp_port,
             "api_port": d.api_port,
@@ -182,22 +184,71 @@ def _manifest(f: Fabric, files: Mapping[str, list[dict[str, Any]]],
             "netmiko_device_type": spec(d.platform).netmiko_device_type,
             "files": files.get(d.name, [])}
         if digests is not None:
-            devices[d.name]["inputs"] = digests[d.name]
+            entry["inputs"] = digests[d.name]
+        return d.name, entry
+
     kube = list(files.get(KUBERNETES, []))
-    sessions = [{"id": s.id, "node": s.node, "switch": s.switch, "family": s.family,
+    devices = (device(d) for d in sorted(f.devices, key=lambda d: d.name))
+    sessions = ({"id": s.id, "node": s.node, "switch": s.switch, "family": s.family,
                  "node_address": str(s.node_address), "switch_address": str(s.switch_address),
                  "node_asn": s.node_asn, "switch_asn": s.switch_asn, "node_port": s.node_port,
                  "switch_port": s.switch_port, "profile": s.profile.name,
                  "passive": s.passive.value, "hold_time": s.profile.timers.hold,
                  "password": token(s.profile.password.name) if s.profile.password else None}
-                for s in f.sessions]
-    routes = [{"prefix": str(r.prefix), "origin": r.origin, "next_hop": str(r.next_hop),
-               "seen_by": r.seen_by, "session": r.session, "kind": r.kind} for r in f.routes]
-    out = {"generator": "bgpgen", "format": FORMAT, "fabric": f.name, "devices": devices,
-           "sessions": sessions, "routes": routes}
+                for s in f.sessions)
+    routes = ({"prefix": str(r.prefix), "origin": r.origin, "next_hop": str(r.next_hop),
+               "seen_by": r.seen_by, "session": r.session, "kind": r.kind} for r in f.routes)
+    out: dict[str, Any] = {"generator": "bgpgen", "format": FORMAT, "fabric": f.name}
+    if stream:
+        out.update(devices=_Stream(devices, True), sessions=_Stream(sessions, False),
+                   routes=_Stream(routes, False))
+    else:
+        out.update(devices=dict(devices), sessions=list(sessions), routes=list(routes))
     if kube:
         out["kubernetes"] = kube
     return out
+
+
+@dataclass(slots=True)
+class _Stream:
+    """A manifest value written as it is made: a mapping's items in key order, or a list's
+    elements."""
+
+    items: Iterator[Any]
+    mapping: bool
+
+
+_END: Any = object()
+
+
+def manifest_lines(data: dict[str, Any]) -> Iterator[str]:
+    """The lines of :func:`dump_manifest`, made one at a time (nothing else held)."""
+    yield "{"
+    keys = sorted(data)
+    for i, key in enumerate(keys):
+        value = data[key]
+        tail = "," if i < len(keys) - 1 else ""
+        items: Iterator[Any]
+        if isinstance(value, _Stream):
+            items, mapping = value.items, value.mapping
+        elif isinstance(value, dict):
+            items, mapping = iter(sorted(value.items())), True
+        elif isinstance(value, list):
+            items, mapping = iter(value), False
+        else:
+            yield f"{_json(key)}: {_json(value)}{tail}"
+            continue
+        prev = next(items, _END)
+        if prev is _END:
+            yield f"{_json(key)}: {'{}' if mapping else '[]'}{tail}"
+            continue
+        yield f"{_json(key)}: {'{' if mapping else '['}"
+        for item in items:
+            yield (f" {_json(prev[0])}: {_json(prev[1])}," if mapping else f" {_json(prev)},")
+            prev = item
+        yield f" {_json(prev[0])}: {_json(prev[1])}" if mapping else f" {_json(prev)}"
+        yield ("}" if mapping else "]") + tail
+    yield "}"
 
 
 def dump_manifest(data: dict[str, Any]) -> str:
@@ -215,25 +266,7 @@ def dump_manifest(data: dict[str, Any]) -> str:
     ]
     }
     """
-    lines = ["{"]
-    for i, key in enumerate(sorted(data)):
-        value = data[key]
-        tail = "," if i < len(data) - 1 else ""
-        if isinstance(value, dict) and value:
-            lines.append(f"{_json(key)}: {{")
-            items = sorted(value.items())
-            last = len(items) - 1
-            lines += [f" {_json(k)}: {_json(v)}{',' if j < last else ''}"
-                      for j, (k, v) in enumerate(items)]
-            lines.append("}" + tail)
-        elif isinstance(value, list) and value:
-            lines.append(f"{_json(key)}: [")
-            last = len(value) - 1
-            lines += [f" {_json(v)}{',' if j < last else ''}" for j, v in enumerate(value)]
-            lines.append("]" + tail)
-        else:
-            lines.append(f"{_json(key)}: {_json(value)}{tail}")
-    return "\n".join(lines) + "\n}\n"
+    return "\n".join(manifest_lines(data)) + "\n"
 
 
 def _json(value: Any) -> str:
@@ -497,8 +530,10 @@ def _write_new(fabric: Fabric, out: Path,
                 (tmp / KUBERNETES / a.name).write_text(a.text, "utf-8")
                 files.setdefault(KUBERNETES, []).append(_entry(a))
                 count += 1
-            (tmp / MANIFEST).write_text(dump_manifest(_manifest(fabric, files, digests)),
-                                        "utf-8")
+            with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:  # line by line
+                for line in manifest_lines(_manifest(fabric, files, digests, stream=True)):
+                    fh.write(line)
+                    fh.write("\n")
         refs = tuple(r for r in fabric.secrets if r.name in used)
         state = secrets_digest({n: values[n] for n in used} if values.active else None)
         _write_private(tmp / STATE, state + "\n")

@@ -149,6 +149,7 @@ def _load_fabric(inventory: Path | str) -> Fabric:
     out = Collector(source)
     _no_secret_tokens(doc, (), out)
     parts = assemble.build(doc, out)
+    del doc  # the raw document is not needed any more: freed before the sessions exist
     out.raise_if_any()
     assert parts is not None
     fabric = derive.derive(parts, out)
