@@ -376,5 +376,15 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
         return ExitStatus.ERROR
 
 
+def entry() -> NoReturn:
+    """The ``bgpgen`` command: :func:`main`, then exit. What the run built is frozen out of the
+    cyclic collector first: the interpreter's last collection at exit would otherwise walk the
+    whole model once more for nothing (0.5 s at 100,000 nodes), just before the memory goes
+    back to the system anyway."""
+    code = main()
+    gctune.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

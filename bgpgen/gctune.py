@@ -26,4 +26,9 @@ def paused() -> Iterator[None]:
             gc.enable()
 
 
-__all__ = ["paused"]
+def freeze() -> None:
+    """Everything alive now is left out of every later collection (the process is ending)."""
+    gc.freeze()
+
+
+__all__ = ["freeze", "paused"]

@@ -227,6 +227,7 @@ class SshTransport:
     command_timeout: float = 60.0
     _sftp: Any = None
     _broken: bool = False
+    _ids: dict[str, int] | None = None  #: the device's user and group names, read once
 
     @property
     def _client(self) -> Any:
@@ -322,7 +323,7 @@ class SshTransport:
         return res.stdout
 
     def write(self, path: str, text: str, mode: int = 0o600, owner: str | None = None) -> None:
-        if not self.target.become and owner is None and self._sftp_write(path, text, mode):
+        if not self.target.become and self._sftp_write(path, text, mode, owner):
             return
         # mktemp makes it 0600: the owner changes first, the mode last, so that the secret is
         # never readable by anyone the final owner and mode do not allow
@@ -337,17 +338,35 @@ class SshTransport:
                                       f"{res.output.strip()[:200] or 'exit ' + str(res.rc)}",
                                       ""))
 
-    def _sftp_write(self, path: str, text: str, mode: int) -> bool:
+    def _owner_ids(self, owner: str) -> tuple[int, int] | None:
+        """``user:group`` as the device numbers them (its /etc/passwd and /etc/group, read
+        once over SFTP); None when either is not there (the shell's chown says why)."""
+        if self._ids is None:
+            ids: dict[str, int] = {}
+            for kind, file in (("u", "/etc/passwd"), ("g", "/etc/group")):
+                for line in (self.read(file) or "").splitlines():
+                    parts = line.split(":")
+                    if len(parts) > 2 and parts[2].isdigit():
+                        ids.setdefault(f"{kind}:{parts[0]}", int(parts[2]))
+            self._ids = ids
+        user, _, group = owner.partition(":")
+        uid, gid = self._ids.get(f"u:{user}"), self._ids.get(f"g:{group or user}")
+        return None if uid is None or gid is None else (uid, gid)
+
+    def _sftp_write(self, path: str, text: str, mode: int, owner: str | None) -> bool:
         """The write over the SFTP session (no command to start): a new temporary file beside
         ``path`` created 0600 (the mode is given to open(2) itself, so the secret is never
-        readable by anyone else, not even for a moment), written, given its mode, renamed over
-        ``path``. False when the server refuses any of it (a full disk, a read-only file
+        readable by anyone else, not even for a moment), written, given its owner and its
+        mode, renamed over ``path``. False when the server refuses any of it (a full disk, a read-only file
         system): nothing is left, and the shell's write says why in words."""
         from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL
         from paramiko.sftp import SFTP_FLAG_WRITE, SFTPError
         from paramiko.sftp_attr import SFTPAttributes
         from paramiko.sftp_file import SFTPFile
 
+        ids = None if owner is None else self._owner_ids(owner)
+        if owner is not None and ids is None:
+            return False
         head, _, base = path.rpartition("/")
         tmp = f"{head}/.{base}.bgpgen-{secrets.token_hex(4)}"
         created = False
@@ -362,6 +381,8 @@ class SshTransport:
             created = True
             with SFTPFile(sftp, msg.get_binary(), "wb") as fh:
                 fh.write(text.encode())
+            if ids is not None:  # the owner first, the mode last (as the shell's write)
+                sftp.chown(tmp, *ids)
             sftp.chmod(tmp, mode)
             sftp.posix_rename(tmp, path)
             return True

@@ -2,8 +2,8 @@
 ``/usr/local/sbin`` that the lab's supervisor stands behind.
 
 bgpgen drives services on a real host with systemctl (``systemctl kill --signal=HUP
---kill-whom=main gobgpd``, ``systemctl restart gobgpd``, ``systemctl show --property MainPID
---value gobgpd``); in a lab the same commands reach this script, which finds the unit's main
+--kill-whom=main gobgpd``, ``systemctl daemon-reload``, ``systemctl restart gobgpd``; ``systemctl
+show --property MainPID --value gobgpd`` is answered too); in a lab the same commands reach this script, which finds the unit's main
 process in the pid file the supervisor keeps for it (``/run/bgpgen-lab/UNIT.pid``) and
 signals it. A restarted daemon is started again by the supervisor, as systemd would; the
 script waits for the new process. Only what bgpgen uses is answered; anything else is refused

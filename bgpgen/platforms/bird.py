@@ -19,7 +19,7 @@ from ..errors import Problem
 from ..model import Device, Fabric, Passive, Platform, Role
 from ..secrets import fill, redact
 from ..state import DaemonError, DeviceState, Peer, RibEntry
-from ..transport import RemoteError, Transport, check, copy, shell
+from ..transport import RemoteError, Transport, check, shell
 from .base import (
     Session,
     RUN_ID,
@@ -241,27 +241,54 @@ READ = StateReader(state_command, parse_state, sessions_command, parse_sessions)
 
 # --- the push ----------------------------------------------------------------------------------
 
-def _birdc(t: Transport, *args: str, what: str = "birdc") -> str:
-    out = check(t, shell(["birdc", "-s", _socket(t.target), *args]), what)
-    bad = [ln for ln in out.splitlines() if "rror" in ln or ln.startswith(("8", "9"))]
+_NEXT = "--bgpgen-next--"
+
+
+def _birdc(t: Transport, *args: str, what: str = "birdc", then: str = "") -> str:
+    """One birdc command; its output. ``then``: shell run in the same round trip once it
+    succeeded, its output after a line ``--bgpgen-next--`` (not judged here)."""
+    command = shell(["birdc", "-s", _socket(t.target), *args])
+    if then:
+        command += f" && {{ echo {_NEXT}; {then}; }}"
+    out = check(t, command, what)
+    said = out.partition(_NEXT + "\n")[0]
+    bad = [ln for ln in said.splitlines() if "rror" in ln or ln.startswith(("8", "9"))]
     if bad:
         raise DeployFailed(Problem("", t.target.name, f"{what}: {bad[-1].strip()}", ""))
     return out
 
 
-def _running(t: Transport) -> tuple[str | None, str]:
-    res = t.exec(shell(["birdc", "-s", _socket(t.target), "eval", MARK]) + "; "
-                 + shell(["birdc", "-s", _socket(t.target), "show", "status"]))
-    if not res.ok or not res.stdout.startswith("BIRD "):
+def _status(t: Target) -> str:
+    """Shell: what BIRD runs (the mark of its config) and since when."""
+    return (shell(["birdc", "-s", _socket(t), "eval", MARK]) + "; "
+            + shell(["birdc", "-s", _socket(t), "show", "status"]))
+
+
+def _running(t: Transport, said: str | None = None) -> tuple[str | None, str]:
+    """The running config's mark and its time (``said``: :func:`_status`'s output, when it
+    came with another command)."""
+    if said is None:
+        res = t.exec(_status(t.target))
+        said = res.stdout if res.ok else None
+        if said is None or not said.startswith("BIRD "):
+            raise RemoteError(Problem("", t.target.name, "birdc does not answer: "
+                                      + (res.output.strip()[:160] or f"exit {res.rc}"), ""))
+    elif not said.startswith("BIRD "):
         raise RemoteError(Problem("", t.target.name, "birdc does not answer: "
-                                  + (res.output.strip()[:160] or f"exit {res.rc}"), ""))
-    return _running_mark(res.stdout)
+                                  + (said.strip()[:160] or "no output"), ""))
+    return _running_mark(said)
 
 
-def _read_back(t: Transport, text: str) -> None:
+def _then_read_back(t: Transport, *args: str, what: str, text: str) -> None:
+    """A birdc command, then in the same round trip the read back of ``text``."""
+    out = _birdc(t, *args, what=what, then=_status(t.target))
+    _read_back(t, text, out.partition(_NEXT + "\n")[2])
+
+
+def _read_back(t: Transport, text: str, said: str | None = None) -> None:
     """BIRD runs ``text`` (by its mark), or RemoteError."""
     want = mark_of(text)
-    mark, since = _running(t)
+    mark, since = _running(t, said)
     if want is not None and mark != want:
         raise RemoteError(Problem("", t.target.name, "read back: " + apart(want, mark, since),
                                   ""))
@@ -294,13 +321,14 @@ class BirdDriver:
         target = t.target
         text = fill(need(files, CONFIG).text, values)
         before = read_sessions(t, READ)
+        new: str | None = None
         if not p.extra.get("drift"):
             new = f"{target.config}.bgpgen-new-{RUN_ID}"
             t.write(new, text, CONFIG_FILE.mode, CONFIG_FILE.owner)
-            try:
-                _birdc(t, "configure", "check", f'"{new}"', what="birdc configure check")
+            try:  # checked, and the running file kept, in one round trip
+                _birdc(t, "configure", "check", f'"{new}"', what="birdc configure check",
+                       then=shell(["cp", "-p", "--", target.config, target.config + PREV]))
                 proceed(t, p)
-                copy(t, target.config, target.config + PREV)
             except RemoteError as exc:
                 t.exec(f"rm -f {shell([new])}")
                 if isinstance(exc, DeployFailed):
@@ -308,36 +336,39 @@ class BirdDriver:
                 raise DeployFailed(Problem("", target.name,
                                            redact(exc.problems[0].message, values), "")) from None
             p.extra["activated"] = True
-            t.rename(new, target.config)
         else:
             proceed(t, p)
             p.extra["activated"] = True
         try:
+            if new is not None:  # a rename lost on the way may still have happened: restored
+                t.rename(new, target.config)
             # Unconfirmed, BIRD reverts by itself: a push cannot outlive a lost controller.
             undo_after = int(timeout) * (4 if p.defer_confirm else 1) + 30
-            _birdc(t, "configure", f'"{target.config}"', "timeout", str(undo_after),
-                   what="birdc configure timeout")
-            _read_back(t, text)
+            _then_read_back(t, "configure", f'"{target.config}"', "timeout", str(undo_after),
+                            what="birdc configure timeout", text=text)
             wait_sessions(t, READ, before, timeout)
             if not p.defer_confirm:
                 self._confirm(t, text)
         except RemoteError as exc:
             message = redact(exc.problems[0].message, values)
-            self._restore(t, timeout, had_prev=not p.extra.get("drift"))
+            self._restore(t, timeout, had_prev=not p.extra.get("drift"), leftover=new)
             raise DeployFailed(Problem("", target.name, f"{message}; the previous config is "
                                        "back in its file and running", "")) from None
         return Outcome(Status.CHANGED, p.cost_detail)
 
     def _confirm(self, t: Transport, text: str) -> None:
-        _birdc(t, "configure", "confirm", what="birdc configure confirm")
-        _read_back(t, text)
+        _then_read_back(t, "configure", "confirm", what="birdc configure confirm", text=text)
 
-    def _restore(self, t: Transport, timeout: float, had_prev: bool = True) -> None:
+    def _restore(self, t: Transport, timeout: float, had_prev: bool = True,
+                 leftover: str | None = None) -> None:
         """The previous file back, and BIRD on it (a plain configure also cancels a pending
-        undo); retried while BIRD or the session stalls, then read back."""
+        undo); retried while BIRD or the session stalls, then read back. ``leftover``: a new
+        file that may not have been renamed, removed."""
         target = t.target
 
         def step() -> None:
+            if leftover is not None:
+                check(t, f"rm -f -- {shell([leftover])}", "removing the new file")
             if had_prev and t.read(target.config + PREV) is not None:
                 t.rename(target.config + PREV, target.config)
             _birdc(t, "configure", f'"{target.config}"', what="birdc configure")

@@ -290,10 +290,13 @@ def _wanted_routes(text: str | None) -> dict[tuple[str, str], str]:
     return {(e["family"], e["prefix"]): e.get("next_hop", "") for e in entries}
 
 
-def _reconcile(t: Transport, wanted: dict[tuple[str, str], str]) -> None:
-    """gobgpd's originated routes made ``wanted``: one read, then every withdrawal and
-    announcement in one command (stopping at the first that fails)."""
-    have = _local_routes(t)
+def _reconcile(t: Transport, wanted: dict[tuple[str, str], str],
+               have: dict[tuple[str, str], str] | None = None) -> None:
+    """gobgpd's originated routes made ``wanted``: one read (``have``: known without one, as
+    right after a restart: gobgpd keeps originated routes in memory only), then every
+    withdrawal and announcement in one command (stopping at the first that fails)."""
+    if have is None:
+        have = _local_routes(t)
     argv = _gobgp_argv(t.target)
     steps = [shell([*argv, "global", "rib", "del", "-a", fam, prefix])
              for (fam, prefix), nh in sorted(have.items()) if wanted.get((fam, prefix)) != nh]
@@ -490,17 +493,18 @@ class GobgpdDriver:
             else:
                 _reload(t)
             apart = _settle(t, text)
+            restarted = restart
             if apart and not restart:  # read back: what SIGHUP did not apply, a restart does
                 _restart(t, timeout)
-                apart = drift(t, text)
+                apart, restarted = drift(t, text), True
             if apart:
                 raise DeployFailed(Problem("", target.name, "gobgpd does not run its new "
                                            f"file for {', '.join(apart)}", ""))
-            _reconcile(t, wanted)
+            _reconcile(t, wanted, {} if restarted else None)  # a new gobgpd originates nothing
             wait_sessions(t, read, before, timeout)
         except RemoteError as exc:
             message = redact(exc.problems[0].message, values)
-            self._restore(t, had_file, restart, timeout)
+            self._restore(t, had_file, restart, timeout, leftover=new)
             raise DeployFailed(Problem("", target.name, f"{message}; previous config "
                                        "restored", "")) from None
         return Outcome(Status.CHANGED, p.cost_detail)
@@ -514,13 +518,16 @@ class GobgpdDriver:
         else:  # only routes were reconciled: put back what the previous originate.json says
             _reconcile(t, _wanted_routes(t.read(_originate_path(t.target))))
 
-    def _restore(self, t: Transport, had_file: bool, restart: bool, timeout: float) -> None:
+    def _restore(self, t: Transport, had_file: bool, restart: bool, timeout: float,
+                 leftover: str | None = None) -> None:
         """The previous files back and gobgpd running them, read back; retried while gobgpd
-        or the session stalls."""
+        or the session stalls. ``leftover``: a new file that may not have been renamed."""
         target = t.target
         originate_at = _originate_path(target)
 
         def step() -> None:
+            if leftover is not None:
+                check(t, f"rm -f -- {shell([leftover])}", "removing the new file")
             if had_file and t.read(target.config + PREV) is not None:
                 t.rename(target.config + PREV, target.config)
             if t.read(originate_at + PREV) is not None:
