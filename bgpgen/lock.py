@@ -88,16 +88,27 @@ def lock_target(t: Transport, fabric: str, run: str, what: str) -> None:
                        "since": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": what})
     take = ('mkdir -p "$(dirname -- "$1")" && { (set -C; cat > "$1") 2>/dev/null '
             '|| { cat -- "$1"; exit 3; }; }')
+    create = getattr(t, "create_new", None)  # over SFTP when the transport can: no process
     for _ in range(2):
-        res = t.exec(f"sh -c {shell([take])} bgpgen {shell([TARGET_LOCK])}", stdin=info + "\n")
-        if res.ok:
+        made = create(TARGET_LOCK, info + "\n") if create is not None else None
+        if made:
             return
-        if res.rc != 3:
-            raise LockedError(Problem("", t.target.name, f"cannot take the device lock "
-                                      f"{TARGET_LOCK}: {res.output.strip()[:160]}", ""))
+        if made is False:
+            text = t.read(TARGET_LOCK) or ""
+        else:  # the shell: made with set -C, or the holder's text (exit 3)
+            res = t.exec(f"sh -c {shell([take])} bgpgen {shell([TARGET_LOCK])}",
+                         stdin=info + "\n")
+            if res.ok:
+                return
+            if res.rc != 3:
+                raise LockedError(Problem("", t.target.name, f"cannot take the device lock "
+                                          f"{TARGET_LOCK}: {res.output.strip()[:160]}", ""))
+            text = res.stdout
         try:
-            held = json.loads(res.stdout or "{}")
+            held = json.loads(text or "{}")
         except ValueError:
+            held = {}
+        if not isinstance(held, dict):  # not bgpgen's: shown as another bgpgen's
             held = {}
         if not (held.get("host") == socket.gethostname() and not _alive(held.get("pid"))):
             who = (f"{held.get('command', 'a push')} by {held.get('user')}@{held.get('host')} "
@@ -113,6 +124,9 @@ def lock_target(t: Transport, fabric: str, run: str, what: str) -> None:
 
 def unlock_target(t: Transport, run: str) -> None:
     """Release the device lock if this run holds it."""
+    remove = getattr(t, "remove_if", None)  # over SFTP when the transport can
+    if remove is not None and remove(TARGET_LOCK, json.dumps(run)) is not None:
+        return
     t.exec(f"grep -qF {shell([json.dumps(run)])} {shell([TARGET_LOCK])} 2>/dev/null && "
            f"rm -f {shell([TARGET_LOCK])}; true")
 

@@ -357,12 +357,9 @@ class SshTransport:
         """The write over the SFTP session (no command to start): a new temporary file beside
         ``path`` created 0600 (the mode is given to open(2) itself, so the secret is never
         readable by anyone else, not even for a moment), written, given its owner and its
-        mode, renamed over ``path``. False when the server refuses any of it (a full disk, a read-only file
-        system): nothing is left, and the shell's write says why in words."""
-        from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL
-        from paramiko.sftp import SFTP_FLAG_WRITE, SFTPError
-        from paramiko.sftp_attr import SFTPAttributes
-        from paramiko.sftp_file import SFTPFile
+        mode, renamed over ``path``. False when the server refuses any of it (a full disk, a
+        read-only file system): nothing is left, and the shell's write says why in words."""
+        from paramiko.sftp import SFTPError
 
         ids = None if owner is None else self._owner_ids(owner)
         if owner is not None and ids is None:
@@ -372,15 +369,8 @@ class SshTransport:
         created = False
         try:
             sftp = self._sftp_session()
-            attrs = SFTPAttributes()
-            attrs.st_mode = 0o600
-            kind, msg = sftp._request(CMD_OPEN, tmp, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE
-                                      | SFTP_FLAG_EXCL, attrs)
-            if kind != CMD_HANDLE:
-                return False
+            self._create(sftp, tmp, 0o600, text)  # removes it again if the write fails
             created = True
-            with SFTPFile(sftp, msg.get_binary(), "wb") as fh:
-                fh.write(text.encode())
             if ids is not None:  # the owner first, the mode last (as the shell's write)
                 sftp.chown(tmp, *ids)
             sftp.chmod(tmp, mode)
@@ -398,6 +388,80 @@ class SshTransport:
                 except OSError:
                     pass
             return False
+
+    @staticmethod
+    def _create(sftp: Any, path: str, mode: int, text: str) -> None:
+        """A new file (not there before: O_EXCL) made with ``mode`` by open(2) itself, then
+        ``text`` written into it. OSError (or paramiko's SFTPError) when refused."""
+        from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL
+        from paramiko.sftp import SFTP_FLAG_WRITE, SFTPError
+        from paramiko.sftp_attr import SFTPAttributes
+        from paramiko.sftp_file import SFTPFile
+
+        attrs = SFTPAttributes()
+        attrs.st_mode = mode
+        kind, msg = sftp._request(CMD_OPEN, path, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE
+                                  | SFTP_FLAG_EXCL, attrs)
+        if kind != CMD_HANDLE:
+            raise SFTPError(f"no handle for {path}")
+        fh = SFTPFile(sftp, msg.get_binary(), "wb")
+        try:
+            fh.write(text.encode())
+            fh.close()  # written out here: a full disk says so now
+        except BaseException:
+            for undo in (fh.close, lambda: sftp.remove(path)):  # nothing half-written left
+                try:
+                    undo()
+                except Exception:  # noqa: BLE001 - the first failure is the one raised
+                    pass
+            raise
+
+    def create_new(self, path: str, text: str, mode: int = 0o644) -> bool | None:
+        """Make ``path`` with ``text`` unless it exists (a lock file), over the SFTP session:
+        True when made, False when it was there. None when that cannot be said over SFTP
+        (through sudo, or refused for another reason): the shell is to do it."""
+        from paramiko.sftp import SFTPError
+
+        if self.target.become:
+            return None
+        try:
+            sftp = self._sftp_session()
+            try:
+                self._create(sftp, path, mode, text)
+                return True
+            except (OSError, SFTPError):
+                pass
+            try:  # SFTP says "Failure" for an existing file as for anything else: look
+                sftp.stat(path)
+                return False
+            except (OSError, SFTPError):
+                return None
+        except (EOFError, TimeoutError, _ssh().SSHException) as exc:  # lost or stalled
+            self._broken = True
+            raise RemoteError(Problem("", self.target.name, f"cannot create {path}: "
+                                      f"{' '.join(str(exc).split())[:120] or type(exc).__name__}",
+                                      "")) from None
+
+    def remove_if(self, path: str, needle: str) -> bool | None:
+        """Remove ``path`` if its text holds ``needle`` (this run's own lock), over the SFTP
+        session: True removed, False not (absent, or another's). None: the shell is to do it."""
+        from paramiko.sftp import SFTPError
+
+        if self.target.become:
+            return None
+        text = self.read(path)
+        if text is None or needle not in text:
+            return False
+        try:
+            self._sftp_session().remove(path)
+            return True
+        except (EOFError, TimeoutError, _ssh().SSHException) as exc:  # lost or stalled
+            self._broken = True
+            raise RemoteError(Problem("", self.target.name, f"cannot remove {path}: "
+                                      f"{' '.join(str(exc).split())[:120] or type(exc).__name__}",
+                                      "")) from None
+        except (OSError, SFTPError):
+            return None
 
     def rename(self, src: str, dst: str) -> None:
         if not self.target.become:  # rename(2) over the SFTP session: no command to start
