@@ -292,6 +292,13 @@ class SshTransport:
                                       "deploy as root"))
         return res
 
+    def _lost(self, what: str, exc: BaseException) -> RemoteError:
+        """A session lost or stalled during ``what``: the next step gets a new one."""
+        self._broken = True
+        return RemoteError(Problem("", self.target.name, f"{what}: "
+                                   f"{' '.join(str(exc).split())[:120] or type(exc).__name__}",
+                                   ""))
+
     def _sftp_session(self) -> Any:
         if self._broken:  # a stalled SFTP session is not used again: a new session, new SFTP
             self._reconnect()
@@ -309,10 +316,7 @@ class SshTransport:
             except FileNotFoundError:
                 return None
             except (OSError, EOFError, _ssh().SSHException) as exc:
-                self._broken = True
-                raise RemoteError(Problem("", self.target.name, f"cannot read {path}: "
-                                          f"{' '.join(str(exc).split())[:120] or type(exc).__name__}",
-                                          "")) from None
+                raise self._lost(f"cannot read {path}", exc) from None
         res = self.exec(f"if [ -e {shlex.quote(path)} ]; then cat -- {shlex.quote(path)}; "
                         "else exit 3; fi")
         if res.rc == 3:
@@ -377,10 +381,7 @@ class SshTransport:
             sftp.posix_rename(tmp, path)
             return True
         except (EOFError, TimeoutError, _ssh().SSHException) as exc:  # lost or stalled
-            self._broken = True
-            raise RemoteError(Problem("", self.target.name, f"cannot write {path}: "
-                                      f"{' '.join(str(exc).split())[:120] or type(exc).__name__}",
-                                      "")) from None
+            raise self._lost(f"cannot write {path}", exc) from None
         except (OSError, SFTPError):
             if created:
                 try:
@@ -437,10 +438,7 @@ class SshTransport:
             except (OSError, SFTPError):
                 return None
         except (EOFError, TimeoutError, _ssh().SSHException) as exc:  # lost or stalled
-            self._broken = True
-            raise RemoteError(Problem("", self.target.name, f"cannot create {path}: "
-                                      f"{' '.join(str(exc).split())[:120] or type(exc).__name__}",
-                                      "")) from None
+            raise self._lost(f"cannot create {path}", exc) from None
 
     def remove_if(self, path: str, needle: str) -> bool | None:
         """Remove ``path`` if its text holds ``needle`` (this run's own lock), over the SFTP
@@ -456,10 +454,7 @@ class SshTransport:
             self._sftp_session().remove(path)
             return True
         except (EOFError, TimeoutError, _ssh().SSHException) as exc:  # lost or stalled
-            self._broken = True
-            raise RemoteError(Problem("", self.target.name, f"cannot remove {path}: "
-                                      f"{' '.join(str(exc).split())[:120] or type(exc).__name__}",
-                                      "")) from None
+            raise self._lost(f"cannot remove {path}", exc) from None
         except (OSError, SFTPError):
             return None
 
@@ -469,10 +464,7 @@ class SshTransport:
                 self._sftp_session().posix_rename(src, dst)
                 return
             except (EOFError, TimeoutError, _ssh().SSHException) as exc:  # lost or stalled
-                self._broken = True
-                raise RemoteError(Problem("", self.target.name, f"cannot rename {src}: "
-                                          f"{' '.join(str(exc).split())[:120] or type(exc).__name__}",
-                                          "")) from None
+                raise self._lost(f"cannot rename {src}", exc) from None
             except OSError:  # refused (another filesystem, permissions): mv says why
                 pass
         check(self, f"mv -f -- {shlex.quote(src)} {shlex.quote(dst)}", f"rename of {src}")
