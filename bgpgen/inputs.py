@@ -32,23 +32,24 @@ def digests(fabric: Fabric, templates: str, devices: list[Device] | None = None)
     """Each device's input digest (``templates`` from :func:`templates_digest`): the device, its
     sessions and the devices at their other ends, which is all a platform's context may read (the
     platform contract). Model objects print deterministically (frozen dataclasses of scalars,
-    tuples, enums and addresses); each is printed once per run, however many devices share it."""
-    memo: dict[int, str] = {}  # by id: every object here lives in ``fabric`` for the whole call
+    tuples, enums and addresses); each is printed and hashed once per run, however many devices
+    share it, and only its hash is kept (the printed texts of a 100,000-node fleet took 180 MB)."""
+    memo: dict[int, bytes] = {}  # by id: every object here lives in ``fabric`` for the whole call
 
-    def text(o: object) -> str:
-        t = memo.get(id(o))
-        if t is None:
-            t = memo[id(o)] = repr(o)
-        return t
+    def part(o: object) -> bytes:
+        h = memo.get(id(o))
+        if h is None:
+            h = memo[id(o)] = hashlib.sha256(repr(o).encode()).digest()
+        return h
 
     out = {}
-    head = f"{templates}\0{fabric.name!r}"
+    head = f"{templates}\0{fabric.name!r}".encode()
     for d in fabric.devices if devices is None else devices:
-        parts = [head, text(d)]
+        parts = [head, part(d)]
         for s in fabric.sessions_of(d.name):
-            parts.append(text(s))
-            parts.append(text(fabric.device(s.switch if s.node == d.name else s.node)))
-        out[d.name] = hashlib.sha256("\0".join(parts).encode()).hexdigest()
+            parts.append(part(s))
+            parts.append(part(fabric.device(s.switch if s.node == d.name else s.node)))
+        out[d.name] = hashlib.sha256(b"".join(parts)).hexdigest()
     return out
 
 

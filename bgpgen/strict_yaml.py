@@ -48,7 +48,10 @@ def _line(node: yaml.Node) -> int:
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, free: bool = False) -> None:
+        #: let go of each node once built (only in a document without anchors: an aliased node
+        #: is built again from the same node objects)
+        self.free = free
         self.values = 0  # built inside an alias (a value written once, built again)
         self.inside = 0  # how many aliases the current value is inside
         self.aliases = 0
@@ -83,7 +86,12 @@ class _Builder:
         self.active.add(key)
         try:
             if isinstance(node, yaml.SequenceNode):
-                return [self.build(item, depth + 1) for item in node.value]
+                items, out = node.value, []
+                for i, item in enumerate(items):
+                    out.append(self.build(item, depth + 1))
+                    if self.free:  # see _mapping
+                        items[i] = None
+                return out
             assert isinstance(node, yaml.MappingNode)
             return self._mapping(node, depth)
         finally:
@@ -95,7 +103,13 @@ class _Builder:
         out: dict[Any, Any] = {}
         lines: dict[Any, int] = {}
         merged: dict[Any, Any] = {}
-        for k, v in node.value:
+        pairs = node.value
+        for i, (k, v) in enumerate(pairs):
+            if self.free:
+                # Let go of the nodes as they are built: a large file's node graph (a mark
+                # object per scalar) shrinks while its values grow, instead of both held at
+                # their fullest.
+                pairs[i] = None
             if k.tag == _MERGE:
                 for source in v.value if isinstance(v, yaml.SequenceNode) else [v]:
                     value = self.build(source, depth + 1)
@@ -149,7 +163,13 @@ def _octal(text: str) -> str:
         return "not even a valid one"
 
 
-def load(stream: Any, loader: type) -> Any:
+#: what could start an anchor or an alias (also text that merely looks like one, inside quotes:
+#: then the nodes are kept, which is only slower)
+_ANCHOR_OR_ALIAS = re.compile(rb"(?:^|[\s,\[{])[&*]\S", re.M)
+
+
+def load(stream: bytes | str, loader: type) -> Any:
     """Compose with ``loader`` (libyaml's), then build strictly."""
     node = yaml.compose(stream, Loader=loader)
-    return None if node is None else _Builder().build(node)
+    free = not _ANCHOR_OR_ALIAS.search(stream.encode() if isinstance(stream, str) else stream)
+    return None if node is None else _Builder(free).build(node)

@@ -389,3 +389,20 @@ def test_aliases_are_bounded_but_a_large_written_out_document_is_not(
            "c: [*b, *b, *b]\n"
     with pytest.raises(strict_yaml.StrictYamlError, match="expands to more than 100"):
         strict_yaml.load(bomb, _Loader)
+
+
+def test_nodes_let_go_while_building_give_the_same_values() -> None:
+    """A file without anchors is built letting go of each node as it is built (memory); the
+    values are the same as when every node is kept, and a file with anchors keeps them."""
+    import yaml
+
+    from bgpgen import strict_yaml
+    from bgpgen.loader import _Loader
+    files = [f for inv in EXAMPLES.values() for f in sorted(inv.glob("*.yaml"))]
+    assert files
+    for f in files:
+        data = f.read_bytes()
+        kept = strict_yaml._Builder(free=False).build(yaml.compose(data, Loader=_Loader))
+        assert strict_yaml.load(data, _Loader) == kept, f
+    assert strict_yaml._ANCHOR_OR_ALIAS.search(b"a: &x [1]\nb: *x\n")
+    assert not strict_yaml._ANCHOR_OR_ALIAS.search(b"a: [1]\nb: 'x&y'\n")
