@@ -211,6 +211,7 @@ def load(root: Path | str) -> tuple[dict[str, Any], Source]:
             continue
         for key, value in data.items():
             _merge(doc, src, file, key, value, problems)
+    parse_cache.prune()
     if problems:
         raise InventoryError(problems)
     return doc, src

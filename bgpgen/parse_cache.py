@@ -7,7 +7,8 @@ and bgpgen's version), in ``$BGPGEN_CACHE_DIR`` or ``$XDG_CACHE_HOME/bgpgen`` (`
 The directory is created 0700 and used only when it belongs to the user and nobody else can
 write to it; ``BGPGEN_CACHE_DIR=off`` turns the cache off. A failure to read or write the cache
 is never an error: the file is parsed as if there were no cache. The oldest entries go when there
-are more than :data:`MAX_ENTRIES`.
+are more than :data:`MAX_ENTRIES`, once per inventory load (:func:`prune`), never one that load
+used: an inventory split into more files than the limit still finds all of its own.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from . import __version__
 
 FORMAT = b"bgpgen-parse-cache 1"
-MAX_ENTRIES = 512
+MAX_ENTRIES = 8192  # a 100,000-node fleet with a file per rack has 2,500 files
 _MISSING = object()
 
 
@@ -55,6 +56,7 @@ def load(data: bytes, parse: Callable[[bytes], Any]) -> Any:
     if where is None:
         return parse(data)
     key = hashlib.sha256(FORMAT + __version__.encode() + b"\0" + data).hexdigest()
+    _USED.add(key)
     entry = where / key
     value = _read(entry)
     if value is not _MISSING:
@@ -82,21 +84,36 @@ def _write(where: Path, entry: Path, value: Any) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(blob)
         os.replace(tmp, entry)
-        _prune(where)
+        _WRITTEN.add(str(where))
     except OSError:
         return
 
 
-def _prune(where: Path) -> None:
-    entries = [e for e in os.scandir(where) if not e.name.startswith(".")]
-    if len(entries) <= MAX_ENTRIES:
-        return
-    entries.sort(key=lambda e: e.stat().st_mtime)
-    for e in entries[: len(entries) - MAX_ENTRIES]:
+_USED: set[str] = set()  #: entries read or written since the last prune (one inventory load)
+_WRITTEN: set[str] = set()  #: cache directories written since the last prune
+
+
+def prune() -> None:
+    """Keep the cache within :data:`MAX_ENTRIES` after an inventory load that wrote to it: the
+    oldest entries go first, none that this load used. One directory scan per load."""
+    used = set(_USED)
+    _USED.clear()
+    while _WRITTEN:
+        where = _WRITTEN.pop()
         try:
-            os.unlink(e.path)
+            entries = [e for e in os.scandir(where)
+                       if not e.name.startswith(".") and e.name not in used]
+            extra = len(entries) + len(used) - MAX_ENTRIES
+            if extra <= 0:
+                continue
+            entries.sort(key=lambda e: e.stat().st_mtime)
         except OSError:
-            pass
+            continue
+        for e in entries[:extra]:
+            try:
+                os.unlink(e.path)
+            except OSError:
+                pass
 
 
-__all__ = ["directory", "load"]
+__all__ = ["directory", "load", "prune"]

@@ -406,3 +406,37 @@ def test_nodes_let_go_while_building_give_the_same_values() -> None:
         assert strict_yaml.load(data, _Loader) == kept, f
     assert strict_yaml._ANCHOR_OR_ALIAS.search(b"a: &x [1]\nb: *x\n")
     assert not strict_yaml._ANCHOR_OR_ALIAS.search(b"a: [1]\nb: 'x&y'\n")
+
+
+def test_the_parse_cache_keeps_what_the_inventory_uses(tmp_path: Path, secret_env: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """An inventory of more files than the cache holds still finds all of its own files there
+    the next time; another inventory's entries are pruned down to the limit."""
+    from bgpgen import parse_cache, strict_yaml
+    from bgpgen.validate import load_fabric
+
+    from .lab_helpers import changed_inventory
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("BGPGEN_CACHE_DIR", str(cache))
+    monkeypatch.setattr(parse_cache, "MAX_ENTRIES", 1)
+    parsed: list[int] = []
+    real = strict_yaml.load
+
+    def counting(stream: object, loader: type) -> object:
+        parsed.append(1)
+        return real(stream, loader)
+
+    monkeypatch.setattr(strict_yaml, "load", counting)
+    inv = changed_inventory(tmp_path)
+    files = len(list(inv.glob("*.yaml")))
+    assert files > 1
+    load_fabric(inv)
+    assert len(parsed) == files and len(list((cache / "parsed").iterdir())) == files
+    load_fabric(inv)
+    assert len(parsed) == files  # every file from the cache, none pruned by its own load
+    (inv / "nodes.yaml").write_text((inv / "nodes.yaml").read_text() + "\n# edited\n")
+    load_fabric(inv)
+    assert len(parsed) == files + 1
+    # the old nodes.yaml entry was not used by this load: pruned down to the limit (the
+    # entries this load used stay)
+    assert len(list((cache / "parsed").iterdir())) == files
