@@ -341,18 +341,9 @@ def test_diff_against_a_build_with_secret_values(platform: str, tmp_path: Path, 
     assert tor["cost"] in ("soft", "soft reset"), tor
 
 
-def test_parsed_files_are_cached_by_their_bytes(tmp_path: Path, secret_env: str,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """An unchanged file is not parsed again; a changed one is; a damaged cache entry is
-    parsed again (never an error); a cache directory others can write to is not used."""
-    import os
-
-    from bgpgen import parse_cache, strict_yaml
-    from bgpgen.validate import load_fabric
-
-    from .lab_helpers import changed_inventory
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("BGPGEN_CACHE_DIR", str(cache))
+def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one each time an inventory file is really parsed."""
+    from bgpgen import strict_yaml
     parsed: list[int] = []
     real = strict_yaml.load
 
@@ -361,6 +352,22 @@ def test_parsed_files_are_cached_by_their_bytes(tmp_path: Path, secret_env: str,
         return real(stream, loader)
 
     monkeypatch.setattr(strict_yaml, "load", counting)
+    return parsed
+
+
+def test_parsed_files_are_cached_by_their_bytes(tmp_path: Path, secret_env: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unchanged file is not parsed again; a changed one is; a damaged cache entry is
+    parsed again (never an error); a cache directory others can write to is not used."""
+    import os
+
+    from bgpgen import parse_cache
+    from bgpgen.validate import load_fabric
+
+    from .lab_helpers import changed_inventory
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("BGPGEN_CACHE_DIR", str(cache))
+    parsed = _count_parses(monkeypatch)
     inv = changed_inventory(tmp_path)
     first = load_fabric(inv)
     files = len(list(inv.glob("*.yaml")))
@@ -412,21 +419,14 @@ def test_the_parse_cache_keeps_what_the_inventory_uses(tmp_path: Path, secret_en
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """An inventory of more files than the cache holds still finds all of its own files there
     the next time; another inventory's entries are pruned down to the limit."""
-    from bgpgen import parse_cache, strict_yaml
+    from bgpgen import parse_cache
     from bgpgen.validate import load_fabric
 
     from .lab_helpers import changed_inventory
     cache = tmp_path / "cache"
     monkeypatch.setenv("BGPGEN_CACHE_DIR", str(cache))
     monkeypatch.setattr(parse_cache, "MAX_ENTRIES", 1)
-    parsed: list[int] = []
-    real = strict_yaml.load
-
-    def counting(stream: object, loader: type) -> object:
-        parsed.append(1)
-        return real(stream, loader)
-
-    monkeypatch.setattr(strict_yaml, "load", counting)
+    parsed = _count_parses(monkeypatch)
     inv = changed_inventory(tmp_path)
     files = len(list(inv.glob("*.yaml")))
     assert files > 1
