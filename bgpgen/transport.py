@@ -92,11 +92,6 @@ def check(t: Transport, command: str, what: str, timeout: float | None = None) -
     return res.stdout
 
 
-def copy(t: Transport, src: str, dst: str) -> None:
-    """Copy a file on the device, keeping its mode and owner (a backup)."""
-    check(t, f"cp -p {shlex.quote(src)} {shlex.quote(dst)}", f"backup of {src}")
-
-
 class BecomeError(RemoteError):
     """sudo asks for a password (or refuses) on a device."""
 

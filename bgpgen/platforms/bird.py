@@ -269,13 +269,11 @@ def _running(t: Transport, said: str | None = None) -> tuple[str | None, str]:
     came with another command)."""
     if said is None:
         res = t.exec(_status(t.target))
-        said = res.stdout if res.ok else None
-        if said is None or not said.startswith("BIRD "):
-            raise RemoteError(Problem("", t.target.name, "birdc does not answer: "
-                                      + (res.output.strip()[:160] or f"exit {res.rc}"), ""))
-    elif not said.startswith("BIRD "):
-        raise RemoteError(Problem("", t.target.name, "birdc does not answer: "
-                                  + (said.strip()[:160] or "no output"), ""))
+        said, got = (res.stdout if res.ok else ""), res.output.strip() or f"exit {res.rc}"
+    else:
+        got = said.strip() or "no output"
+    if not said.startswith("BIRD "):
+        raise RemoteError(Problem("", t.target.name, f"birdc does not answer: {got[:160]}", ""))
     return _running_mark(said)
 
 
