@@ -8,6 +8,7 @@ and prefixes do not overlap (one sorted sweep, never pairwise).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 from . import asn as asnlib
@@ -38,6 +39,27 @@ class Parts:
     spines: list[Switch] = field(default_factory=list)
     nodes: list[tuple[int, Node]] = field(default_factory=list)
     sessions: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    context: NodeContext | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeContext:
+    """Everything besides its own entry that a node is assembled from: the node groups (raw,
+    by name, with their index), the fabric's management defaults (raw), the profiles, the
+    declared racks and the default profile. Kept by :mod:`bgpgen.model_cache` to assemble the
+    nodes of an edited file alone."""
+
+    groups: dict[str, tuple[int, dict[str, Any]]]
+    mgmt_defaults: dict[str, Any]
+    profiles: dict[str, Profile]
+    racks: frozenset[str]
+    default_profile: str
+
+
+def node(i: int, raw: dict[str, Any], ctx: NodeContext, out: Collector) -> Node:
+    """One schema-valid node entry (``nodes[i]``) as a :class:`Node`, its problems in ``out``."""
+    refs = _Refs(out, ctx.profiles, set(ctx.racks), ctx.default_profile)
+    return _node(i, raw, ctx.groups, ctx.mgmt_defaults, refs)
 
 
 def build(doc: dict[str, Any], out: Collector) -> Parts | None:
@@ -64,10 +86,9 @@ def build(doc: dict[str, Any], out: Collector) -> Parts | None:
         if sw is not None:
             parts.switches.append((i, sw))
     groups = _groups(doc.get("node_groups", []), refs)
+    parts.context = NodeContext(groups, mgmt_defaults, profiles, frozenset(racks), default)
     for i, raw in enumerate(doc["nodes"]):
-        node = _node(i, raw, groups, mgmt_defaults, refs)
-        if node is not None:
-            parts.nodes.append((i, node))
+        parts.nodes.append((i, _node(i, raw, groups, mgmt_defaults, refs)))
     parts.sessions = list(enumerate(doc.get("sessions", [])))
     _unique(parts, out)
     _check_prefixes(parts, out)
@@ -370,7 +391,7 @@ def _groups(raw: list[dict[str, Any]], refs: _Refs) -> dict[str, tuple[int, dict
 
 
 def _node(i: int, raw: dict[str, Any], groups: dict[str, tuple[int, dict[str, Any]]],
-          mgmt_defaults: dict[str, Any], refs: _Refs) -> Node | None:
+          mgmt_defaults: dict[str, Any], refs: _Refs) -> Node:
     path: PathT = ("nodes", i)
     out = refs.out
     group: dict[str, Any] = {}
@@ -446,7 +467,6 @@ def _unique(parts: Parts, out: Collector) -> None:
 def _check_prefixes(parts: Parts, out: Collector) -> None:
     """Pod CIDRs in the cluster, of the right length, and no forbidden overlaps (sorted sweeps)."""
     c = parts.cluster
-    masks = dict(c.node_mask)
     shared: list[Tagged[PathT]] = []
     shared += [Tagged(n, ("cluster", "pod_cidrs", i)) for i, n in enumerate(c.pod_cidrs)]
     shared += [Tagged(n, ("cluster", "service_cidrs", i)) for i, n in enumerate(c.service_cidrs)]
@@ -462,25 +482,54 @@ def _check_prefixes(parts: Parts, out: Collector) -> None:
         out.add(b.tag, f"{b.net} overlaps {a.net} ({out.where(a.tag)})",
                 "pod, service, VIP and peering ranges must be disjoint")
     pods: list[Tagged[PathT]] = []
-    cluster = [(cp.version, *span(cp)) for cp in c.pod_cidrs]
     for i, node in parts.nodes:
-        for j, net in enumerate(node.pod_cidrs):
-            path: PathT = ("nodes", i, "pod_cidrs", j)
-            fam = "ipv4" if net.version == 4 else "ipv6"
-            first, last = span(net)
-            if not any(v == net.version and lo <= first and last <= hi for v, lo, hi in cluster):
-                inside = ", ".join(str(p) for p in c.pod_cidrs if p.version == net.version) or "none"
-                out.add(path, f"{net} is not inside a cluster pod CIDR ({inside})",
-                        "pick a prefix inside cluster.pod_cidrs")
-            elif net.prefixlen != masks[fam]:
-                out.add(path, f"{net} is a /{net.prefixlen}, the cluster gives nodes /{masks[fam]}",
-                        f"use a /{masks[fam]} or change cluster.node_mask.{fam}")
-            pods.append(Tagged(net, path))
-        for j, vip in enumerate(node.vips):
-            if not any(vip in p.cidr for p in c.vip_pools):
-                out.add(("nodes", i, "vips", j), f"VIP {vip} is in no VIP pool",
-                        "add it to a pool under cluster.vip_pools or pick an address in one")
+        pods += node_prefixes(i, node, c, out)
     for a, b in overlaps(pods):
         out.add(b.tag, f"pod CIDR {b.net} overlaps {a.net} ({out.where(a.tag)})",
                 "give each node its own pod CIDR")
 
+
+def node_prefixes(i: int, node: Node, c: Cluster, out: Collector) -> list[Tagged[PathT]]:
+    """A node's pod CIDRs, tagged with their place (``nodes[i]``), after the checks that need
+    no other node: inside a cluster pod CIDR, of the cluster's node length; its VIPs in a pool."""
+    masks = dict(c.node_mask)
+    cluster = [(cp.version, *span(cp)) for cp in c.pod_cidrs]
+    pods: list[Tagged[PathT]] = []
+    for j, net in enumerate(node.pod_cidrs):
+        path: PathT = ("nodes", i, "pod_cidrs", j)
+        fam = "ipv4" if net.version == 4 else "ipv6"
+        first, last = span(net)
+        if not any(v == net.version and lo <= first and last <= hi for v, lo, hi in cluster):
+            inside = ", ".join(str(p) for p in c.pod_cidrs if p.version == net.version) or "none"
+            out.add(path, f"{net} is not inside a cluster pod CIDR ({inside})",
+                    "pick a prefix inside cluster.pod_cidrs")
+        elif net.prefixlen != masks[fam]:
+            out.add(path, f"{net} is a /{net.prefixlen}, the cluster gives nodes /{masks[fam]}",
+                    f"use a /{masks[fam]} or change cluster.node_mask.{fam}")
+        pods.append(Tagged(net, path))
+    for j, vip in enumerate(node.vips):
+        if not any(vip in p.cidr for p in c.vip_pools):
+            out.add(("nodes", i, "vips", j), f"VIP {vip} is in no VIP pool",
+                    "add it to a pool under cluster.vip_pools or pick an address in one")
+    return pods
+
+
+def claims(d: Device) -> Iterator[tuple[str, object]]:
+    """What a device must not share with any other (:func:`_unique`'s rules): its name, its
+    router-id, its peering addresses (loopbacks aside) and its management endpoint."""
+    yield "name", d.name
+    if d.router_id:
+        yield "router_id", d.router_id
+    for iface in d.interfaces:
+        if not iface.ip.is_loopback:
+            yield "peering", iface.ip
+    if d.mgmt is not None and d.mgmt.host is not None:
+        yield "mgmt", f"{d.mgmt.host}:{d.mgmt.port}"
+
+
+def peering_subnets(d: Device) -> Iterator[Network]:
+    """The subnets of a device's peering addresses (loopbacks aside), which must not overlap
+    the cluster's ranges or any other subnet (:func:`_check_prefixes`)."""
+    for iface in d.interfaces:
+        if not iface.ip.is_loopback:
+            yield iface.network

@@ -45,15 +45,8 @@ def derive(parts: Parts, out: Collector) -> Fabric:
         explicit_by_node.setdefault(n_name, []).append(s_name)
     sessions: dict[str, Session] = {}
     for i, node in parts.nodes:
-        peers = list(by_rack.get(node.rack or "", []))
-        peers += [switches[s][1] for s in explicit_by_node.get(node.name, [])
-                  if switches[s][1] not in peers]
-        mine: list[Session] = []
-        for sw in peers:
-            mine += _pair(parts, out, (i, node), (switches[sw.name][0], sw),
-                          explicit.get((node.name, sw.name), []))
-        sessions.update((s.id, s) for s in mine)
-        _families_covered(out, i, node, mine)
+        sessions.update((s.id, s) for s in node_sessions(parts, out, i, node, by_rack, switches,
+                                                         explicit, explicit_by_node))
     ordered = tuple(sorted(sessions.values(), key=lambda s: s.id))
     return Fabric(
         name=parts.name, description=parts.description, cluster=parts.cluster,
@@ -64,8 +57,25 @@ def derive(parts: Parts, out: Collector) -> Fabric:
         switches=tuple(sorted((s for _, s in parts.switches), key=lambda d: d.name)),
         spines=tuple(parts.spines),
         nodes=tuple(sorted((n for _, n in parts.nodes), key=lambda d: d.name)),
-        sessions=ordered, routes=_routes(ordered, {n: v[1] for n, v in nodes.items()},
+        sessions=ordered, routes=routes(ordered, {n: v[1] for n, v in nodes.items()},
                                           {n: v[1] for n, v in switches.items()}))
+
+
+def node_sessions(parts: Parts, out: Collector, i: int, node: Node,
+                  by_rack: dict[str, list[Switch]], switches: dict[str, tuple[int, Switch]],
+                  explicit: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]],
+                  explicit_by_node: dict[str, list[str]]) -> list[Session]:
+    """The sessions of one node (``nodes[i]``): with every switch of its rack (``by_rack``, the
+    switches in inventory order) and every switch an explicit entry pairs it with."""
+    peers = list(by_rack.get(node.rack or "", []))
+    peers += [switches[s][1] for s in explicit_by_node.get(node.name, [])
+              if switches[s][1] not in peers]
+    mine: list[Session] = []
+    for sw in peers:
+        mine += _pair(parts, out, (i, node), (switches[sw.name][0], sw),
+                      explicit.get((node.name, sw.name), []))
+    _families_covered(out, i, node, mine)
+    return mine
 
 
 def _profile(parts: Parts, out: Collector, node: tuple[int, Node], sw: tuple[int, Switch],
@@ -227,8 +237,9 @@ def _families_covered(out: Collector, i: int, node: Node, sessions: list[Session
                     "or drop those prefixes")
 
 
-def _routes(sessions: tuple[Session, ...], nodes: dict[str, Node],
+def routes(sessions: tuple[Session, ...], nodes: dict[str, Node],
             switches: dict[str, Switch]) -> tuple[Route, ...]:
+    """Every route the sessions' ends are expected to hold, sorted by who sees it."""
     routes: list[Route] = []
     clients: dict[tuple[str, str], list[Session]] = {}
     for s in sessions:

@@ -31,9 +31,20 @@ def templates_digest(*dirs: Path) -> str:
 def digests(fabric: Fabric, templates: str, devices: list[Device] | None = None) -> dict[str, str]:
     """Each device's input digest (``templates`` from :func:`templates_digest`): the device, its
     sessions and the devices at their other ends, which is all a platform's context may read (the
-    platform contract). Model objects print deterministically (frozen dataclasses of scalars,
-    tuples, enums and addresses); each is printed and hashed once per run, however many devices
-    share it, and only its hash is kept (the printed texts of a 100,000-node fleet took 180 MB)."""
+    platform contract), then the templates' digest."""
+    head = templates.encode()
+    inner = fabric_digests(fabric, devices)
+    return {d.name: hashlib.sha256(head + inner[d.name]).hexdigest()
+            for d in (fabric.devices if devices is None else devices)}
+
+
+def fabric_digests(fabric: Fabric, devices: list[Device] | None = None) -> dict[str, bytes]:
+    """Each device's digest of its part of the model (all devices, or ``devices``), kept in
+    ``fabric.inputs``: computed once per model, and kept with it by :mod:`bgpgen.model_cache`.
+
+    Model objects print deterministically (frozen dataclasses of scalars, tuples, enums and
+    addresses); each is printed and hashed once per run, however many devices share it, and only
+    its hash is kept (the printed texts of a 100,000-node fleet took 180 MB)."""
     memo: dict[int, bytes] = {}  # by id: every object here lives in ``fabric`` for the whole call
 
     def part(o: object) -> bytes:
@@ -42,15 +53,17 @@ def digests(fabric: Fabric, templates: str, devices: list[Device] | None = None)
             h = memo[id(o)] = hashlib.sha256(repr(o).encode()).digest()
         return h
 
-    out = {}
-    head = f"{templates}\0{fabric.name!r}".encode()
+    out = fabric.inputs
+    head = repr(fabric.name).encode()
     for d in fabric.devices if devices is None else devices:
+        if d.name in out:
+            continue
         parts = [head, part(d)]
         for s in fabric.sessions_of(d.name):
             parts.append(part(s))
             parts.append(part(fabric.device(s.switch if s.node == d.name else s.node)))
-        out[d.name] = hashlib.sha256(b"".join(parts)).hexdigest()
+        out[d.name] = hashlib.sha256(b"".join(parts)).digest()
     return out
 
 
-__all__ = ["digests", "templates_digest"]
+__all__ = ["digests", "fabric_digests", "templates_digest"]

@@ -62,6 +62,8 @@ class Source:
     single: dict[str, Path] = field(default_factory=dict)
     named: dict[tuple[str, str], Path] = field(default_factory=dict)
     items: dict[str, list[tuple[Path, int]]] = field(default_factory=dict)
+    #: each file's top-level keys (None: its top level is not a mapping)
+    keys: dict[Path, tuple[Any, ...] | None] = field(default_factory=dict)
 
     def locate(self, path: PathT) -> tuple[Path | None, PathT]:
         """Map a path in the merged document to (file, path inside that file)."""
@@ -121,14 +123,20 @@ def line_of(file: Path, path: PathT) -> int | None:
     return line
 
 
-def _read(file: Path) -> Any:
+def read_bytes(file: Path) -> bytes:
+    """An inventory file's bytes (refused over :data:`MAX_FILE_BYTES`)."""
     size = file.stat().st_size
     if size > MAX_FILE_BYTES:
         raise InventoryError(Problem(str(file), "", f"file is {size} bytes, over the "
                                      f"{MAX_FILE_BYTES // 2**20} MiB limit",
                                      "split the inventory into smaller files"))
+    return file.read_bytes()
+
+
+def _read(file: Path, data: bytes | None = None) -> Any:
+    if data is None:
+        data = read_bytes(file)
     try:
-        data = file.read_bytes()
         return parse_cache.load(data, lambda b: strict_yaml.load(b, _Loader))
     except strict_yaml.StrictYamlError as exc:
         raise InventoryError(Problem(str(file), "", exc.message, exc.hint, exc.line)) from None
@@ -147,9 +155,10 @@ def _read(file: Path) -> Any:
                                      "inventory files are UTF-8 YAML mappings")) from None
 
 
-def read_file(file: Path) -> Any:
-    """One inventory file's value, read strictly (one-line errors with file and line)."""
-    return _read(file)
+def read_file(file: Path, data: bytes | None = None) -> Any:
+    """One inventory file's value (from ``data``, its bytes, when they were read already),
+    read strictly (one-line errors with file and line)."""
+    return _read(file, data)
 
 
 def inventory_files(root: Path) -> list[Path]:
@@ -194,14 +203,17 @@ def inventory_files(root: Path) -> list[Path]:
     return files
 
 
-def load(root: Path | str) -> tuple[dict[str, Any], Source]:
-    """Read and merge an inventory directory. Raises :class:`InventoryError` on any problem."""
+def load(root: Path | str, blobs: dict[Path, bytes] | None = None
+         ) -> tuple[dict[str, Any], Source]:
+    """Read and merge an inventory directory (``blobs``: files' bytes read already). Raises
+    :class:`InventoryError` on any problem."""
     root = Path(root)
-    src = Source(root=root, files=inventory_files(root))
+    src = Source(root=root, files=inventory_files(root) if blobs is None else list(blobs))
     doc: dict[str, Any] = {}
     problems: list[Problem] = []
     for file in src.files:
-        data = _read(file)
+        data = _read(file, None if blobs is None else blobs[file])
+        src.keys[file] = tuple(data) if isinstance(data, dict) else () if data is None else None
         if data is None:
             continue
         if not isinstance(data, dict):

@@ -244,6 +244,9 @@ class Fabric:
                                                    compare=False, repr=False)
     _routes_by: dict[str, list[Route]] = field(default_factory=dict, init=False, compare=False,
                                                repr=False)
+    #: each device's input digest before the templates' part (:mod:`bgpgen.inputs` fills it,
+    #: :mod:`bgpgen.model_cache` keeps it with the model, so unchanged devices are not hashed)
+    inputs: dict[str, bytes] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._by_name.update({d.name: d for d in (*self.switches, *self.nodes)})

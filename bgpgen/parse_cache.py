@@ -29,8 +29,9 @@ MAX_ENTRIES = 8192  # a 100,000-node fleet with a file per rack has 2,500 files
 _MISSING = object()
 
 
-def directory() -> Path | None:
-    """The cache directory, made if needed; None when off or not safe to use."""
+def directory(part: str = "parsed") -> Path | None:
+    """The cache directory (``part`` of it: ``parsed`` here, ``models`` for
+    :mod:`bgpgen.model_cache`), made if needed; None when off or not safe to use."""
     where = os.environ.get("BGPGEN_CACHE_DIR")
     if where == "off":
         return None
@@ -39,7 +40,7 @@ def directory() -> Path | None:
     else:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         path = Path(base) / "bgpgen"
-    path = path / "parsed"
+    path = path / part
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = os.stat(path)

@@ -13,7 +13,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from . import assemble, derive, gctune
+from . import assemble, derive, gctune, model_cache
 from .errors import InventoryError
 from .loader import PathT, Source, format_path, load
 from .model import Fabric, Role
@@ -138,13 +138,16 @@ def _no_secret_tokens(value: Any, path: PathT, out: Collector) -> None:
 
 
 def load_fabric(inventory: Path | str) -> Fabric:
-    """Load, validate and model an inventory directory; derive its sessions and routes."""
+    """Load, validate and model an inventory directory; derive its sessions and routes. Where
+    only files of nodes changed since the last load, the last model is patched instead
+    (:mod:`bgpgen.model_cache`; the same result)."""
     with gctune.paused():
-        return _load_fabric(inventory)
+        return model_cache.load(Path(inventory), build, _entries_ok)
 
 
-def _load_fabric(inventory: Path | str) -> Fabric:
-    doc, source = load(inventory)
+def build(inventory: Path | str, blobs: dict[Path, bytes] | None = None) -> model_cache.Built:
+    """The full build of an inventory (``blobs``: its files' bytes, when read already)."""
+    doc, source = load(inventory, blobs)
     check_schema(doc, source)
     out = Collector(source)
     _no_secret_tokens(doc, (), out)
@@ -154,7 +157,27 @@ def _load_fabric(inventory: Path | str) -> Fabric:
     assert parts is not None
     fabric = derive.derive(parts, out)
     out.raise_if_any()
-    return fabric
+    return model_cache.Built(fabric, parts, source)
 
 
-__all__ = ["InventoryError", "check_schema", "load_fabric"]
+@functools.cache
+def _node_validator() -> Any:
+    schema = inventory_schema()
+    return jsonschema_rs.Draft202012Validator(
+        {"$schema": schema["$schema"], "$defs": schema["$defs"], **schema["properties"]["nodes"]})
+
+
+def _entries_ok(entries: list[Any]) -> bool:
+    """Node entries pass the schema's ``nodes`` and hold no secret token (for a patch: any
+    problem sends the load to the full build, which says where)."""
+    try:
+        if not _node_validator().is_valid(entries):
+            return False
+    except ValueError:  # not JSON-compatible (a key that is not a string)
+        return False
+    out = Collector(Source(root=Path(".")))
+    _no_secret_tokens(entries, ("nodes",), out)
+    return not out.problems
+
+
+__all__ = ["InventoryError", "build", "check_schema", "load_fabric"]

@@ -1,0 +1,305 @@
+"""Incremental model stage: the last model of an inventory directory, kept between runs, so that
+an edit to a few nodes costs a few nodes, not the fleet.
+
+After a full, clean build (:func:`bgpgen.validate.build`) the model is kept as a
+:class:`Snapshot`: the :class:`~bgpgen.model.Fabric` with each device's input digest, the digest
+of every inventory file, the node names of each file that holds only ``nodes:``, and what a node
+is assembled from besides its own entry (:class:`~bgpgen.assemble.NodeContext`). The next load
+compares the files' digests with the snapshot's:
+
+- nothing changed: the snapshot's model is the model;
+- only files that hold nothing but nodes changed (edited, added or removed): the nodes of those
+  files are checked and assembled alone (the schema, the secret tokens, the same builder), the
+  fleet-wide rules are checked against indexes of the other devices (unique names, router-ids,
+  peering and management addresses; peering subnets disjoint from each other and the cluster's
+  ranges; pod CIDRs disjoint), their sessions derived, the routes derived again, and only their
+  devices' and their switches' digests computed again;
+- anything else (a switch, a profile, a group, the fabric or cluster changed; an explicit
+  ``sessions:`` entry names a node that changed; more than :data:`MAX_SHARE` of the nodes
+  changed, and more than :data:`MIN_PATCH` entries; any problem at all): the full build, which reports problems exactly as before.
+
+The result is equal to a full build's (a property test compares the two over random edits). The
+snapshot lives beside the parse cache (same directory rules: the user's own, 0700;
+``BGPGEN_CACHE_DIR=off`` turns both off), named by bgpgen's code and the inventory directory;
+the :data:`KEEP` most recent are kept. A snapshot that cannot be read is ignored.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import hashlib
+import os
+import pickle
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import assemble, derive, inputs, loader, parse_cache
+from .assemble import NodeContext, Parts
+from .errors import InventoryError
+from .loader import Source
+from .model import Device, Fabric, Node, Session, Switch
+from .netutil import span
+from .problems import Collector
+
+FORMAT = b"bgpgen-model 1"
+KEEP = 4  #: snapshots kept (one per inventory directory)
+MAX_SHARE = 0.25  #: beyond this share of the nodes changed, the full build is as quick
+MIN_PATCH = 64  #: node entries a patch may always take (what a small inventory changes at once)
+SAVE_SHARE = 0.02  #: a patch touching more than this share of the nodes is kept as the snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    """One inventory file as the snapshot saw it."""
+
+    digest: bytes
+    #: the names of its nodes when it holds nothing but ``nodes:``; None for any other file
+    nodes: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    files: dict[str, FileState]   #: by file name (files are directly in the directory)
+    fabric: Fabric                #: with ``fabric.inputs`` filled for every device
+    context: NodeContext
+    explicit: frozenset[str]      #: nodes named by explicit ``sessions:`` entries
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """A full build with what the snapshot keeps from it."""
+
+    fabric: Fabric
+    parts: Parts
+    source: Source
+
+
+#: A node entries' check that needs no other entry (the schema, the secret tokens); True: clean.
+EntryCheck = Callable[[list[Any]], bool]
+
+
+def load(root: Path, build: Callable[[Path, dict[Path, bytes] | None], Built],
+         check: EntryCheck) -> Fabric:
+    """The model of the inventory at ``root``: patched from its snapshot when only files of
+    nodes changed, else ``build`` (then kept as the snapshot)."""
+    where = parse_cache.directory("models")
+    if where is None:
+        return build(root, None).fabric
+    files = loader.inventory_files(root)
+    blobs = {f: loader.read_bytes(f) for f in files}
+    digests = {f.name: hashlib.sha256(b).digest() for f, b in blobs.items()}
+    entry = where / _key(root)
+    snap = _read(entry)
+    if snap is not None:
+        patched = _patch(snap, root, blobs, digests, check)
+        if patched is not None:
+            fabric, changed = patched
+            if changed is not None and changed > SAVE_SHARE * len(fabric.nodes):
+                _save(where, entry, dataclasses.replace(snap, fabric=fabric, files=_states(
+                    snap, fabric, blobs, digests)))
+            return fabric
+    built = build(root, blobs)
+    _save(where, entry, _snapshot(built, digests))
+    return built.fabric
+
+
+def _key(root: Path) -> str:
+    h = hashlib.sha256(FORMAT + inputs.templates_digest().encode())
+    h.update(os.path.abspath(root).encode() + b"\0" + str(root).encode())
+    return h.hexdigest()
+
+
+def _snapshot(built: Built, digests: dict[str, bytes]) -> Snapshot:
+    parts, src = built.parts, built.source
+    assert parts.context is not None
+    names: dict[Path, list[str]] = {f: [] for f in src.files}
+    where = src.items.get("nodes", [])
+    for i, node in parts.nodes:
+        names[where[i][0]].append(node.name)
+    files = {f.name: FileState(digests[f.name], tuple(names[f])
+                               if _only_nodes(src.keys.get(f)) else None) for f in src.files}
+    inputs.fabric_digests(built.fabric)
+    return Snapshot(files, built.fabric, parts.context,
+                    frozenset(raw["node"] for _, raw in parts.sessions))
+
+
+def _states(snap: Snapshot, fabric: Fabric, blobs: dict[Path, bytes],
+            digests: dict[str, bytes]) -> dict[str, FileState]:
+    """The file states after a patch (the files patched hold nodes only)."""
+    files = {}
+    for f in blobs:
+        old = snap.files.get(f.name)
+        if old is not None and old.digest == digests[f.name]:
+            files[f.name] = old
+        else:
+            data = loader.read_file(f, blobs[f])  # from the parse cache: read by the patch
+            nodes = data.get("nodes", []) if isinstance(data, dict) else []
+            files[f.name] = FileState(digests[f.name], tuple(n["name"] for n in nodes))
+    return files
+
+
+def _only_nodes(keys: tuple[Any, ...] | None) -> bool:
+    return keys is not None and set(keys) <= {"nodes"}
+
+
+def _patch(snap: Snapshot, root: Path, blobs: dict[Path, bytes], digests: dict[str, bytes],
+           check: EntryCheck) -> tuple[Fabric, int | None] | None:
+    """The snapshot's model with the edited files of nodes taken in, and how many node entries
+    were assembled (None: nothing changed); None when a full build is needed."""
+    fabric = snap.fabric
+    changed = [f for f in blobs if (old := snap.files.get(f.name)) is None
+               or old.digest != digests[f.name]]
+    gone = [name for name in snap.files if name not in digests]
+    if not changed and not gone:
+        return fabric, None
+    removed: set[str] = set()
+    for name in (*(f.name for f in changed), *gone):
+        old = snap.files.get(name)
+        if old is not None:
+            if old.nodes is None:
+                return None
+            removed.update(old.nodes)
+    entries: list[Any] = []
+    for f in changed:
+        try:
+            data = loader.read_file(f, blobs[f])
+        except InventoryError:
+            return None
+        if data is None:
+            continue
+        if not isinstance(data, dict) or not _only_nodes(tuple(data)) \
+                or not isinstance(data.get("nodes", []), list):
+            return None
+        entries += data.get("nodes", [])
+    if len(entries) + len(removed) > max(MAX_SHARE * len(fabric.nodes), MIN_PATCH):
+        return None
+    if not check(entries):
+        return None
+    out = Collector(Source(root=root))
+    new = [assemble.node(i, raw, snap.context, out) for i, raw in enumerate(entries)]
+    names = {n.name for n in new}
+    if out.problems or len(names) < len(new) or snap.explicit & (removed | names):
+        return None
+    kept = [n for n in fabric.nodes if n.name not in removed]
+    others: list[Device] = [*fabric.switches, *kept]
+    if not _unique(others, new) or not _disjoint(fabric, others, kept, new, out):
+        return None
+    sessions = _sessions(fabric, snap.context, new, out)
+    if sessions is None:
+        return None
+    every = tuple(sorted((*(s for s in fabric.sessions if s.node not in removed), *sessions),
+                         key=lambda s: s.id))
+    nodes = tuple(sorted((*kept, *new), key=lambda d: d.name))
+    result = dataclasses.replace(
+        fabric, nodes=nodes, sessions=every,
+        routes=derive.routes(every, {n.name: n for n in nodes},
+                             {s.name: s for s in fabric.switches}))
+    stale = removed | names | {s.switch for s in sessions}
+    stale |= {s.switch for name in removed for s in fabric.sessions_of(name)}
+    result.inputs.update((k, v) for k, v in fabric.inputs.items() if k not in stale)
+    return result, len(entries)
+
+
+def _unique(others: Iterable[Device], new: list[Node]) -> bool:
+    """No new node claims what another device claims (:func:`assemble.claims`)."""
+    taken = {c for d in others for c in assemble.claims(d)}
+    for n in new:
+        mine = set(assemble.claims(n))
+        if mine & taken:
+            return False
+        taken |= mine
+    return True
+
+
+_END = 1 << 129  # past any address
+
+
+def _hits(spans: list[tuple[int, int, int]], item: tuple[int, int, int]) -> bool:
+    """``item`` (version, first, last) overlaps one of ``spans`` (sorted, pairwise disjoint)."""
+    v, first, last = item
+    i = bisect.bisect_right(spans, (v, first, _END))
+    if i > 0 and spans[i - 1][0] == v and spans[i - 1][2] >= first:
+        return True
+    return i < len(spans) and spans[i][0] == v and spans[i][1] <= last
+
+
+def _disjoint(fabric: Fabric, others: list[Device], kept: list[Node], new: list[Node],
+              out: Collector) -> bool:
+    """The rules of :func:`assemble._check_prefixes` for the new nodes, against the others: a
+    peering subnet is one the others have or overlaps nothing shared; pod CIDRs are inside
+    the cluster's, of its node length, and overlap no other; VIPs are in pools."""
+    c = fabric.cluster
+    nets = [*c.pod_cidrs, *c.service_cidrs, *(p.cidr for p in c.vip_pools)]
+    subnets = {n for d in others for n in assemble.peering_subnets(d)}
+    shared: list[tuple[int, int, int]] = sorted({(n.version, *span(n))
+                                                 for n in (*nets, *subnets)})
+    pods: list[tuple[int, int, int]] = sorted((p.version, *span(p))
+                                              for n in kept for p in n.pod_cidrs)
+    for i, n in enumerate(new):
+        for net in set(assemble.peering_subnets(n)):
+            if net in subnets:
+                continue
+            item = (net.version, *span(net))
+            if _hits(shared, item):
+                return False
+            bisect.insort(shared, item)
+            subnets.add(net)
+        for tagged in assemble.node_prefixes(i, n, c, out):
+            item = (tagged.net.version, *span(tagged.net))
+            if _hits(pods, item):
+                return False
+            bisect.insort(pods, item)
+    return not out.problems
+
+
+def _sessions(fabric: Fabric, ctx: NodeContext, new: list[Node],
+              out: Collector) -> list[Session] | None:
+    """The new nodes' sessions (none of them is named by an explicit entry), None on a problem."""
+    switches = {s.name: (0, s) for s in fabric.switches}
+    by_rack: dict[str, list[Switch]] = {}
+    for sw in fabric.switches:
+        if sw.rack is not None:
+            by_rack.setdefault(sw.rack, []).append(sw)
+    parts = Parts(fabric.name, fabric.description, fabric.cluster, ctx.profiles, {}, fabric.racks)
+    found: list[Session] = []
+    for i, n in enumerate(new):
+        found += derive.node_sessions(parts, out, i, n, by_rack, switches, {}, {})
+    return None if out.problems else found
+
+
+def _read(entry: Path) -> Snapshot | None:
+    try:
+        with open(entry, "rb") as fh:
+            snap = pickle.load(fh)
+    except Exception:  # noqa: BLE001 - a cache that cannot be read is no cache, whatever the cause
+        return None
+    return snap if isinstance(snap, Snapshot) else None
+
+
+def _save(where: Path, entry: Path, snap: Snapshot) -> None:
+    """Keep ``snap`` (atomically), and the :data:`KEEP` most recent snapshots; a failure to
+    write is never an error (the next load builds in full)."""
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=where, prefix=".new-")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(snap, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, entry)
+        tmp = None
+        found = sorted((e for e in os.scandir(where) if not e.name.startswith(".")),
+                       key=lambda e: e.stat().st_mtime, reverse=True)
+        for e in found[KEEP:]:
+            os.unlink(e.path)
+    except (OSError, pickle.PicklingError):
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+__all__ = ["Built", "FileState", "KEEP", "Snapshot", "load"]
