@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from . import assemble, derive, inputs, loader, parse_cache
 from .assemble import NodeContext, Parts
 from .errors import InventoryError
@@ -67,6 +69,7 @@ class Snapshot:
     fabric: Fabric                #: with ``fabric.inputs`` filled for every device
     context: NodeContext
     explicit: frozenset[str]      #: nodes named by explicit ``sessions:`` entries
+    entries: dict[str, bytes]     #: each node entry's digest, by name
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,19 +79,20 @@ class Built:
     fabric: Fabric
     parts: Parts
     source: Source
+    entries: dict[str, bytes]     #: each node entry's digest (:func:`entry_digest`), by name
 
 
 #: A node entries' check that needs no other entry (the schema, the secret tokens); True: clean.
 EntryCheck = Callable[[list[Any]], bool]
 
 
-def load(root: Path, build: Callable[[Path, dict[Path, bytes] | None], Built],
+def load(root: Path, build: Callable[[Path, dict[Path, bytes] | None, bool], Built],
          check: EntryCheck) -> Fabric:
     """The model of the inventory at ``root``: patched from its snapshot when only files of
     nodes changed, else ``build`` (then kept as the snapshot)."""
     where = parse_cache.directory("models")
     if where is None:
-        return build(root, None).fabric
+        return build(root, None, False).fabric
     files = loader.inventory_files(root)
     blobs = {f: loader.read_bytes(f) for f in files}
     digests = {f.name: hashlib.sha256(b).digest() for f, b in blobs.items()}
@@ -97,12 +101,13 @@ def load(root: Path, build: Callable[[Path, dict[Path, bytes] | None], Built],
     if snap is not None:
         patched = _patch(snap, root, blobs, digests, check)
         if patched is not None:
-            fabric, changed = patched
-            if changed is not None and changed > SAVE_SHARE * len(fabric.nodes):
-                _save(where, entry, dataclasses.replace(snap, fabric=fabric, files=_states(
-                    snap, fabric, blobs, digests)))
+            fabric, entries, changed = patched
+            if changed > SAVE_SHARE * len(fabric.nodes):
+                _save(where, entry, dataclasses.replace(
+                    snap, fabric=fabric, entries=entries,
+                    files=_states(snap, blobs, digests)))
             return fabric
-    built = build(root, blobs)
+    built = build(root, blobs, True)
     _save(where, entry, _snapshot(built, digests))
     return built.fabric
 
@@ -124,10 +129,19 @@ def _snapshot(built: Built, digests: dict[str, bytes]) -> Snapshot:
                                if _only_nodes(src.keys.get(f)) else None) for f in src.files}
     inputs.fabric_digests(built.fabric)
     return Snapshot(files, built.fabric, parts.context,
-                    frozenset(raw["node"] for _, raw in parts.sessions))
+                    frozenset(raw["node"] for _, raw in parts.sessions), built.entries)
 
 
-def _states(snap: Snapshot, fabric: Fabric, blobs: dict[Path, bytes],
+def entry_digest(raw: Any) -> bytes:
+    """A node entry's digest: its keys sorted, as JSON (an entry JSON cannot hold: no digest
+    any entry has, so it is never taken for another)."""
+    try:
+        return hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).digest()
+    except TypeError:
+        return b""
+
+
+def _states(snap: Snapshot, blobs: dict[Path, bytes],
             digests: dict[str, bytes]) -> dict[str, FileState]:
     """The file states after a patch (the files patched hold nodes only)."""
     files = {}
@@ -147,22 +161,25 @@ def _only_nodes(keys: tuple[Any, ...] | None) -> bool:
 
 
 def _patch(snap: Snapshot, root: Path, blobs: dict[Path, bytes], digests: dict[str, bytes],
-           check: EntryCheck) -> tuple[Fabric, int | None] | None:
-    """The snapshot's model with the edited files of nodes taken in, and how many node entries
-    were assembled (None: nothing changed); None when a full build is needed."""
+           check: EntryCheck) -> tuple[Fabric, dict[str, bytes], int] | None:
+    """The snapshot's model with the edited files of nodes taken in, each node entry's digest,
+    and how many entries were assembled again; None when a full build is needed.
+
+    In an edited file, an entry with the digest the snapshot has for its name is the node the
+    snapshot has (same entry, same context): only the others are checked and assembled."""
     fabric = snap.fabric
     changed = [f for f in blobs if (old := snap.files.get(f.name)) is None
                or old.digest != digests[f.name]]
     gone = [name for name in snap.files if name not in digests]
     if not changed and not gone:
-        return fabric, None
-    removed: set[str] = set()
+        return fabric, snap.entries, 0
+    before: set[str] = set()  # the nodes of the files edited or gone, as they were
     for name in (*(f.name for f in changed), *gone):
         old = snap.files.get(name)
         if old is not None:
             if old.nodes is None:
                 return None
-            removed.update(old.nodes)
+            before.update(old.nodes)
     entries: list[Any] = []
     for f in changed:
         try:
@@ -175,14 +192,26 @@ def _patch(snap: Snapshot, root: Path, blobs: dict[Path, bytes], digests: dict[s
                 or not isinstance(data.get("nodes", []), list):
             return None
         entries += data.get("nodes", [])
-    if len(entries) + len(removed) > max(MAX_SHARE * len(fabric.nodes), MIN_PATCH):
+    same: set[str] = set()
+    fresh: list[tuple[Any, bytes]] = []
+    for raw in entries:
+        d = entry_digest(raw)
+        label = raw.get("name") if isinstance(raw, dict) else None
+        if d and isinstance(label, str) and label in before and label not in same \
+                and snap.entries.get(label) == d:
+            same.add(label)
+        else:
+            fresh.append((raw, d))
+    removed = before - same
+    if len(fresh) + len(removed) > max(MAX_SHARE * len(fabric.nodes), MIN_PATCH):
         return None
-    if not check(entries):
+    if not check([raw for raw, _ in fresh]):
         return None
     out = Collector(Source(root=root))
-    new = [assemble.node(i, raw, snap.context, out) for i, raw in enumerate(entries)]
+    new = [assemble.node(i, raw, snap.context, out) for i, (raw, _) in enumerate(fresh)]
     names = {n.name for n in new}
-    if out.problems or len(names) < len(new) or snap.explicit & (removed | names):
+    if out.problems or len(names) < len(new) or names & same \
+            or snap.explicit & (removed | names):
         return None
     kept = [n for n in fabric.nodes if n.name not in removed]
     others: list[Device] = [*fabric.switches, *kept]
@@ -201,7 +230,9 @@ def _patch(snap: Snapshot, root: Path, blobs: dict[Path, bytes], digests: dict[s
     stale = removed | names | {s.switch for s in sessions}
     stale |= {s.switch for name in removed for s in fabric.sessions_of(name)}
     result.inputs.update((k, v) for k, v in fabric.inputs.items() if k not in stale)
-    return result, len(entries)
+    kept_entries = {k: v for k, v in snap.entries.items() if k not in removed}
+    kept_entries.update((n.name, d) for n, (_, d) in zip(new, fresh))
+    return result, kept_entries, len(fresh)
 
 
 def _unique(others: Iterable[Device], new: list[Node]) -> bool:

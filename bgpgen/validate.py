@@ -145,19 +145,23 @@ def load_fabric(inventory: Path | str) -> Fabric:
         return model_cache.load(Path(inventory), build, _entries_ok)
 
 
-def build(inventory: Path | str, blobs: dict[Path, bytes] | None = None) -> model_cache.Built:
-    """The full build of an inventory (``blobs``: its files' bytes, when read already)."""
+def build(inventory: Path | str, blobs: dict[Path, bytes] | None = None,
+          entries: bool = False) -> model_cache.Built:
+    """The full build of an inventory (``blobs``: its files' bytes, when read already;
+    ``entries``: with each node entry's digest, for :mod:`bgpgen.model_cache`)."""
     doc, source = load(inventory, blobs)
     check_schema(doc, source)
     out = Collector(source)
     _no_secret_tokens(doc, (), out)
     parts = assemble.build(doc, out)
+    digests = {raw["name"]: model_cache.entry_digest(raw) for raw in doc["nodes"]} \
+        if entries and not out.problems else {}
     del doc  # the raw document is not needed any more: freed before the sessions exist
     out.raise_if_any()
     assert parts is not None
     fabric = derive.derive(parts, out)
     out.raise_if_any()
-    return model_cache.Built(fabric, parts, source)
+    return model_cache.Built(fabric, parts, source, digests)
 
 
 @functools.cache

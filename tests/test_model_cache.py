@@ -53,7 +53,7 @@ def _node(r: int, k: int, name: str | None = None) -> dict[str, Any]:
     return n
 
 
-def _inventory() -> Docs:
+def _inventory(split: bool = True) -> Docs:
     fabric = {
         "fabric": {"name": "prop", "profile": "default"},
         "profiles": {"default": {"families": ["ipv4", "ipv6"], "password": "md5",
@@ -79,6 +79,9 @@ def _inventory() -> Docs:
     docs: Docs = {"fabric.yaml": fabric, "switches.yaml": {"switches": switches}}
     for r in range(RACKS):
         docs[f"nodes-r{r}.yaml"] = {"nodes": [_node(r, k) for k in range(PER_RACK)]}
+    if not split:  # one file of every node: only its edited entries are assembled again
+        docs["nodes-all.yaml"] = {"nodes": [n for r in range(RACKS)
+                                            for n in docs.pop(f"nodes-r{r}.yaml")["nodes"]]}
     return docs
 
 
@@ -108,7 +111,8 @@ def _edit(rng: random.Random, docs: Docs, fresh: list[int]) -> str:
                        "peer-subnet", "peer-overlap", "mgmt-taken", "router-id-taken", "rename",
                        "rename-taken", "remove", "add", "move-file", "move-rack", "asn",
                        "asn-reserved", "token", "schema", "vip-outside", "speaker", "switch",
-                       "group", "file-drop", "file-add", "not-only-nodes", "explicit-node"])
+                       "group", "file-drop", "file-add", "not-only-nodes", "explicit-node",
+                       "duplicate"])
     if kind == "pod":
         n["pod_cidrs"][0] = f"10.0.{100 + new % 150}.0/24"
     elif kind == "pod-taken":
@@ -149,6 +153,9 @@ def _edit(rng: random.Random, docs: Docs, fresh: list[int]) -> str:
             docs[f]["nodes"].append(added)
         else:
             docs[f]["nodes"][i] = added
+    elif kind == "duplicate":  # the same entry twice (pasted): its name is taken
+        docs[rng.choice([k for k, d in docs.items() if "nodes" in d])]["nodes"].append(
+            copy.deepcopy(n))
     elif kind == "move-file":
         del docs[f]["nodes"][i]
         target = rng.choice([k for k, d in docs.items() if "nodes" in d])
@@ -171,7 +178,9 @@ def _edit(rng: random.Random, docs: Docs, fresh: list[int]) -> str:
     elif kind == "group":
         docs["fabric.yaml"]["node_groups"][0]["asn"] = 65100 + new % 50
     elif kind == "file-drop":
-        docs.pop(rng.choice([k for k in docs if k.startswith("nodes-")]), None)
+        files = [k for k in docs if k.startswith("nodes-")]
+        if len(files) > 1:  # never the last file of nodes
+            docs.pop(rng.choice(files))
     elif kind == "not-only-nodes":
         docs[f]["profiles"] = {f"extra{new}": {"families": ["ipv4"]}}
     elif kind == "explicit-node":
@@ -196,24 +205,24 @@ def _full(inv: Path) -> Fabric | str:
         os.environ["BGPGEN_CACHE_DIR"] = old
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_a_patched_model_equals_the_full_build(tmp_path: Path, seed: int,
+@pytest.mark.parametrize("seed,split", [(1, True), (2, True), (3, False)])
+def test_a_patched_model_equals_the_full_build(tmp_path: Path, seed: int, split: bool,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BGPGEN_CACHE_DIR", str(tmp_path / "cache"))
-    patched: list[int | None] = []
+    patched: list[int] = []  # node entries assembled again by each patch
     real = model_cache._patch
 
     def counting(*args: Any) -> Any:
         got = real(*args)
         if got is not None:
-            patched.append(got[1])
+            patched.append(got[2])
         return got
 
     monkeypatch.setattr(model_cache, "_patch", counting)
     rng = random.Random(seed)
     inv = tmp_path / "inv"
     inv.mkdir()
-    docs = _inventory()
+    docs = _inventory(split)
     _write(inv, docs)
     assert isinstance(_load(inv), Fabric)  # the inventory as made is clean
     good = copy.deepcopy(docs)
@@ -237,7 +246,7 @@ def test_a_patched_model_equals_the_full_build(tmp_path: Path, seed: int,
             docs = copy.deepcopy(good)  # checked; undone, so that later edits can be patched
         else:
             good = copy.deepcopy(docs)
-    patches = [n for n in patched if n is not None]
+    patches = [n for n in patched if n > 0]
     assert len(patches) >= 15, (len(patches), seen)  # the patch path was really taken
     assert seen.get("problem", 0) >= 20, seen
 
