@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from .frozen import quick_pickle
 from .netutil import Address, Interface, Network, host_network
 
 
@@ -287,3 +288,11 @@ def _unguarded_reprs() -> None:
 
 
 _unguarded_reprs()
+
+for _cls in (SecretRef, Timers, Profile, Mgmt, Node, Uplink, Switch, Session, Route, VipPool,
+             Cluster, Fabric):
+    quick_pickle(_cls)
+
+for _cls in (SecretRef, Timers, Profile, Mgmt, Node, Uplink, Switch, Session, Route, VipPool,
+             Cluster, Fabric):
+    quick_pickle(_cls)

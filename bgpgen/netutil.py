@@ -7,13 +7,16 @@ import ipaddress
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from .frozen import quick_pickle
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 T = TypeVar("T")
 
 
+@quick_pickle
 @dataclass(frozen=True, slots=True)
 class Interface:
     """An address on a link with its subnet. Plain attributes: ``ipaddress``'s interface types
@@ -60,6 +63,9 @@ class _Addr4(ipaddress.IPv4Address):
     def __repr__(self) -> str:
         return f"IPv4Address('{self}')"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _Addr4, (int(self),)  # not its text, parsed again
+
 
 class _Net4(ipaddress.IPv4Network):
     """An IPv4 network that formats itself once."""
@@ -72,6 +78,9 @@ class _Net4(ipaddress.IPv4Network):
 
     def __repr__(self) -> str:
         return f"IPv4Network('{self}')"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _net4, (int(self.network_address), self.prefixlen)  # not its text
 
 
 @functools.lru_cache(maxsize=65536)
@@ -230,7 +239,7 @@ def span(net: Network) -> tuple[int, int]:
     (167772160, 167772163)
     """
     start = int(net.network_address)
-    return start, start + net.num_addresses - 1
+    return start, start + (1 << (net.max_prefixlen - net.prefixlen)) - 1
 
 
 def overlaps(items: Iterable[Tagged[T]]) -> Iterator[tuple[Tagged[T], Tagged[T]]]:

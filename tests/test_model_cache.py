@@ -267,7 +267,12 @@ def test_a_damaged_or_foreign_snapshot_is_no_snapshot(tmp_path: Path,
     built: list[int] = []
     real = model_cache._snapshot
     monkeypatch.setattr(model_cache, "_snapshot", lambda *a: built.append(1) or real(*a))
-    assert load_fabric(inv) == first and built == []  # from the snapshot
+    again = load_fabric(inv)
+    assert again == first and built == []  # from the snapshot, whole: indexes and digests too
+    assert again.inputs == inputs.fabric_digests(first) and len(again.inputs) == 27
+    assert [again.sessions_of(d.name) for d in again.devices] == \
+        [first.sessions_of(d.name) for d in first.devices]
+    assert [n.prefixes("ipv6") for n in again.nodes] == [n.prefixes("ipv6") for n in first.nodes]
     for garbage in (b"", b"\x00garbage", b"\x80\x05K\x01."):  # empty, not a pickle, an int
         entry.write_bytes(garbage)
         assert load_fabric(inv) == first
