@@ -7,6 +7,8 @@ racks, multihop, loopback setups) or override the derived ones (profile, passive
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterable, Iterator
 from dataclasses import fields
 from ipaddress import ip_network
 from typing import Any
@@ -238,25 +240,61 @@ def _families_covered(out: Collector, i: int, node: Node, sessions: list[Session
 
 
 def routes(sessions: tuple[Session, ...], nodes: dict[str, Node],
-            switches: dict[str, Switch]) -> tuple[Route, ...]:
+           switches: dict[str, Switch]) -> tuple[Route, ...]:
     """Every route the sessions' ends are expected to hold, sorted by who sees it."""
-    routes: list[Route] = []
+    clients = _clients(sessions, switches)
+    found = [r for s in sessions for r in _emitted(s, nodes[s.node], clients)]
+    found.sort(key=route_key)
+    return tuple(found)
+
+
+def reroute(before: tuple[Route, ...], sessions: tuple[Session, ...], nodes: dict[str, Node],
+            switches: dict[str, Switch], affected: set[str]) -> tuple[Route, ...]:
+    """:func:`routes` of ``sessions`` from ``before`` (the routes of an earlier set of sessions)
+    where only the sessions of the ``affected`` nodes may differ, and every node that shares a
+    route server with one of them (address family included) is in ``affected`` too: a route is
+    the same as before unless its originating session (the default route's: the one it is
+    sent on) belongs to an affected node."""
+    kept = [r for r in before if (r.seen_by if r.kind == "default" else r.origin) not in affected]
+    mine = [s for s in sessions if s.node in affected]
+    servers = {(s.switch, s.family) for s in mine if spec(switches[s.switch].platform).route_server}
+    clients = _clients((s for s in sessions if (s.switch, s.family) in servers), switches)
+    found = sorted((r for s in mine for r in _emitted(s, nodes[s.node], clients)), key=route_key)
+    if len(found) > 64:
+        kept += found
+        kept.sort(key=route_key)
+    else:
+        for r in found:
+            bisect.insort(kept, r, key=route_key)
+    return tuple(kept)
+
+
+def route_key(r: Route) -> tuple[str, int, int, int, str, str]:
+    """The order of routes: by who sees them, then prefix, originator and session."""
+    return (r.seen_by, r.prefix.version, int(r.prefix.network_address), r.prefix.prefixlen,
+            r.origin, r.session)
+
+
+def _clients(sessions: Iterable[Session],
+             switches: dict[str, Switch]) -> dict[tuple[str, str], list[Session]]:
+    """The sessions of each route server, by address family."""
     clients: dict[tuple[str, str], list[Session]] = {}
     for s in sessions:
         if spec(switches[s.switch].platform).route_server:
             clients.setdefault((s.switch, s.family), []).append(s)
-    for s in sessions:
-        node = nodes[s.node]
-        nh = node.next_hop_for(s.family) or s.node_address
-        for prefix in node.prefixes(s.family):
-            kind = "vip" if node.is_vip(prefix) else "pod"
-            routes.append(Route(prefix, node.name, nh, s.switch, s.id, kind))
-            for other in clients.get((s.switch, s.family), []):
-                if other.node != s.node and other.node_asn != s.node_asn:
-                    routes.append(Route(prefix, node.name, nh, other.node, other.id, kind))
-        if s.profile.default_originate:
-            routes.append(Route(_DEFAULTS[s.family], s.switch, s.switch_address, s.node, s.id,
-                                "default"))
-    routes.sort(key=lambda r: (r.seen_by, r.prefix.version, int(r.prefix.network_address),
-                               r.prefix.prefixlen, r.origin, r.session))
-    return tuple(routes)
+    return clients
+
+
+def _emitted(s: Session, node: Node,
+             clients: dict[tuple[str, str], list[Session]]) -> Iterator[Route]:
+    """The routes one session gives: the node's prefixes to its switch (and, through a route
+    server, to its other clients of another AS), and a default route to the node."""
+    nh = node.next_hop_for(s.family) or s.node_address
+    for prefix in node.prefixes(s.family):
+        kind = "vip" if node.is_vip(prefix) else "pod"
+        yield Route(prefix, node.name, nh, s.switch, s.id, kind)
+        for other in clients.get((s.switch, s.family), []):
+            if other.node != s.node and other.node_asn != s.node_asn:
+                yield Route(prefix, node.name, nh, other.node, other.id, kind)
+    if s.profile.default_originate:
+        yield Route(_DEFAULTS[s.family], s.switch, s.switch_address, s.node, s.id, "default")

@@ -15,13 +15,18 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def paused() -> Iterator[None]:
-    """No cyclic collection inside the block (nests; restores the collector's previous state)."""
+def paused(freeze: bool = False) -> Iterator[None]:
+    """No cyclic collection inside the block (nests; restores the collector's previous state).
+    ``freeze``: what is alive at the end is left out of every later collection first (for a
+    process about to end: the first allocation after the collector is back would otherwise
+    start a collection of everything the block built)."""
     was = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        if freeze:
+            gc.freeze()
         if was:
             gc.enable()
 

@@ -32,7 +32,7 @@ import hashlib
 import os
 import pickle
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,8 @@ from .assemble import NodeContext, Parts
 from .errors import InventoryError
 from .loader import Source
 from .model import Device, Fabric, Node, Session, Switch
-from .netutil import span
+from .netutil import Network, span
+from .platforms import spec
 from .problems import Collector
 
 FORMAT = b"bgpgen-model 1"
@@ -63,6 +64,39 @@ class FileState:
     nodes: tuple[str, ...] | None
 
 
+Span = tuple[int, int, int]  #: (IP version, first address, last address)
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """What the fleet-wide rules check a changed node against, kept with the model: each is
+    a superset of what the model's devices hold (a patch may leave a subnet of a removed node
+    in ``subnets`` and ``shared``: that only sends a later overlapping edit to the full build),
+    except ``claims`` and ``pods``, which are exact (a node edited keeps its own)."""
+
+    claims: frozenset[str]   #: :func:`assemble.claims` of every device, as ``kind NUL value``
+    pods: tuple[Span, ...]   #: every node's pod CIDR, sorted (pairwise disjoint)
+    subnets: frozenset[Span]  #: the peering subnets
+    shared: tuple[Span, ...]  #: the peering subnets and the cluster's ranges, sorted, disjoint
+
+    @classmethod
+    def of(cls, fabric: Fabric) -> Index:
+        c = fabric.cluster
+        nets = [*c.pod_cidrs, *c.service_cidrs, *(p.cidr for p in c.vip_pools)]
+        subnets = {_span(n) for d in fabric.devices for n in assemble.peering_subnets(d)}
+        return cls(frozenset(c for d in fabric.devices for c in _claims(d)),
+                   tuple(sorted(_span(p) for n in fabric.nodes for p in n.pod_cidrs)),
+                   frozenset(subnets), tuple(sorted(subnets | {_span(n) for n in nets})))
+
+
+def _span(net: Network) -> Span:
+    return (net.version, *span(net))
+
+
+def _claims(d: Device) -> set[str]:
+    return {f"{kind}\0{value}" for kind, value in assemble.claims(d)}
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     files: dict[str, FileState]   #: by file name (files are directly in the directory)
@@ -70,6 +104,7 @@ class Snapshot:
     context: NodeContext
     explicit: frozenset[str]      #: nodes named by explicit ``sessions:`` entries
     entries: dict[str, bytes]     #: each node entry's digest, by name
+    index: Index
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +136,10 @@ def load(root: Path, build: Callable[[Path, dict[Path, bytes] | None, bool], Bui
     if snap is not None:
         patched = _patch(snap, root, blobs, digests, check)
         if patched is not None:
-            fabric, entries, changed = patched
+            fabric, entries, index, changed = patched
             if changed > SAVE_SHARE * len(fabric.nodes):
                 _save(where, entry, dataclasses.replace(
-                    snap, fabric=fabric, entries=entries,
+                    snap, fabric=fabric, entries=entries, index=index,
                     files=_states(snap, blobs, digests)))
             return fabric
     built = build(root, blobs, True)
@@ -129,7 +164,8 @@ def _snapshot(built: Built, digests: dict[str, bytes]) -> Snapshot:
                                if _only_nodes(src.keys.get(f)) else None) for f in src.files}
     inputs.fabric_digests(built.fabric)
     return Snapshot(files, built.fabric, parts.context,
-                    frozenset(raw["node"] for _, raw in parts.sessions), built.entries)
+                    frozenset(raw["node"] for _, raw in parts.sessions), built.entries,
+                    Index.of(built.fabric))
 
 
 def entry_digest(raw: Any) -> bytes:
@@ -161,7 +197,7 @@ def _only_nodes(keys: tuple[Any, ...] | None) -> bool:
 
 
 def _patch(snap: Snapshot, root: Path, blobs: dict[Path, bytes], digests: dict[str, bytes],
-           check: EntryCheck) -> tuple[Fabric, dict[str, bytes], int] | None:
+           check: EntryCheck) -> tuple[Fabric, dict[str, bytes], Index, int] | None:
     """The snapshot's model with the edited files of nodes taken in, each node entry's digest,
     and how many entries were assembled again; None when a full build is needed.
 
@@ -172,7 +208,7 @@ def _patch(snap: Snapshot, root: Path, blobs: dict[Path, bytes], digests: dict[s
                or old.digest != digests[f.name]]
     gone = [name for name in snap.files if name not in digests]
     if not changed and not gone:
-        return fabric, snap.entries, 0
+        return fabric, snap.entries, snap.index, 0
     before: set[str] = set()  # the nodes of the files edited or gone, as they were
     for name in (*(f.name for f in changed), *gone):
         old = snap.files.get(name)
@@ -214,8 +250,8 @@ def _patch(snap: Snapshot, root: Path, blobs: dict[Path, bytes], digests: dict[s
             or snap.explicit & (removed | names):
         return None
     kept = [n for n in fabric.nodes if n.name not in removed]
-    others: list[Device] = [*fabric.switches, *kept]
-    if not _unique(others, new) or not _disjoint(fabric, others, kept, new, out):
+    index = _checked(snap.index, fabric, [fabric.device(name) for name in removed], new, out)
+    if index is None:
         return None
     sessions = _sessions(fabric, snap.context, new, out)
     if sessions is None:
@@ -223,33 +259,36 @@ def _patch(snap: Snapshot, root: Path, blobs: dict[Path, bytes], digests: dict[s
     every = tuple(sorted((*(s for s in fabric.sessions if s.node not in removed), *sessions),
                          key=lambda s: s.id))
     nodes = tuple(sorted((*kept, *new), key=lambda d: d.name))
+    switches = {s.name: s for s in fabric.switches}
     result = dataclasses.replace(
         fabric, nodes=nodes, sessions=every,
-        routes=derive.routes(every, {n.name: n for n in nodes},
-                             {s.name: s for s in fabric.switches}))
+        routes=derive.reroute(fabric.routes, every, {n.name: n for n in nodes}, switches,
+                              _affected(fabric, removed, names, sessions)))
     stale = removed | names | {s.switch for s in sessions}
     stale |= {s.switch for name in removed for s in fabric.sessions_of(name)}
     result.inputs.update((k, v) for k, v in fabric.inputs.items() if k not in stale)
     kept_entries = {k: v for k, v in snap.entries.items() if k not in removed}
     kept_entries.update((n.name, d) for n, (_, d) in zip(new, fresh))
-    return result, kept_entries, len(fresh)
+    return result, kept_entries, index, len(fresh)
 
 
-def _unique(others: Iterable[Device], new: list[Node]) -> bool:
-    """No new node claims what another device claims (:func:`assemble.claims`)."""
-    taken = {c for d in others for c in assemble.claims(d)}
-    for n in new:
-        mine = set(assemble.claims(n))
-        if mine & taken:
-            return False
-        taken |= mine
-    return True
+def _affected(fabric: Fabric, removed: set[str], names: set[str],
+              sessions: list[Session]) -> set[str]:
+    """The nodes whose routes may differ (:func:`derive.reroute`): those removed or assembled
+    again, and every client of a route server (and family) one of them had or has a session on."""
+    affected = removed | names
+    servers = {(s.switch, s.family)
+               for s in (*sessions, *(x for n in removed for x in fabric.sessions_of(n)))
+               if spec(fabric.device(s.switch).platform).route_server}
+    for switch, fam in servers:
+        affected.update(s.node for s in fabric.sessions_of(switch) if s.family == fam)
+    return affected
 
 
 _END = 1 << 129  # past any address
 
 
-def _hits(spans: list[tuple[int, int, int]], item: tuple[int, int, int]) -> bool:
+def _hits(spans: list[Span], item: Span) -> bool:
     """``item`` (version, first, last) overlaps one of ``spans`` (sorted, pairwise disjoint)."""
     v, first, last = item
     i = bisect.bisect_right(spans, (v, first, _END))
@@ -258,33 +297,44 @@ def _hits(spans: list[tuple[int, int, int]], item: tuple[int, int, int]) -> bool
     return i < len(spans) and spans[i][0] == v and spans[i][1] <= last
 
 
-def _disjoint(fabric: Fabric, others: list[Device], kept: list[Node], new: list[Node],
-              out: Collector) -> bool:
-    """The rules of :func:`assemble._check_prefixes` for the new nodes, against the others: a
-    peering subnet is one the others have or overlaps nothing shared; pod CIDRs are inside
-    the cluster's, of its node length, and overlap no other; VIPs are in pools."""
-    c = fabric.cluster
-    nets = [*c.pod_cidrs, *c.service_cidrs, *(p.cidr for p in c.vip_pools)]
-    subnets = {n for d in others for n in assemble.peering_subnets(d)}
-    shared: list[tuple[int, int, int]] = sorted({(n.version, *span(n))
-                                                 for n in (*nets, *subnets)})
-    pods: list[tuple[int, int, int]] = sorted((p.version, *span(p))
-                                              for n in kept for p in n.pod_cidrs)
+def _checked(index: Index, fabric: Fabric, removed: list[Device], new: list[Node],
+             out: Collector) -> Index | None:
+    """The fleet-wide rules for the new nodes against the others (``index`` without the
+    ``removed`` nodes), or None when a full build must judge: no claim of another device
+    (:func:`assemble._unique`); a peering subnet is one the others have or overlaps nothing
+    shared; pod CIDRs inside the cluster's, of its node length, overlapping no other; VIPs in
+    pools (:func:`assemble._check_prefixes`). The index with the new nodes in it."""
+    taken = set(index.claims)
+    pods = list(index.pods)
+    for d in removed:
+        taken -= _claims(d)
+        for p in d.pod_cidrs if isinstance(d, Node) else ():
+            i = bisect.bisect_left(pods, _span(p))
+            if i == len(pods) or pods[i] != _span(p):
+                return None
+            del pods[i]
+    subnets = set(index.subnets)
+    shared = list(index.shared)
     for i, n in enumerate(new):
-        for net in set(assemble.peering_subnets(n)):
-            if net in subnets:
+        mine = _claims(n)
+        if mine & taken:
+            return None
+        taken |= mine
+        for item in {_span(net) for net in assemble.peering_subnets(n)}:
+            if item in subnets:
                 continue
-            item = (net.version, *span(net))
             if _hits(shared, item):
-                return False
+                return None
             bisect.insort(shared, item)
-            subnets.add(net)
-        for tagged in assemble.node_prefixes(i, n, c, out):
-            item = (tagged.net.version, *span(tagged.net))
+            subnets.add(item)
+        for tagged in assemble.node_prefixes(i, n, fabric.cluster, out):
+            item = _span(tagged.net)
             if _hits(pods, item):
-                return False
+                return None
             bisect.insort(pods, item)
-    return not out.problems
+    if out.problems:
+        return None
+    return Index(frozenset(taken), tuple(pods), frozenset(subnets), tuple(shared))
 
 
 def _sessions(fabric: Fabric, ctx: NodeContext, new: list[Node],

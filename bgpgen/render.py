@@ -8,6 +8,7 @@ then swapped into place, so a failure leaves the previous build untouched.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -158,10 +159,15 @@ def manifest(build: Build, digests: Mapping[str, str] | None = None,
     """The build's manifest: devices with their files and hashes (and input digests, when
     given), sessions, expected routes. ``kept``: the manifest's file entries of devices that were
     not rendered again (their inputs did not change)."""
+    return _manifest(build.fabric, _files(build, kept), digests)
+
+
+def _files(build: Build, kept: Mapping[str, list[dict[str, Any]]] | None
+           ) -> dict[str, list[dict[str, Any]]]:
     files: dict[str, list[dict[str, Any]]] = dict(kept or {})
     for a in build.artifacts:
         files.setdefault(a.device, []).append(_entry(a))
-    return _manifest(build.fabric, files, digests)
+    return files
 
 
 def _entry(a: Artifact) -> dict[str, Any]:
@@ -170,11 +176,15 @@ def _entry(a: Artifact) -> dict[str, Any]:
 
 
 def _manifest(f: Fabric, files: Mapping[str, list[dict[str, Any]]],
-              digests: Mapping[str, str] | None, stream: bool = False) -> dict[str, Any]:
+              digests: Mapping[str, str] | None, stream: bool = False,
+              same: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The manifest as a dict; with ``stream``, its devices, sessions and routes are
     :class:`_Stream` values made while they are written (at 100,000 nodes the dicts of a whole
-    manifest took some 300 MB)."""
-    def device(d: Device) -> tuple[str, dict[str, Any]]:
+    manifest took some 300 MB). ``same``: devices' entries as the previous manifest wrote them
+    (JSON text), for devices whose inputs and files are as they were (their entry is too)."""
+    def device(d: Device) -> tuple[str, dict[str, Any] | _Raw]:
+        if same is not None and d.name in same:
+            return d.name, _Raw(same[d.name])
         entry = {
             "role": d.role.value, "platform": d.platform.value, "asn": d.asn,
             "router_id": d.router_id, "rack": d.rack, "bgp_port": d.bgp_port,
@@ -207,6 +217,13 @@ def _manifest(f: Fabric, files: Mapping[str, list[dict[str, Any]]],
     if kube:
         out["kubernetes"] = kube
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    """A value already encoded as JSON (a device's entry read from the previous manifest)."""
+
+    text: str
 
 
 @dataclass(slots=True)
@@ -243,6 +260,10 @@ def manifest_lines(data: dict[str, Any]) -> Iterator[str]:
             yield f"{_json(key)}: {'{}' if mapping else '[]'}{tail}"
             continue
         yield f"{_json(key)}: {'{' if mapping else '['}"
+        if not mapping:
+            yield from _elements(itertools.chain((prev,), items))
+            yield "]" + tail
+            continue
         for item in items:
             yield (f" {_json(prev[0])}: {_json(prev[1])}," if mapping else f" {_json(prev)},")
             prev = item
@@ -269,7 +290,26 @@ def dump_manifest(data: dict[str, Any]) -> str:
     return "\n".join(manifest_lines(data)) + "\n"
 
 
+def _elements(items: Iterator[Any]) -> Iterator[str]:
+    """A list's elements, a line each (the last without its comma), encoded a chunk at a time:
+    one orjson call for 4,096 flat rows, split into lines where one ends and the next starts
+    (``},{``, found exactly between the rows when no value holds it; else a call per row)."""
+    prev = None
+    while chunk := list(itertools.islice(items, 4096)):
+        if prev is not None:
+            yield prev + ","
+        blob = orjson.dumps(chunk, option=orjson.OPT_SORT_KEYS)
+        if all(type(x) is dict for x in chunk) and blob.count(b"},{") == len(chunk) - 1:
+            prev = " " + blob[1:-1].replace(b"},{", b"},\n {").decode()
+        else:
+            prev = ",\n".join(f" {_json(x)}" for x in chunk)
+    if prev is not None:
+        yield prev
+
+
 def _json(value: Any) -> str:
+    if isinstance(value, _Raw):
+        return value.text
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
@@ -279,24 +319,48 @@ def _read_manifest(path: Path) -> Any:
     """The parsed manifest.json of ``path`` (None if unreadable), without its sessions and
     routes (see :func:`_heads`), read once per version of the file: a check of the output
     directory and a plan against it share one parse (the last few manifests are kept)."""
+    return _read_head(path)[0]
+
+
+def _read_head(path: Path) -> tuple[Any, bytes]:
+    """:func:`_read_manifest`'s value and the text it was parsed from."""
     try:
         st = os.stat(path / MANIFEST)
     except OSError:
-        return None
+        return None, b""
     key = (str(path.resolve() / MANIFEST), st.st_ino, st.st_mtime_ns, st.st_size)
     if key not in _MANIFESTS:
+        head = b""
         try:
             with gctune.paused():
-                data = json.loads(_heads((path / MANIFEST).read_bytes()))
+                head = _heads((path / MANIFEST).read_bytes())
+                data = json.loads(head)
         except (OSError, ValueError):
             data = None
         if len(_MANIFESTS) >= 4:
             _MANIFESTS.pop(next(iter(_MANIFESTS)))
-        _MANIFESTS[key] = data
+        _MANIFESTS[key] = (data, head)
     return _MANIFESTS[key]
 
 
-_MANIFESTS: dict[tuple[str, int, int, int], Any] = {}
+_MANIFESTS: dict[tuple[str, int, int, int], tuple[Any, bytes]] = {}
+
+
+def _device_entries(head: bytes) -> dict[str, str]:
+    r"""Each device's entry in a manifest's text, as JSON text: the lines of its ``devices``
+    that have :func:`dump_manifest`'s shape (others are left out).
+
+    >>> _device_entries(b'{\n"devices": {\n "a": {"x":1},\n "b": {"y":2}\n},\n"z": 1\n}\n')
+    {'a': '{"x":1}', 'b': '{"y":2}'}
+    """
+    start = head.find(b'\n"devices": {\n')
+    end = head.find(b"\n}", start + 1) if start >= 0 else -1
+    found = {}
+    for line in head[start + 14:end].split(b"\n") if end > 0 else ():
+        i = line.find(b'": {', 2)
+        if line[:2] == b' "' and i > 0 and b"\\" not in line[:i]:
+            found[line[2:i].decode()] = line[i + 3:].rstrip(b",").decode()
+    return found
 
 
 def _heads(text: bytes) -> bytes:
@@ -511,7 +575,10 @@ def update(fabric: Fabric, out: Path,
             build = Build(fabric, build.artifacts + more.artifacts)
             reuse -= again
             kept = {n: kept[n] for n in reuse}
-    text = dump_manifest(manifest(Build(fabric, build.artifacts), digests, kept))
+    same = _device_entries(_read_head(out)[1])
+    text = "\n".join(manifest_lines(_manifest(
+        fabric, _files(Build(fabric, build.artifacts), kept), digests, stream=True,
+        same={n: same[n] for n in reuse if n in same}))) + "\n"
     stale = [(n, f["name"]) for n, d in old.items() if n not in reuse for f in d.get("files", ())]
     stale += [(KUBERNETES, f["name"]) for f in prev.get("kubernetes", [])]
     rewritten = _write_in_place(out, build.artifacts, values, text, secrets_digest(values), stale,

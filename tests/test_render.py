@@ -441,3 +441,26 @@ def test_the_parse_cache_keeps_what_the_inventory_uses(tmp_path: Path, secret_en
     # the old nodes.yaml entry was not used by this load: pruned down to the limit (the
     # entries this load used stay)
     assert len(list((cache / "parsed").iterdir())) == files
+
+
+def test_the_manifest_is_the_same_however_it_is_made() -> None:
+    """A manifest written at once, streamed (a new build) or with the previous manifest's entries
+    of unchanged devices (a re-render) is the same text; rows are encoded a chunk at a time and
+    a value holding the chunk's row separator falls back to a row at a time."""
+    from bgpgen import validate
+    from bgpgen.render import (_device_entries, _elements, _files, _json, _manifest,
+                               dump_manifest, input_digests, manifest, manifest_lines, render)
+    fabric = validate.load_fabric(ROOT / "inventory")
+    build, digests = render(fabric), input_digests(fabric)
+    whole = dump_manifest(manifest(build, digests))
+    streamed = "\n".join(manifest_lines(_manifest(fabric, _files(build, None), digests,
+                                                  stream=True))) + "\n"
+    entries = _device_entries(whole.encode())
+    assert set(entries) == {d.name for d in fabric.devices}
+    again = "\n".join(manifest_lines(_manifest(fabric, _files(build, None), digests,
+                                               stream=True, same=entries))) + "\n"
+    assert streamed == whole and again == whole
+    rows: list[object] = [{"n": i, "s": f"r{i}"} for i in range(5000)] + [7, {"t": [1]}]
+    rows[10] = {"s": "x},{y"}  # in the first chunk, of dicts only
+    assert "\n".join(_elements(iter(rows))) == \
+        ",\n".join(f" {_json(r)}" for r in rows)
