@@ -292,9 +292,12 @@ def _emitted(s: Session, node: Node,
     nh = node.next_hop_for(s.family) or s.node_address
     for prefix in node.prefixes(s.family):
         kind = "vip" if node.is_vip(prefix) else "pod"
-        yield Route(prefix, node.name, nh, s.switch, s.id, kind)
+        yield Route(prefix=prefix, origin=node.name, next_hop=nh, seen_by=s.switch,
+                    session=s.id, kind=kind)
         for other in clients.get((s.switch, s.family), []):
             if other.node != s.node and other.node_asn != s.node_asn:
-                yield Route(prefix, node.name, nh, other.node, other.id, kind)
+                yield Route(prefix=prefix, origin=node.name, next_hop=nh, seen_by=other.node,
+                            session=other.id, kind=kind)
     if s.profile.default_originate:
-        yield Route(_DEFAULTS[s.family], s.switch, s.switch_address, s.node, s.id, "default")
+        yield Route(prefix=_DEFAULTS[s.family], origin=s.switch, next_hop=s.switch_address,
+                    seen_by=s.node, session=s.id, kind="default")

@@ -193,14 +193,17 @@ class Session:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """A prefix some device is expected to hold: who originates it, with what next hop, via what."""
+    """A prefix some device is expected to hold: who originates it, with what next hop, via what.
 
-    prefix: Network
-    origin: str
+    The fields are in alphabetical order, the order of the keys of a route in ``manifest.json``:
+    the manifest encodes routes as they are (orjson keeps a dataclass's field order)."""
+
+    kind: str  # pod | vip | default
     next_hop: Address
+    origin: str
+    prefix: Network
     seen_by: str
     session: str
-    kind: str  # pod | vip | default
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,7 +64,13 @@ class _Addr4(ipaddress.IPv4Address):
         return f"IPv4Address('{self}')"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _Addr4, (int(self),)  # not its text, parsed again
+        return _addr4_back, (int(self), str(self))  # its number and its text, never parsed
+
+
+def _addr4_back(address: int, text: str) -> _Addr4:
+    addr = _Addr4(address)
+    addr._text = text
+    return addr
 
 
 class _Net4(ipaddress.IPv4Network):
@@ -80,7 +86,13 @@ class _Net4(ipaddress.IPv4Network):
         return f"IPv4Network('{self}')"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _net4, (int(self.network_address), self.prefixlen)  # not its text
+        return _net4_back, (int(self.network_address), self.prefixlen, str(self))
+
+
+def _net4_back(address: int, length: int, text: str) -> ipaddress.IPv4Network:
+    net = _net4(address, length)
+    net.__dict__["_text"] = text
+    return net
 
 
 @functools.lru_cache(maxsize=65536)

@@ -8,6 +8,7 @@ then swapped into place, so a failure leaves the previous build untouched.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import itertools
 import json
 import os
@@ -26,7 +27,7 @@ import yaml
 from . import gctune, inputs
 from .artifacts import Artifact, Build
 from .errors import Problem, RenderError
-from .model import Device, Fabric, SecretRef
+from .model import Device, Fabric, Node, Platform, Route, SecretRef
 from .platforms import REGISTRY, spec
 from .platforms.base import Context, FileSpec
 from .secrets import fill, token
@@ -132,8 +133,11 @@ def cluster_artifacts(fabric: Fabric) -> list[Artifact]:
     """The Kubernetes resources of every speaker kind the cluster's nodes run (one YAML file of
     objects per kind, for ``kubectl apply -f``), from the same sessions as the switch side."""
     out = []
+    by_platform: dict[Platform, list[Node]] = {}
+    for n in fabric.nodes:
+        by_platform.setdefault(n.platform, []).append(n)
     for ps in REGISTRY.values():
-        nodes = tuple(n for n in fabric.nodes if n.platform is ps.platform)
+        nodes = tuple(by_platform.get(ps.platform, ()))
         if ps.resources is None or not nodes:
             continue
         objects = ps.resources(fabric, nodes)
@@ -209,9 +213,9 @@ def _manifest(f: Fabric, files: Mapping[str, list[dict[str, Any]]],
     routes = ({"prefix": str(r.prefix), "origin": r.origin, "next_hop": str(r.next_hop),
                "seen_by": r.seen_by, "session": r.session, "kind": r.kind} for r in f.routes)
     out: dict[str, Any] = {"generator": "bgpgen", "format": FORMAT, "fabric": f.name}
-    if stream:
+    if stream:  # routes as they are (Route's fields are the manifest's keys, in their order)
         out.update(devices=_Stream(devices, True), sessions=_Stream(sessions, False),
-                   routes=_Stream(routes, False))
+                   routes=_Stream(iter(f.routes), False))
     else:
         out.update(devices=dict(devices), sessions=list(sessions), routes=list(routes))
     if kube:
@@ -298,8 +302,8 @@ def _elements(items: Iterator[Any]) -> Iterator[str]:
     while chunk := list(itertools.islice(items, 4096)):
         if prev is not None:
             yield prev + ","
-        blob = orjson.dumps(chunk, option=orjson.OPT_SORT_KEYS)
-        if all(type(x) is dict for x in chunk) and blob.count(b"},{") == len(chunk) - 1:
+        blob = orjson.dumps(chunk, default=_text, option=orjson.OPT_SORT_KEYS)
+        if all(type(x) in _FLAT for x in chunk) and blob.count(b"},{") == len(chunk) - 1:
             prev = " " + blob[1:-1].replace(b"},{", b"},\n {").decode()
         else:
             prev = ",\n".join(f" {_json(x)}" for x in chunk)
@@ -307,10 +311,21 @@ def _elements(items: Iterator[Any]) -> Iterator[str]:
         yield prev
 
 
+_FLAT = (dict, Route)  #: rows whose values hold no object or list
+
+
+def _text(value: Any) -> str:
+    """orjson's fallback: addresses and networks as they print."""
+    if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network,
+                          ipaddress.IPv6Network)):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
 def _json(value: Any) -> str:
     if isinstance(value, _Raw):
         return value.text
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    return orjson.dumps(value, default=_text, option=orjson.OPT_SORT_KEYS).decode()
 
 
 # --- writing ----------------------------------------------------------------------------------
