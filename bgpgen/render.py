@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import itertools
-import json
 import os
 import shutil
 import stat
@@ -349,8 +348,8 @@ def _read_head(path: Path) -> tuple[Any, bytes]:
         try:
             with gctune.paused():
                 head = _heads((path / MANIFEST).read_bytes())
-                data = json.loads(head)
-        except (OSError, ValueError):
+                data = orjson.loads(head)
+        except (OSError, ValueError):  # orjson.JSONDecodeError is a ValueError
             data = None
         if len(_MANIFESTS) >= 4:
             _MANIFESTS.pop(next(iter(_MANIFESTS)))
@@ -692,7 +691,8 @@ def _write_in_place(out: Path, artifacts: tuple[Artifact, ...],
             new_state = os.path.join(root, f".{STATE}.bgpgen-new")
             _write_private(new_state, state + "\n")
             staged.append((new_state, os.path.join(root, STATE)))
-        if not _same(os.path.join(root, MANIFEST), manifest_text, 0o644):
+        # a file rewritten is a hash changed in the manifest: no need to read the old one
+        if rewritten or not _same(os.path.join(root, MANIFEST), manifest_text, 0o644):
             new_manifest = os.path.join(root, f".{MANIFEST}.bgpgen-new")
             with open(new_manifest, "w", encoding="utf-8") as fh:
                 fh.write(manifest_text)
