@@ -8,15 +8,18 @@ is assembled from besides its own entry (:class:`~bgpgen.assemble.NodeContext`).
 compares the files' digests with the snapshot's:
 
 - nothing changed: the snapshot's model is the model;
-- only files that hold nothing but nodes changed (edited, added or removed): the nodes of those
-  files are checked and assembled alone (the schema, the secret tokens, the same builder), the
-  fleet-wide rules are checked against indexes of the other devices (unique names, router-ids,
-  peering and management addresses; peering subnets disjoint from each other and the cluster's
-  ranges; pod CIDRs disjoint), their sessions derived, the routes derived again, and only their
-  devices' and their switches' digests computed again;
+- only files that hold nothing but nodes changed (edited, added or removed): in those files,
+  an entry whose digest is the one the snapshot has for its name is the snapshot's node; the
+  others are checked alone (the schema's node definition, the secret tokens) and assembled by
+  the same builder, the fleet-wide rules checked against the snapshot's :class:`Index` of the
+  other devices (unique names, router-ids, peering and management addresses; peering subnets
+  disjoint from each other and from the cluster's ranges; pod CIDRs disjoint), their sessions
+  derived, the routes of the nodes they can change derived again (:func:`derive.reroute`), and
+  only their devices' and their switches' input digests computed again;
 - anything else (a switch, a profile, a group, the fabric or cluster changed; an explicit
-  ``sessions:`` entry names a node that changed; more than :data:`MAX_SHARE` of the nodes
-  changed, and more than :data:`MIN_PATCH` entries; any problem at all): the full build, which reports problems exactly as before.
+  ``sessions:`` entry names a node that changed; more than :data:`MAX_SHARE` of the nodes and
+  more than :data:`MIN_PATCH` entries changed; any problem at all): the full build, which
+  reports problems exactly as before.
 
 The result is equal to a full build's (a property test compares the two over random edits). The
 snapshot lives beside the parse cache (same directory rules: the user's own, 0700;
