@@ -172,8 +172,10 @@ def _snapshot(built: Built, digests: dict[str, bytes]) -> Snapshot:
 
 
 def entry_digest(raw: Any) -> bytes:
-    """A node entry's digest: its keys sorted, as JSON (an entry JSON cannot hold: no digest
-    any entry has, so it is never taken for another)."""
+    """A node entry's digest: its JSON, keys sorted. An entry JSON cannot hold gets ``b""``,
+    which matches nothing. orjson writes NaN and infinities as ``null``, which no node entry the
+    schema accepts holds (``null`` is allowed in profiles only): such an entry never matches a
+    clean one either."""
     try:
         return hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).digest()
     except TypeError:
