@@ -441,27 +441,23 @@ def _node(i: int, raw: dict[str, Any], groups: dict[str, tuple[int, dict[str, An
         vips=tuple(v for v in vips if v), next_hop=tuple(next_hop))
 
 
+_CLAIMED = {"name": "name", "router_id": "router-id", "peering": "peering address",
+            "mgmt": "management address"}
+
+
 def _unique(parts: Parts, out: Collector) -> None:
     """Names, router-ids, peering addresses and management endpoints are each unique."""
     devices: list[tuple[PathT, Device]] = [(("switches", i), d) for i, d in parts.switches]
     devices += [(("nodes", i), d) for i, d in parts.nodes]
     seen: dict[tuple[str, object], str] = {}
-
-    def claim(kind: str, value: object, path: PathT, owner: str, what: str) -> None:
-        other = seen.setdefault((kind, value), owner)
-        if other != owner:
-            out.add(path, f"{what} {value} is also used by {other}", f"give each device its own {what}")
-
     for path, d in devices:
-        claim("name", d.name, (*path, "name"), f"{path[0]}[{path[1]}]", "name")
-        if d.router_id:
-            claim("router_id", d.router_id, (*path, "router_id"), d.name, "router-id")
-        for j, iface in enumerate(d.interfaces):
-            if not iface.ip.is_loopback:
-                claim("peering", iface.ip, (*path, "peering", j), d.name, "peering address")
-        if d.mgmt is not None and d.mgmt.host is not None:
-            claim("mgmt", f"{d.mgmt.host}:{d.mgmt.port}", (*path, "mgmt", "host"), d.name,
-                  "management address")
+        for kind, value, at in claims(d):
+            owner = f"{path[0]}[{path[1]}]" if kind == "name" else d.name
+            other = seen.setdefault((kind, value), owner)
+            if other != owner:
+                what = _CLAIMED[kind]
+                out.add((*path, *at), f"{what} {value} is also used by {other}",
+                        f"give each device its own {what}")
 
 
 def _check_prefixes(parts: Parts, out: Collector) -> None:
@@ -474,9 +470,8 @@ def _check_prefixes(parts: Parts, out: Collector) -> None:
     subnets: dict[Network, PathT] = {}
     for kind, devs in (("switches", parts.switches), ("nodes", parts.nodes)):
         for i, d in devs:
-            for j, iface in enumerate(d.interfaces):
-                if not iface.ip.is_loopback:
-                    subnets.setdefault(iface.network, (kind, i, "peering", j))
+            for j, net in peering_subnets(d):
+                subnets.setdefault(net, (kind, i, "peering", j))
     shared += [Tagged(n, p) for n, p in subnets.items()]
     for a, b in overlaps(shared):
         out.add(b.tag, f"{b.net} overlaps {a.net} ({out.where(a.tag)})",
@@ -514,22 +509,23 @@ def node_prefixes(i: int, node: Node, c: Cluster, out: Collector) -> list[Tagged
     return pods
 
 
-def claims(d: Device) -> Iterator[tuple[str, object]]:
-    """What a device must not share with any other (:func:`_unique`'s rules): its name, its
-    router-id, its peering addresses (loopbacks aside) and its management endpoint."""
-    yield "name", d.name
+def claims(d: Device) -> Iterator[tuple[str, object, PathT]]:
+    """What a device must not share with any other (:func:`_unique`'s rules), with its place in
+    the device's entry: its name, its router-id, its peering addresses (loopbacks aside) and its
+    management endpoint."""
+    yield "name", d.name, ("name",)
     if d.router_id:
-        yield "router_id", d.router_id
-    for iface in d.interfaces:
+        yield "router_id", d.router_id, ("router_id",)
+    for j, iface in enumerate(d.interfaces):
         if not iface.ip.is_loopback:
-            yield "peering", iface.ip
+            yield "peering", iface.ip, ("peering", j)
     if d.mgmt is not None and d.mgmt.host is not None:
-        yield "mgmt", f"{d.mgmt.host}:{d.mgmt.port}"
+        yield "mgmt", f"{d.mgmt.host}:{d.mgmt.port}", ("mgmt", "host")
 
 
-def peering_subnets(d: Device) -> Iterator[Network]:
-    """The subnets of a device's peering addresses (loopbacks aside), which must not overlap
-    the cluster's ranges or any other subnet (:func:`_check_prefixes`)."""
-    for iface in d.interfaces:
+def peering_subnets(d: Device) -> Iterator[tuple[int, Network]]:
+    """The subnets of a device's peering addresses (loopbacks aside), with each address's index,
+    which must not overlap the cluster's ranges or any other subnet (:func:`_check_prefixes`)."""
+    for j, iface in enumerate(d.interfaces):
         if not iface.ip.is_loopback:
-            yield iface.network
+            yield j, iface.network

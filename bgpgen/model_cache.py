@@ -86,7 +86,7 @@ class Index:
     def of(cls, fabric: Fabric) -> Index:
         c = fabric.cluster
         nets = [*c.pod_cidrs, *c.service_cidrs, *(p.cidr for p in c.vip_pools)]
-        subnets = {_span(n) for d in fabric.devices for n in assemble.peering_subnets(d)}
+        subnets = {_span(n) for d in fabric.devices for _, n in assemble.peering_subnets(d)}
         return cls(frozenset(c for d in fabric.devices for c in _claims(d)),
                    tuple(sorted(_span(p) for n in fabric.nodes for p in n.pod_cidrs)),
                    frozenset(subnets), tuple(sorted(subnets | {_span(n) for n in nets})))
@@ -97,7 +97,7 @@ def _span(net: Network) -> Span:
 
 
 def _claims(d: Device) -> set[str]:
-    return {f"{kind}\0{value}" for kind, value in assemble.claims(d)}
+    return {f"{kind}\0{value}" for kind, value, _ in assemble.claims(d)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +139,10 @@ def load(root: Path, build: Callable[[Path, dict[Path, bytes] | None, bool], Bui
     if snap is not None:
         patched = _patch(snap, root, blobs, digests, check)
         if patched is not None:
-            fabric, entries, index, changed = patched
+            fabric, states, entries, index, changed = patched
             if changed > SAVE_SHARE * len(fabric.nodes):
                 _save(where, entry, dataclasses.replace(
-                    snap, fabric=fabric, entries=entries, index=index,
-                    files=_states(snap, blobs, digests)))
+                    snap, fabric=fabric, files=states, entries=entries, index=index))
             return fabric
     built = build(root, blobs, True)
     _save(where, entry, _snapshot(built, digests))
@@ -182,29 +181,16 @@ def entry_digest(raw: Any) -> bytes:
         return b""
 
 
-def _states(snap: Snapshot, blobs: dict[Path, bytes],
-            digests: dict[str, bytes]) -> dict[str, FileState]:
-    """The file states after a patch (the files patched hold nodes only)."""
-    files = {}
-    for f in blobs:
-        old = snap.files.get(f.name)
-        if old is not None and old.digest == digests[f.name]:
-            files[f.name] = old
-        else:
-            data = loader.read_file(f, blobs[f])  # from the parse cache: read by the patch
-            nodes = data.get("nodes", []) if isinstance(data, dict) else []
-            files[f.name] = FileState(digests[f.name], tuple(n["name"] for n in nodes))
-    return files
-
-
 def _only_nodes(keys: tuple[Any, ...] | None) -> bool:
     return keys is not None and set(keys) <= {"nodes"}
 
 
 def _patch(snap: Snapshot, root: Path, blobs: dict[Path, bytes], digests: dict[str, bytes],
-           check: EntryCheck) -> tuple[Fabric, dict[str, bytes], Index, int] | None:
-    """The snapshot's model with the edited files of nodes taken in, each node entry's digest,
-    and how many entries were assembled again; None when a full build is needed.
+           check: EntryCheck
+           ) -> tuple[Fabric, dict[str, FileState], dict[str, bytes], Index, int] | None:
+    """The snapshot's model with the edited files of nodes taken in, the files' states, each
+    node entry's digest, the index, and how many entries were assembled again; None when a
+    full build is needed.
 
     In an edited file, an entry with the digest the snapshot has for its name is the node the
     snapshot has (same entry, same context): only the others are checked and assembled."""
@@ -213,7 +199,7 @@ def _patch(snap: Snapshot, root: Path, blobs: dict[Path, bytes], digests: dict[s
                or old.digest != digests[f.name]]
     gone = [name for name in snap.files if name not in digests]
     if not changed and not gone:
-        return fabric, snap.entries, snap.index, 0
+        return fabric, snap.files, snap.entries, snap.index, 0
     before: set[str] = set()  # the nodes of the files edited or gone, as they were
     for name in (*(f.name for f in changed), *gone):
         old = snap.files.get(name)
@@ -222,17 +208,20 @@ def _patch(snap: Snapshot, root: Path, blobs: dict[Path, bytes], digests: dict[s
                 return None
             before.update(old.nodes)
     entries: list[Any] = []
+    files = {name: state for name, state in snap.files.items() if name in digests}
     for f in changed:
         try:
             data = loader.read_file(f, blobs[f])
         except InventoryError:
             return None
         if data is None:
-            continue
+            data = {}
         if not isinstance(data, dict) or not _only_nodes(tuple(data)) \
                 or not isinstance(data.get("nodes", []), list):
             return None
         entries += data.get("nodes", [])
+        files[f.name] = FileState(digests[f.name], tuple(
+            str(raw.get("name")) for raw in data.get("nodes", []) if isinstance(raw, dict)))
     same: set[str] = set()
     fresh: list[tuple[Any, bytes]] = []
     for raw in entries:
@@ -274,7 +263,7 @@ def _patch(snap: Snapshot, root: Path, blobs: dict[Path, bytes], digests: dict[s
     result.inputs.update((k, v) for k, v in fabric.inputs.items() if k not in stale)
     kept_entries = {k: v for k, v in snap.entries.items() if k not in removed}
     kept_entries.update((n.name, d) for n, (_, d) in zip(new, fresh))
-    return result, kept_entries, index, len(fresh)
+    return result, files, kept_entries, index, len(fresh)
 
 
 def _affected(fabric: Fabric, removed: set[str], names: set[str],
@@ -325,7 +314,7 @@ def _checked(index: Index, fabric: Fabric, removed: list[Device], new: list[Node
         if mine & taken:
             return None
         taken |= mine
-        for item in {_span(net) for net in assemble.peering_subnets(n)}:
+        for item in {_span(net) for _, net in assemble.peering_subnets(n)}:
             if item in subnets:
                 continue
             if _hits(shared, item):
