@@ -133,10 +133,12 @@ def read_bytes(file: Path) -> bytes:
     return file.read_bytes()
 
 
-def _read(file: Path, data: bytes | None = None) -> Any:
+def _read(file: Path, data: bytes | None = None, cached: bool = True) -> Any:
     if data is None:
         data = read_bytes(file)
     try:
+        if not cached:
+            return strict_yaml.load(data, _Loader)
         return parse_cache.load(data, lambda b: strict_yaml.load(b, _Loader))
     except strict_yaml.StrictYamlError as exc:
         raise InventoryError(Problem(str(file), "", exc.message, exc.hint, exc.line)) from None
@@ -155,10 +157,10 @@ def _read(file: Path, data: bytes | None = None) -> Any:
                                      "inventory files are UTF-8 YAML mappings")) from None
 
 
-def read_file(file: Path, data: bytes | None = None) -> Any:
+def read_file(file: Path, data: bytes | None = None, cached: bool = True) -> Any:
     """One inventory file's value (from ``data``, its bytes, when they were read already),
-    read strictly (one-line errors with file and line)."""
-    return _read(file, data)
+    read strictly (one-line errors with file and line); ``cached``: through the parse cache."""
+    return _read(file, data, cached)
 
 
 def inventory_files(root: Path) -> list[Path]:

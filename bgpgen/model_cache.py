@@ -42,7 +42,7 @@ from typing import Any
 
 import orjson
 
-from . import assemble, derive, inputs, loader, parse_cache
+from . import assemble, derive, inputs, loader, node_chunks, parse_cache
 from .assemble import NodeContext, Parts
 from .errors import InventoryError
 from .loader import Source
@@ -51,7 +51,7 @@ from .netutil import Network, span
 from .platforms import spec
 from .problems import Collector
 
-FORMAT = b"bgpgen-model 1"
+FORMAT = b"bgpgen-model 2"
 KEEP = 4  #: snapshots kept (one per inventory directory)
 MAX_SHARE = 0.25  #: beyond this share of the nodes changed, the full build is as quick
 MIN_PATCH = 64  #: node entries a patch may always take (what a small inventory changes at once)
@@ -65,6 +65,9 @@ class FileState:
     digest: bytes
     #: the names of its nodes when it holds nothing but ``nodes:``; None for any other file
     nodes: tuple[str, ...] | None
+    #: its entries' chunk digests (:func:`node_chunks.digests`, in the order of ``nodes``), when
+    #: :func:`node_chunks.cut` cuts it
+    chunks: bytes | None = None
 
 
 Span = tuple[int, int, int]  #: (IP version, first address, last address)
@@ -145,7 +148,7 @@ def load(root: Path, build: Callable[[Path, dict[Path, bytes] | None, bool], Bui
                     snap, fabric=fabric, files=states, entries=entries, index=index))
             return fabric
     built = build(root, blobs, True)
-    _save(where, entry, _snapshot(built, digests))
+    _save(where, entry, _snapshot(built, digests, blobs))
     return built.fabric
 
 
@@ -155,19 +158,30 @@ def _key(root: Path) -> str:
     return h.hexdigest()
 
 
-def _snapshot(built: Built, digests: dict[str, bytes]) -> Snapshot:
+def _snapshot(built: Built, digests: dict[str, bytes], blobs: dict[Path, bytes]) -> Snapshot:
     parts, src = built.parts, built.source
     assert parts.context is not None
-    names: dict[Path, list[str]] = {f: [] for f in src.files}
+    names: dict[Path, dict[int, str]] = {f: {} for f in src.files}
     where = src.items.get("nodes", [])
     for i, node in parts.nodes:
-        names[where[i][0]].append(node.name)
-    files = {f.name: FileState(digests[f.name], tuple(names[f])
-                               if _only_nodes(src.keys.get(f)) else None) for f in src.files}
+        f, j = where[i]
+        names[f][j] = node.name
+    files = {f.name: _state(digests[f.name], blobs[f], names[f])
+             if _only_nodes(src.keys.get(f)) else FileState(digests[f.name], None)
+             for f in src.files}
     inputs.fabric_digests(built.fabric)
     return Snapshot(files, built.fabric, parts.context,
                     frozenset(raw["node"] for _, raw in parts.sessions), built.entries,
                     Index.of(built.fabric))
+
+
+def _state(digest: bytes, data: bytes, names: dict[int, str]) -> FileState:
+    """A file of nodes as a clean full build read it (``names``: its nodes by their place in
+    it): cut into chunks when the cut has one chunk per entry, that is, the file's structure."""
+    ordered = tuple(names[j] for j in sorted(names))
+    cut = node_chunks.cut(data)
+    fits = cut is not None and len(cut) == len(ordered) and sorted(names) == list(range(len(cut)))
+    return FileState(digest, ordered, node_chunks.digests(cut) if fits and cut else None)
 
 
 def entry_digest(raw: Any) -> bytes:
@@ -201,28 +215,27 @@ def _patch(snap: Snapshot, root: Path, blobs: dict[Path, bytes], digests: dict[s
     if not changed and not gone:
         return fabric, snap.files, snap.entries, snap.index, 0
     before: set[str] = set()  # the nodes of the files edited or gone, as they were
+    chunks: dict[bytes, str] = {}  # their entries' chunk digests (node_chunks), when cut
     for name in (*(f.name for f in changed), *gone):
         old = snap.files.get(name)
         if old is not None:
             if old.nodes is None:
                 return None
             before.update(old.nodes)
+            if old.chunks is not None:
+                step = node_chunks.DIGEST
+                chunks.update((old.chunks[k * step:(k + 1) * step], label)
+                              for k, label in enumerate(old.nodes))
     entries: list[Any] = []
+    same: set[str] = set()  # nodes whose entries are as the snapshot has them
     files = {name: state for name, state in snap.files.items() if name in digests}
     for f in changed:
-        try:
-            data = loader.read_file(f, blobs[f])
-        except InventoryError:
+        read = _read_nodes(f, blobs[f], chunks, same)
+        if read is None:
             return None
-        if data is None:
-            data = {}
-        if not isinstance(data, dict) or not _only_nodes(tuple(data)) \
-                or not isinstance(data.get("nodes", []), list):
-            return None
-        entries += data.get("nodes", [])
-        files[f.name] = FileState(digests[f.name], tuple(
-            str(raw.get("name")) for raw in data.get("nodes", []) if isinstance(raw, dict)))
-    same: set[str] = set()
+        fresh_raw, state = read
+        entries += fresh_raw
+        files[f.name] = dataclasses.replace(state, digest=digests[f.name])
     fresh: list[tuple[Any, bytes]] = []
     for raw in entries:
         d = entry_digest(raw)
@@ -264,6 +277,54 @@ def _patch(snap: Snapshot, root: Path, blobs: dict[Path, bytes], digests: dict[s
     kept_entries = {k: v for k, v in snap.entries.items() if k not in removed}
     kept_entries.update((n.name, d) for n, (_, d) in zip(new, fresh))
     return result, files, kept_entries, index, len(fresh)
+
+
+def _read_nodes(f: Path, data: bytes, chunks: dict[bytes, str], same: set[str]
+                ) -> tuple[list[Any], FileState] | None:
+    """The entries of an edited file of nodes that must be looked at (a chunk whose digest is in
+    ``chunks``, a node's chunk as the snapshot saw it, is that node: added to ``same``, not
+    parsed), and the file's state (its digest left empty); None when it is not a file of nodes
+    or cannot be read. A file :func:`node_chunks.cut` can cut is parsed chunk by chunk, only
+    the chunks not in ``chunks``; any other file is parsed whole."""
+    cut = node_chunks.cut(data)
+    if cut is None:
+        try:
+            doc = loader.read_file(f, data)
+        except InventoryError:
+            return None
+        if doc is None:
+            doc = {}
+        if not isinstance(doc, dict) or not _only_nodes(tuple(doc)) \
+                or not isinstance(doc.get("nodes", []), list):
+            return None
+        raws = doc.get("nodes", [])
+        return raws, FileState(b"", tuple(
+            str(raw.get("name")) for raw in raws if isinstance(raw, dict)))
+    labels: list[str | None] = []
+    todo: list[bytes] = []
+    for c in cut:
+        label = chunks.get(node_chunks.digest(c))
+        if label is not None and label not in same:
+            same.add(label)
+        else:
+            label = None
+            todo.append(c)
+        labels.append(label)
+    raws = []
+    if todo:  # parsed together: one entry per chunk, or the cut was not the file's structure
+        try:
+            doc = loader.read_file(f, node_chunks.document(todo), cached=False)
+        except InventoryError:
+            return None
+        if not isinstance(doc, dict) or set(doc) != {"nodes"} \
+                or not isinstance(doc["nodes"], list) or len(doc["nodes"]) != len(todo) \
+                or not all(isinstance(raw, dict) for raw in doc["nodes"]):
+            return None
+        raws = doc["nodes"]
+    fresh = iter(raws)
+    names = tuple(label if label is not None else str(next(fresh).get("name"))
+                  for label in labels)
+    return raws, FileState(b"", names, node_chunks.digests(cut))
 
 
 def _affected(fabric: Fabric, removed: set[str], names: set[str],

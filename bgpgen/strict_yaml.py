@@ -168,8 +168,13 @@ def _octal(text: str) -> str:
 _ANCHOR_OR_ALIAS = re.compile(rb"(?:^|[\s,\[{])[&*]\S", re.M)
 
 
+def may_alias(data: bytes) -> bool:
+    """The document may hold an anchor or an alias (or text that merely looks like one)."""
+    return _ANCHOR_OR_ALIAS.search(data) is not None
+
+
 def load(stream: bytes | str, loader: type) -> Any:
     """Compose with ``loader`` (libyaml's), then build strictly."""
     node = yaml.compose(stream, Loader=loader)
-    free = not _ANCHOR_OR_ALIAS.search(stream.encode() if isinstance(stream, str) else stream)
+    free = not may_alias(stream.encode() if isinstance(stream, str) else stream)
     return None if node is None else _Builder(free).build(node)

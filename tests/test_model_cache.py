@@ -5,9 +5,11 @@ an explicit session, IPv4 and IPv6, a file of nodes per rack, is edited at rando
 (a pod CIDR moved, a node added, removed, renamed, moved to another rack or file, a file of
 nodes added or dropped) and invalid ones (overlapping pods, a peering address or router-id used
 twice, a subnet overlapping the cluster's ranges, a schema error, a secret token), and edits the
-patch must leave to the full build (a switch, a group, a file that holds more than nodes). After
-each edit the model loaded with the cache must equal the model built in full with the cache off,
-device digests included, or both must fail with the same problems.
+patch must leave to the full build (a switch, a group, a file that holds more than nodes). Files
+of nodes are written in several styles (:data:`STYLES`), some that :mod:`bgpgen.node_chunks`
+cuts at their entries and some it must not trust. After each edit the model loaded with the
+cache must equal the model built in full with the cache off, device digests included, or both
+must fail with the same problems.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ def _inventory(split: bool = True) -> Docs:
         for side in (0, 1):
             switches.append({"name": f"tor-r{r}-{'ab'[side]}", "platform": "frr", "rack": f"r{r}",
                              "asn": 64600 + 2 * r + side,
-                             "peering": [f"10.1.{2 * r + side}.1/24", f"fd00:{r + 1}::{side + 1}/64"],
+                             "peering": [f"10.1.{2 * r + side}.1/24",
+                                         f"fd00:{r + 1}::{side + 1}/64"],
                              "mgmt": {"host": f"198.51.100.{200 + 2 * r + side}"}})
     switches.append({"name": "rs-r3", "platform": "gobgp", "rack": "r3", "asn": 64700,
                      "router_id": "10.255.0.1", "peering": ["10.1.6.1/24"],
@@ -85,12 +88,45 @@ def _inventory(split: bool = True) -> Docs:
     return docs
 
 
-def _write(inv: Path, docs: Docs) -> None:
+class _Indented(yaml.SafeDumper):
+    """Sequences indented under their key (``nodes:`` then ``  - name: ...``)."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+#: how a file of nodes is written (bgpgen.node_chunks cuts each at its entries, or refuses to):
+#: as PyYAML writes it, sequences indented, comments between and inside entries, no newline at
+#: the end, a quoted scalar spanning lines with a line in it that looks like an entry's start
+#: (PyYAML reads it), an anchor and an alias
+STYLES = ("plain", "indented", "comments", "no-newline", "quote", "alias")
+
+
+def _text(doc: dict[str, Any], style: str) -> str:
+    if style == "indented":
+        return yaml.dump(doc, Dumper=_Indented, sort_keys=False)
+    text = yaml.safe_dump(doc, sort_keys=False)
+    if "nodes" not in doc or len(doc) > 1:
+        return text
+    if style == "comments":
+        text = text.replace("\n- name: n", "\n# next\n- name: n").replace(
+            "\n  rack:", "\n  # its rack\n  rack:")
+    elif style == "no-newline":
+        text = text.rstrip("\n")
+    elif style == "quote":  # in the first entry, after its name
+        first = text.index("\n", text.index("\n- name: ") + 1)
+        text = text[:first] + '\n  description: "a\n- name: b"' + text[first:]
+    elif style == "alias":
+        text = text.replace("\n  mgmt:\n", "\n  mgmt: &m\n", 1)
+    return text
+
+
+def _write(inv: Path, docs: Docs, styles: dict[str, str] | None = None) -> None:
     for f in inv.glob("*.yaml"):
         if f.name not in docs:
             f.unlink()
     for name, doc in docs.items():
-        text = yaml.safe_dump(doc, sort_keys=False)
+        text = _text(doc, (styles or {}).get(name, "plain"))
         if not (inv / name).exists() or (inv / name).read_text() != text:
             (inv / name).write_text(text)
 
@@ -107,8 +143,9 @@ def _edit(rng: random.Random, docs: Docs, fresh: list[int]) -> str:
     fresh[0] += 1
     new = fresh[0]
     kind = rng.choice(["pod"] * 6 + ["add"] * 3 + ["remove", "rename", "move-rack", "asn",
-                       "speaker", "move-file"] * 2 + ["pod-taken", "pod-outside", "pod-length", "peer-taken",
-                       "peer-subnet", "peer-overlap", "mgmt-taken", "router-id-taken", "rename",
+                       "speaker", "move-file"] * 2 + ["pod-taken", "pod-outside", "pod-length",
+                       "peer-taken", "peer-subnet", "peer-overlap", "mgmt-taken",
+                       "router-id-taken", "rename",
                        "rename-taken", "remove", "add", "move-file", "move-rack", "asn",
                        "asn-reserved", "token", "schema", "vip-outside", "speaker", "switch",
                        "group", "file-drop", "file-add", "not-only-nodes", "explicit-node",
@@ -221,18 +258,36 @@ def test_a_patched_model_equals_the_full_build(tmp_path: Path, seed: int, split:
         return got
 
     monkeypatch.setattr(model_cache, "_patch", counting)
+    skipped: list[int] = []  # entries of an edited file not parsed again (their chunk matched)
+    read_nodes = model_cache._read_nodes
+
+    def reading(*args: Any) -> Any:
+        got = read_nodes(*args)
+        if got is not None and got[1].chunks is not None:
+            skipped.append(len(got[1].nodes) - len(got[0]))
+        return got
+
+    monkeypatch.setattr(model_cache, "_read_nodes", reading)
     rng = random.Random(seed)
     inv = tmp_path / "inv"
     inv.mkdir()
     docs = _inventory(split)
-    _write(inv, docs)
+    styles: dict[str, str] = {}
+
+    def write() -> None:
+        for name in docs:
+            if name not in styles or rng.random() < 0.03:
+                styles[name] = rng.choice(STYLES)
+        _write(inv, docs, styles)
+
+    write()
     assert isinstance(_load(inv), Fabric)  # the inventory as made is clean
     good = copy.deepcopy(docs)
     seen: dict[str, int] = {}
     fresh = [0]
     for step in range(150):
         kind = _edit(rng, docs, fresh)
-        _write(inv, docs)
+        write()
         got, want = _load(inv), _full(inv)
         if isinstance(want, str):
             assert got == want, (step, kind)
@@ -250,6 +305,7 @@ def test_a_patched_model_equals_the_full_build(tmp_path: Path, seed: int, split:
             good = copy.deepcopy(docs)
     patches = [n for n in patched if n > 0]
     assert len(patches) >= 15, (len(patches), seen)  # the patch path was really taken
+    assert len([n for n in skipped if n > 0]) >= 10, skipped  # and parsed only what changed
     assert seen.get("problem", 0) >= 20, seen
 
 
@@ -282,3 +338,47 @@ def test_a_damaged_or_foreign_snapshot_is_no_snapshot(tmp_path: Path,
     os.chmod(cache / "models", 0o777)
     assert parse_cache.directory("models") is None
     assert load_fabric(inv) == first and len(built) == 3  # built in full, not kept
+
+
+@pytest.mark.parametrize("edit", ["remove-last", "remove-second", "change-second"])
+def test_entries_are_matched_only_by_a_cut_that_is_the_files_structure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit: str) -> None:
+    """A file whose cut is not its structure (a quoted scalar spanning lines, with a line in it
+    that looks like an entry's start: six chunks for five entries) is never matched chunk by
+    chunk: matched by position, its chunks would name the wrong nodes (a node removed would
+    stay)."""
+    monkeypatch.setenv("BGPGEN_CACHE_DIR", str(tmp_path / "cache"))
+    inv = tmp_path / "inv"
+    inv.mkdir()
+    docs = _inventory(split=False)
+    [nodes] = [k for k in docs if "nodes" in docs[k]]
+    styles = {nodes: "quote"}
+    _write(inv, docs, styles)
+    assert isinstance(_load(inv), Fabric)
+    entries = docs[nodes]["nodes"]
+    if edit == "remove-last":
+        entries.pop()
+    elif edit == "remove-second":
+        entries.pop(1)
+    else:
+        entries[1]["pod_cidrs"][0] = "10.0.99.0/24"
+    _write(inv, docs, styles)
+    got, want = _load(inv), _full(inv)
+    assert isinstance(want, Fabric) and got == want
+    assert inputs.digests(got, "t") == inputs.digests(want, "t")
+
+
+def test_files_of_nodes_are_cut_at_their_entries() -> None:
+    from bgpgen.node_chunks import cut
+    assert cut(b"nodes:\n- name: a\n  rack: r\n- name: b\n") == \
+        [b"- name: a\n  rack: r\n", b"- name: b\n"]
+    assert cut(b"# nodes of r1\n\nnodes:  # all\n  - name: a\n    x: [1, 2]\n# c\n  - name: b") \
+        == [b"  - name: a\n    x: [1, 2]\n# c\n", b"  - name: b"]
+    assert cut(b"nodes:\n-\n  name: a\n- name: b\n") == [b"-\n  name: a\n", b"- name: b\n"]
+    for refused in (b"nodes: []\n", b"nodes:\n", b"", b"nodes:\n- a\nswitches: []\n",
+                    b"---\nnodes:\n- name: a\n", b"nodes:\n- name: a\n---\n- name: b\n",
+                    b"\xef\xbb\xbfnodes:\n- name: a\n", b"nodes:\r\n- name: a\r\n",
+                    b"nodes:\n- name: a\n\t\n", b"nodes:\n- &x name: a\n- *x\n",
+                    b"%YAML 1.2\n---\nnodes:\n- a\n", b"nodes: !!seq\n- a\n",
+                    b"nodes:\n  - a\n - b\n", b"switches:\n- a\n"):
+        assert cut(refused) is None, refused
