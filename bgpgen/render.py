@@ -14,7 +14,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import yaml
 from . import gctune, inputs
 from .artifacts import Artifact, Build
 from .errors import Problem, RenderError
-from .model import Device, Fabric, Node, Platform, Route, SecretRef
+from .model import Device, Fabric, Node, Platform, Route, SecretRef, Session
 from .platforms import REGISTRY, spec
 from .platforms.base import Context, FileSpec
 from .secrets import fill, token
@@ -180,11 +180,13 @@ def _entry(a: Artifact) -> dict[str, Any]:
 
 def _manifest(f: Fabric, files: Mapping[str, list[dict[str, Any]]],
               digests: Mapping[str, str] | None, stream: bool = False,
-              same: Mapping[str, str] | None = None) -> dict[str, Any]:
+              same: Mapping[str, str] | None = None,
+              blocks: Mapping[str, _Block | None] | None = None) -> dict[str, Any]:
     """The manifest as a dict; with ``stream``, its devices, sessions and routes are
     :class:`_Stream` values made while they are written (at 100,000 nodes the dicts of a whole
     manifest took some 300 MB). ``same``: devices' entries as the previous manifest wrote them
-    (JSON text), for devices whose inputs and files are as they were (their entry is too)."""
+    (JSON text), for devices whose inputs and files are as they were (their entry is too);
+    ``blocks``: the sessions' or routes' lines made already (:func:`_spliced`)."""
     def device(d: Device) -> tuple[str, dict[str, Any] | _Raw]:
         if same is not None and d.name in same:
             return d.name, _Raw(same[d.name])
@@ -202,24 +204,36 @@ def _manifest(f: Fabric, files: Mapping[str, list[dict[str, Any]]],
 
     kube = list(files.get(KUBERNETES, []))
     devices = (device(d) for d in sorted(f.devices, key=lambda d: d.name))
-    sessions = ({"id": s.id, "node": s.node, "switch": s.switch, "family": s.family,
-                 "node_address": str(s.node_address), "switch_address": str(s.switch_address),
-                 "node_asn": s.node_asn, "switch_asn": s.switch_asn, "node_port": s.node_port,
-                 "switch_port": s.switch_port, "profile": s.profile.name,
-                 "passive": s.passive.value, "hold_time": s.profile.timers.hold,
-                 "password": token(s.profile.password.name) if s.profile.password else None}
-                for s in f.sessions)
+    sessions = (_session_row(s) for s in f.sessions)
     routes = ({"prefix": str(r.prefix), "origin": r.origin, "next_hop": str(r.next_hop),
                "seen_by": r.seen_by, "session": r.session, "kind": r.kind} for r in f.routes)
     out: dict[str, Any] = {"generator": "bgpgen", "format": FORMAT, "fabric": f.name}
     if stream:  # routes as they are (Route's fields are the manifest's keys, in their order)
-        out.update(devices=_Stream(devices, True), sessions=_Stream(sessions, False),
-                   routes=_Stream(iter(f.routes), False))
+        made = blocks or {}
+        out.update(devices=_Stream(devices, True),
+                   sessions=made.get("sessions") or _Stream(sessions, False),
+                   routes=made.get("routes") or _Stream(iter(f.routes), False))
     else:
         out.update(devices=dict(devices), sessions=list(sessions), routes=list(routes))
     if kube:
         out["kubernetes"] = kube
     return out
+
+
+def _session_row(s: Session) -> dict[str, Any]:
+    return {"id": s.id, "node": s.node, "switch": s.switch, "family": s.family,
+            "node_address": str(s.node_address), "switch_address": str(s.switch_address),
+            "node_asn": s.node_asn, "switch_asn": s.switch_asn, "node_port": s.node_port,
+            "switch_port": s.switch_port, "profile": s.profile.name,
+            "passive": s.passive.value, "hold_time": s.profile.timers.hold,
+            "password": token(s.profile.password.name) if s.profile.password else None}
+
+
+@dataclass(frozen=True, slots=True)
+class _Block:
+    """A list's element lines, made already (one string, rows joined by a comma and a newline)."""
+
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +263,9 @@ def manifest_lines(data: dict[str, Any]) -> Iterator[str]:
         value = data[key]
         tail = "," if i < len(keys) - 1 else ""
         items: Iterator[Any]
+        if isinstance(value, _Block):
+            yield f"{_json(key)}: [" + ("\n" + value.text + "\n]" if value.text else "]") + tail
+            continue
         if isinstance(value, _Stream):
             items, mapping = value.items, value.mapping
         elif isinstance(value, dict):
@@ -338,26 +355,107 @@ def _read_manifest(path: Path) -> Any:
 
 def _read_head(path: Path) -> tuple[Any, bytes]:
     """:func:`_read_manifest`'s value and the text it was parsed from."""
+    data, head, _ = _read_whole(path)
+    return data, head
+
+
+def _read_whole(path: Path) -> tuple[Any, bytes, bytes]:
+    """:func:`_read_head`, and the manifest's whole text (read anyway: kept for
+    :func:`_old_rows`)."""
     try:
         st = os.stat(path / MANIFEST)
     except OSError:
-        return None, b""
+        return None, b"", b""
     key = (str(path.resolve() / MANIFEST), st.st_ino, st.st_mtime_ns, st.st_size)
     if key not in _MANIFESTS:
-        head = b""
+        head = text = b""
         try:
             with gctune.paused():
-                head = _heads((path / MANIFEST).read_bytes())
+                text = (path / MANIFEST).read_bytes()
+                head = _heads(text)
                 data = orjson.loads(head)
         except (OSError, ValueError):  # orjson.JSONDecodeError is a ValueError
             data = None
         if len(_MANIFESTS) >= 2:  # a build's and the one it is compared with or replaces
             _MANIFESTS.pop(next(iter(_MANIFESTS)))
-        _MANIFESTS[key] = (data, head)
+        _MANIFESTS[key] = (data, head, text)
     return _MANIFESTS[key]
 
 
-_MANIFESTS: dict[tuple[str, int, int, int], tuple[Any, bytes]] = {}
+_MANIFESTS: dict[tuple[str, int, int, int], tuple[Any, bytes, bytes]] = {}
+
+
+def _old_rows(text: bytes, key: str) -> list[str] | None:
+    r"""The element lines of the list ``key`` in a manifest's text as :func:`dump_manifest`
+    writes it (each without its comma), None when the text has not that layout.
+
+    >>> _old_rows(b'{\n"a": [],\n"routes": [\n {"x":1},\n {"x":2}\n],\n"z": 1\n}\n', "routes")
+    [' {"x":1}', ' {"x":2}']
+    """
+    head = b'\n"' + key.encode() + b'": [\n'
+    start = text.find(head)
+    if start < 0:
+        return [] if text.find(b'\n"' + key.encode() + b'": []') >= 0 else None
+    end = text.find(b"\n]", start + len(head))
+    if end < 0:
+        return None
+    lines = text[start + len(head):end].decode().split("\n")
+    rows = [line[:-1] for line in lines[:-1]]
+    rows.append(lines[-1])
+    return rows
+
+
+def _spliced(old: list[str] | None, new: Sequence[Any], moved: set[str],
+             names: Callable[[str], tuple[str, ...] | None],
+             of: Callable[[Any], tuple[str, ...]],
+             encode: Callable[[Any], Any] = lambda x: x) -> _Block | None:
+    """The rows of a manifest's list (sessions or routes, sorted as the model sorts them) made
+    from the previous manifest's ``old`` rows where they are as they were: a row whose devices
+    (``of`` a new row, ``names`` read from an old row's text: None when it cannot be read) are
+    none of the devices ``moved`` (whose input digest changed, new or gone) is the same row in
+    both, in the same order; only the others are encoded. None (encode them all) when the old
+    rows do not hold exactly the new rows' unmoved ones. ``encode``: a new row as the manifest
+    holds it."""
+    if old is None:
+        return None
+    kept = []
+    for line in old:
+        got = names(line)
+        if got is None:
+            return None
+        if moved.isdisjoint(got):
+            kept.append(line)
+    fresh = [x for x in new if not moved.isdisjoint(of(x))]
+    if len(kept) + len(fresh) != len(new):
+        return None
+    made = iter(_elements(encode(x) for x in fresh))
+    rows = (line.rstrip(",").split(",\n") for line in made)
+    encoded = iter([r for chunk in rows for r in chunk])
+    old_rows = iter(kept)
+    return _Block(",\n".join(next(encoded) if not moved.isdisjoint(of(x)) else next(old_rows)
+                              for x in new))
+
+
+def _field(row: str, key: str) -> str | None:
+    """A string field of a manifest row (compact JSON, as orjson writes it), None when absent
+    or escaped."""
+    mark = f'"{key}":"'
+    i = row.find(mark)
+    if i < 0:
+        return None
+    j = row.find('"', i + len(mark))
+    value = row[i + len(mark):j]
+    return None if j < 0 or "\\" in value else value
+
+
+def _session_names(row: str) -> tuple[str, ...] | None:
+    node = _field(row, "node")
+    return None if node is None else (node,)
+
+
+def _route_names(row: str) -> tuple[str, ...] | None:
+    origin, seen = _field(row, "origin"), _field(row, "seen_by")
+    return None if origin is None or seen is None else (origin, seen)
 
 
 def _device_entries(head: bytes) -> dict[str, str]:
@@ -502,10 +600,16 @@ def secrets_digest(values: Mapping[str, str] | None) -> str:
 
 
 def _create(path: Path | str, text: str, mode: int, replace: bool = False) -> None:
-    """A new file with this text, made with its mode (never readable by others first)."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
-    with os.fdopen(os.open(path, flags, mode), "w", encoding="utf-8") as fh:
-        fh.write(text)
+    """A new file with this text, made with its mode (never readable by others first). Written
+    by ``os.write`` (no file object: 40% less time per file, which a build makes 20,000 of)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_TRUNC if replace else os.O_EXCL)
+    data = memoryview(text.encode("utf-8"))
+    fd = os.open(path, flags, mode)
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
 
 
 def _write_private(path: Path | str, text: str) -> None:
@@ -589,10 +693,18 @@ def update(fabric: Fabric, out: Path,
             build = Build(fabric, build.artifacts + more.artifacts)
             reuse -= again
             kept = {n: kept[n] for n in reuse}
-    same = _device_entries(_read_head(out)[1])
+    _, head, whole = _read_whole(out)
+    same = _device_entries(head)
+    # rows of sessions and routes whose devices' inputs are as they were: the previous ones
+    moved = (set(digests) | set(old)) - reuse
+    blocks = {
+        "sessions": _spliced(_old_rows(whole, "sessions"), fabric.sessions, moved,
+                             _session_names, lambda s: (s.node,), _session_row),
+        "routes": _spliced(_old_rows(whole, "routes"), fabric.routes, moved, _route_names,
+                           lambda r: (r.origin, r.seen_by))}
     text = "\n".join(manifest_lines(_manifest(
         fabric, _files(Build(fabric, build.artifacts), kept), digests, stream=True,
-        same={n: same[n] for n in reuse if n in same}))) + "\n"
+        same={n: same[n] for n in reuse if n in same}, blocks=blocks))) + "\n"
     stale = [(n, f["name"]) for n, d in old.items() if n not in reuse for f in d.get("files", ())]
     stale += [(KUBERNETES, f["name"]) for f in prev.get("kubernetes", [])]
     rewritten = _write_in_place(out, build.artifacts, values, text, secrets_digest(values), stale,
