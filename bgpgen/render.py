@@ -11,6 +11,7 @@ import hashlib
 import ipaddress
 import itertools
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -385,77 +386,80 @@ def _read_whole(path: Path) -> tuple[Any, bytes, bytes]:
 _MANIFESTS: dict[tuple[str, int, int, int], tuple[Any, bytes, bytes]] = {}
 
 
-def _old_rows(text: bytes, key: str) -> list[str] | None:
-    r"""The element lines of the list ``key`` in a manifest's text as :func:`dump_manifest`
-    writes it (each without its comma), None when the text has not that layout.
+def _old_rows(text: bytes, key: str) -> tuple[str, list[str]] | None:
+    r"""The rows of the list ``key`` in a manifest's text as :func:`dump_manifest` writes it
+    (each without the comma and newline after it), with the text they were cut from; None when
+    the text has not that layout.
 
     >>> _old_rows(b'{\n"a": [],\n"routes": [\n {"x":1},\n {"x":2}\n],\n"z": 1\n}\n', "routes")
-    [' {"x":1}', ' {"x":2}']
+    (' {"x":1},\n {"x":2}', [' {"x":1}', ' {"x":2}'])
     """
     head = b'\n"' + key.encode() + b'": [\n'
     start = text.find(head)
     if start < 0:
-        return [] if text.find(b'\n"' + key.encode() + b'": []') >= 0 else None
+        return ("", []) if text.find(b'\n"' + key.encode() + b'": []') >= 0 else None
     end = text.find(b"\n]", start + len(head))
     if end < 0:
         return None
-    lines = text[start + len(head):end].decode().split("\n")
-    rows = [line[:-1] for line in lines[:-1]]
-    rows.append(lines[-1])
-    return rows
+    block = text[start + len(head):end].decode()
+    return block, block.split(",\n")  # never inside a row: JSON escapes newlines
 
 
-def _spliced(old: list[str] | None, new: Sequence[Any], moved: set[str],
-             names: Callable[[str], tuple[str, ...] | None],
-             of: Callable[[Any], tuple[str, ...]],
-             encode: Callable[[Any], Any] = lambda x: x) -> _Block | None:
-    """The rows of a manifest's list (sessions or routes, sorted as the model sorts them) made
-    from the previous manifest's ``old`` rows where they are as they were: a row whose devices
-    (``of`` a new row, ``names`` read from an old row's text: None when it cannot be read) are
-    none of the devices ``moved`` (whose input digest changed, new or gone) is the same row in
-    both, in the same order; only the others are encoded. None (encode them all) when the old
-    rows do not hold exactly the new rows' unmoved ones. ``encode``: a new row as the manifest
-    holds it."""
+#: the devices of a session's and a route's row, as orjson writes them (keys sorted, compact)
+_SESSION_NODE = re.compile(r'"node":"([^"\\]*)"')
+_ROUTE_ENDS = re.compile(r'"origin":"([^"\\]*)","prefix":"[^"\\]*","seen_by":"([^"\\]*)"')
+
+
+def _spliced_sessions(text: bytes, f: Fabric, moved: set[str]) -> _Block | None:
+    """The manifest's sessions, the rows of nodes not ``moved`` taken from the previous
+    manifest's ``text`` (:func:`_spliced`)."""
+    old = _old_rows(text, "sessions")
     if old is None:
         return None
-    kept = []
-    for line in old:
-        got = names(line)
-        if got is None:
-            return None
-        if moved.isdisjoint(got):
-            kept.append(line)
-    fresh = [x for x in new if not moved.isdisjoint(of(x))]
-    if len(kept) + len(fresh) != len(new):
+    block, rows = old
+    names = _SESSION_NODE.findall(block)
+    if len(names) != len(rows):
         return None
-    made = iter(_elements(encode(x) for x in fresh))
-    rows = (line.rstrip(",").split(",\n") for line in made)
-    encoded = iter([r for chunk in rows for r in chunk])
-    old_rows = iter(kept)
-    return _Block(",\n".join(next(encoded) if not moved.isdisjoint(of(x)) else next(old_rows)
-                              for x in new))
+    return _spliced(rows, [n in moved for n in names], f.sessions,
+                    [s.node in moved for s in f.sessions], _session_row)
 
 
-def _field(row: str, key: str) -> str | None:
-    """A string field of a manifest row (compact JSON, as orjson writes it), None when absent
-    or escaped."""
-    mark = f'"{key}":"'
-    i = row.find(mark)
-    if i < 0:
+def _spliced_routes(text: bytes, f: Fabric, moved: set[str]) -> _Block | None:
+    """The manifest's routes, the rows whose originator and receiver are both not ``moved``
+    taken from the previous manifest's ``text`` (:func:`_spliced`)."""
+    old = _old_rows(text, "routes")
+    if old is None:
         return None
-    j = row.find('"', i + len(mark))
-    value = row[i + len(mark):j]
-    return None if j < 0 or "\\" in value else value
+    block, rows = old
+    ends = _ROUTE_ENDS.findall(block)
+    if len(ends) != len(rows):
+        return None
+    return _spliced(rows, [a in moved or b in moved for a, b in ends], f.routes,
+                    [r.origin in moved or r.seen_by in moved for r in f.routes], lambda r: r)
 
 
-def _session_names(row: str) -> tuple[str, ...] | None:
-    node = _field(row, "node")
-    return None if node is None else (node,)
-
-
-def _route_names(row: str) -> tuple[str, ...] | None:
-    origin, seen = _field(row, "origin"), _field(row, "seen_by")
-    return None if origin is None or seen is None else (origin, seen)
+def _spliced(old: list[str], old_moved: list[bool], new: Sequence[Any], new_moved: list[bool],
+             encode: Callable[[Any], Any]) -> _Block | None:
+    """A list of the manifest (sessions or routes, sorted as the model sorts them) made from
+    the previous manifest's ``old`` rows where they are as they were. A row whose devices are
+    none of those whose input digest changed (or that are new or gone: ``moved``) is the same
+    row in both, in the same order: only the other new rows (``new_moved``) are encoded
+    (``encode``: a new row as the manifest holds it). None (encode them all) when the old rows
+    do not hold exactly as many unmoved rows as the new."""
+    kept = [row for row, m in zip(old, old_moved) if not m]
+    at = [i for i, m in enumerate(new_moved) if m]
+    if len(kept) + len(at) != len(new):
+        return None
+    encoded = [row for chunk in _elements(encode(new[i]) for i in at)
+               for row in chunk.rstrip(",").split(",\n")]
+    parts: list[str] = []
+    done = 0  # rows of kept used
+    for j, i in enumerate(at):
+        parts += kept[done:i - j]
+        parts.append(encoded[j])
+        done = i - j
+    parts += kept[done:]
+    return _Block(",\n".join(parts))
 
 
 def _device_entries(head: bytes) -> dict[str, str]:
@@ -697,11 +701,8 @@ def update(fabric: Fabric, out: Path,
     same = _device_entries(head)
     # rows of sessions and routes whose devices' inputs are as they were: the previous ones
     moved = (set(digests) | set(old)) - reuse
-    blocks = {
-        "sessions": _spliced(_old_rows(whole, "sessions"), fabric.sessions, moved,
-                             _session_names, lambda s: (s.node,), _session_row),
-        "routes": _spliced(_old_rows(whole, "routes"), fabric.routes, moved, _route_names,
-                           lambda r: (r.origin, r.seen_by))}
+    blocks = {"sessions": _spliced_sessions(whole, fabric, moved),
+              "routes": _spliced_routes(whole, fabric, moved)}
     text = "\n".join(manifest_lines(_manifest(
         fabric, _files(Build(fabric, build.artifacts), kept), digests, stream=True,
         same={n: same[n] for n in reuse if n in same}, blocks=blocks))) + "\n"
