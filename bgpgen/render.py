@@ -181,27 +181,13 @@ def _entry(a: Artifact) -> dict[str, Any]:
 
 def _manifest(f: Fabric, files: Mapping[str, list[dict[str, Any]]],
               digests: Mapping[str, str] | None, stream: bool = False,
-              same: Mapping[str, str] | None = None,
               blocks: Mapping[str, _Block | None] | None = None) -> dict[str, Any]:
     """The manifest as a dict; with ``stream``, its devices, sessions and routes are
     :class:`_Stream` values made while they are written (at 100,000 nodes the dicts of a whole
-    manifest took some 300 MB). ``same``: devices' entries as the previous manifest wrote them
-    (JSON text), for devices whose inputs and files are as they were (their entry is too);
-    ``blocks``: the sessions' or routes' lines made already (:func:`_spliced`)."""
-    def device(d: Device) -> tuple[str, dict[str, Any] | _Raw]:
-        if same is not None and d.name in same:
-            return d.name, _Raw(same[d.name])
-        entry = {
-            "role": d.role.value, "platform": d.platform.value, "asn": d.asn,
-            "router_id": d.router_id, "rack": d.rack, "bgp_port": d.bgp_port,
-            "api_port": d.api_port,
-            "mgmt": None if d.mgmt is None else
-            {"host": d.mgmt.host, "port": d.mgmt.port, "user": d.mgmt.user},
-            "netmiko_device_type": spec(d.platform).netmiko_device_type,
-            "files": files.get(d.name, [])}
-        if digests is not None:
-            entry["inputs"] = digests[d.name]
-        return d.name, entry
+    manifest took some 300 MB). ``blocks``: the devices', sessions' or routes' rows made
+    already (:func:`_spliced`)."""
+    def device(d: Device) -> tuple[str, dict[str, Any]]:
+        return d.name, _device_row(d, files, digests)
 
     kube = list(files.get(KUBERNETES, []))
     devices = (device(d) for d in sorted(f.devices, key=lambda d: d.name))
@@ -211,7 +197,7 @@ def _manifest(f: Fabric, files: Mapping[str, list[dict[str, Any]]],
     out: dict[str, Any] = {"generator": "bgpgen", "format": FORMAT, "fabric": f.name}
     if stream:  # routes as they are (Route's fields are the manifest's keys, in their order)
         made = blocks or {}
-        out.update(devices=_Stream(devices, True),
+        out.update(devices=made.get("devices") or _Stream(devices, True),
                    sessions=made.get("sessions") or _Stream(sessions, False),
                    routes=made.get("routes") or _Stream(iter(f.routes), False))
     else:
@@ -219,6 +205,21 @@ def _manifest(f: Fabric, files: Mapping[str, list[dict[str, Any]]],
     if kube:
         out["kubernetes"] = kube
     return out
+
+
+def _device_row(d: Device, files: Mapping[str, list[dict[str, Any]]],
+                digests: Mapping[str, str] | None) -> dict[str, Any]:
+    entry = {
+        "role": d.role.value, "platform": d.platform.value, "asn": d.asn,
+        "router_id": d.router_id, "rack": d.rack, "bgp_port": d.bgp_port,
+        "api_port": d.api_port,
+        "mgmt": None if d.mgmt is None else
+        {"host": d.mgmt.host, "port": d.mgmt.port, "user": d.mgmt.user},
+        "netmiko_device_type": spec(d.platform).netmiko_device_type,
+        "files": files.get(d.name, [])}
+    if digests is not None:
+        entry["inputs"] = digests[d.name]
+    return entry
 
 
 def _session_row(s: Session) -> dict[str, Any]:
@@ -232,16 +233,11 @@ def _session_row(s: Session) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class _Block:
-    """A list's element lines, made already (one string, rows joined by a comma and a newline)."""
+    """A mapping's or a list's rows, made already: UTF-8 text, rows joined by a comma and a
+    newline (:func:`manifest_lines` yields it as it is, bytes among its strings)."""
 
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Raw:
-    """A value already encoded as JSON (a device's entry read from the previous manifest)."""
-
-    text: str
+    text: bytes
+    mapping: bool
 
 
 @dataclass(slots=True)
@@ -265,7 +261,13 @@ def manifest_lines(data: dict[str, Any]) -> Iterator[str]:
         tail = "," if i < len(keys) - 1 else ""
         items: Iterator[Any]
         if isinstance(value, _Block):
-            yield f"{_json(key)}: [" + ("\n" + value.text + "\n]" if value.text else "]") + tail
+            opening, closing = "{}" if value.mapping else "[]"
+            if not value.text:
+                yield f"{_json(key)}: {opening}{closing}{tail}"
+                continue
+            yield f"{_json(key)}: {opening}"
+            yield value.text  # type: ignore[misc]
+            yield closing + tail
             continue
         if isinstance(value, _Stream):
             items, mapping = value.items, value.mapping
@@ -340,8 +342,6 @@ def _text(value: Any) -> str:
 
 
 def _json(value: Any) -> str:
-    if isinstance(value, _Raw):
-        return value.text
     return orjson.dumps(value, default=_text, option=orjson.OPT_SORT_KEYS).decode()
 
 
@@ -386,28 +386,54 @@ def _read_whole(path: Path) -> tuple[Any, bytes, bytes]:
 _MANIFESTS: dict[tuple[str, int, int, int], tuple[Any, bytes, bytes]] = {}
 
 
-def _old_rows(text: bytes, key: str) -> tuple[str, list[str]] | None:
-    r"""The rows of the list ``key`` in a manifest's text as :func:`dump_manifest` writes it
-    (each without the comma and newline after it), with the text they were cut from; None when
-    the text has not that layout.
+def _old_rows(text: bytes, key: str, mapping: bool = False) -> tuple[bytes, list[bytes]] | None:
+    r"""The rows of the list (or ``mapping``) ``key`` in a manifest's text as
+    :func:`dump_manifest` writes it (each without the comma and newline after it), with the
+    text they were cut from; None when the text has not that layout.
 
     >>> _old_rows(b'{\n"a": [],\n"routes": [\n {"x":1},\n {"x":2}\n],\n"z": 1\n}\n', "routes")
-    (' {"x":1},\n {"x":2}', [' {"x":1}', ' {"x":2}'])
+    (b' {"x":1},\n {"x":2}', [b' {"x":1}', b' {"x":2}'])
     """
-    head = b'\n"' + key.encode() + b'": [\n'
+    opening, closing = (b"{", b"}") if mapping else (b"[", b"]")
+    head = b'\n"' + key.encode() + b'": ' + opening + b"\n"
     start = text.find(head)
     if start < 0:
-        return ("", []) if text.find(b'\n"' + key.encode() + b'": []') >= 0 else None
-    end = text.find(b"\n]", start + len(head))
+        empty = b'\n"' + key.encode() + b'": ' + opening + closing
+        return (b"", []) if text.find(empty) >= 0 else None
+    end = text.find(b"\n" + closing, start + len(head))
     if end < 0:
         return None
-    block = text[start + len(head):end].decode()
-    return block, block.split(",\n")  # never inside a row: JSON escapes newlines
+    block = text[start + len(head):end]
+    return block, block.split(b",\n")  # never inside a row: JSON escapes newlines
 
 
-#: the devices of a session's and a route's row, as orjson writes them (keys sorted, compact)
-_SESSION_NODE = re.compile(r'"node":"([^"\\]*)"')
-_ROUTE_ENDS = re.compile(r'"origin":"([^"\\]*)","prefix":"[^"\\]*","seen_by":"([^"\\]*)"')
+#: the devices of a row (orjson's compact JSON, keys sorted): a device's name, a session's
+#: node, a route's originator and receiver
+_DEVICE_NAME = re.compile(rb'^ "([^"\\]*)": \{', re.M)
+_SESSION_NODE = re.compile(rb'"node":"([^"\\]*)"')
+_ROUTE_ENDS = re.compile(rb'"origin":"([^"\\]*)","prefix":"[^"\\]*","seen_by":"([^"\\]*)"')
+
+
+def _spliced_devices(text: bytes, f: Fabric, moved: set[str],
+                     files: Mapping[str, list[dict[str, Any]]],
+                     digests: Mapping[str, str]) -> _Block | None:
+    """The manifest's devices, the rows of those not ``moved`` taken from the previous
+    manifest's ``text`` (:func:`_spliced`)."""
+    old = _old_rows(text, "devices", mapping=True)
+    if old is None:
+        return None
+    block, rows = old
+    names = [n.decode() for n in _DEVICE_NAME.findall(block)]
+    if len(names) != len(rows):
+        return None
+    devices = sorted(f.devices, key=lambda d: d.name)
+
+    def encode(ds: list[Device]) -> list[bytes]:
+        return [b" " + orjson.dumps(d.name) + b": " + orjson.dumps(
+            _device_row(d, files, digests), default=_text, option=orjson.OPT_SORT_KEYS)
+            for d in ds]
+    return _spliced(rows, [n in moved for n in names], devices,
+                    [d.name in moved for d in devices], encode, True)
 
 
 def _spliced_sessions(text: bytes, f: Fabric, moved: set[str]) -> _Block | None:
@@ -417,11 +443,12 @@ def _spliced_sessions(text: bytes, f: Fabric, moved: set[str]) -> _Block | None:
     if old is None:
         return None
     block, rows = old
-    names = _SESSION_NODE.findall(block)
+    names = [n.decode() for n in _SESSION_NODE.findall(block)]
     if len(names) != len(rows):
         return None
     return _spliced(rows, [n in moved for n in names], f.sessions,
-                    [s.node in moved for s in f.sessions], _session_row)
+                    [s.node in moved for s in f.sessions],
+                    lambda xs: _rows([_session_row(s) for s in xs]))
 
 
 def _spliced_routes(text: bytes, f: Fabric, moved: set[str]) -> _Block | None:
@@ -431,52 +458,42 @@ def _spliced_routes(text: bytes, f: Fabric, moved: set[str]) -> _Block | None:
     if old is None:
         return None
     block, rows = old
-    ends = _ROUTE_ENDS.findall(block)
+    ends = [(a.decode(), b.decode()) for a, b in _ROUTE_ENDS.findall(block)]
     if len(ends) != len(rows):
         return None
     return _spliced(rows, [a in moved or b in moved for a, b in ends], f.routes,
-                    [r.origin in moved or r.seen_by in moved for r in f.routes], lambda r: r)
+                    [r.origin in moved or r.seen_by in moved for r in f.routes], _rows)
 
 
-def _spliced(old: list[str], old_moved: list[bool], new: Sequence[Any], new_moved: list[bool],
-             encode: Callable[[Any], Any]) -> _Block | None:
-    """A list of the manifest (sessions or routes, sorted as the model sorts them) made from
-    the previous manifest's ``old`` rows where they are as they were. A row whose devices are
-    none of those whose input digest changed (or that are new or gone: ``moved``) is the same
-    row in both, in the same order: only the other new rows (``new_moved``) are encoded
-    (``encode``: a new row as the manifest holds it). None (encode them all) when the old rows
-    do not hold exactly as many unmoved rows as the new."""
+def _rows(values: list[Any]) -> list[bytes]:
+    """List elements as :func:`_elements` writes them, a row each."""
+    return [row.encode() for chunk in _elements(iter(values))
+            for row in chunk.rstrip(",").split(",\n")]
+
+
+def _spliced(old: list[bytes], old_moved: list[bool], new: Sequence[Any], new_moved: list[bool],
+             encode: Callable[[list[Any]], list[bytes]], mapping: bool = False) -> _Block | None:
+    """A part of the manifest (devices, sessions or routes, sorted as the model sorts them)
+    made from the previous manifest's ``old`` rows where they are as they were.
+
+    A row whose devices are none of those whose input digest changed, or that are new or gone
+    (``moved``), is the same row in both, in the same order (a device's input digest covers
+    the device, its sessions and their other ends, which is all that such a row is made of):
+    only the other new rows (``new_moved``) are encoded. None (encode them all) when the old
+    rows do not hold exactly as many unmoved rows as the new."""
     kept = [row for row, m in zip(old, old_moved) if not m]
     at = [i for i, m in enumerate(new_moved) if m]
     if len(kept) + len(at) != len(new):
         return None
-    encoded = [row for chunk in _elements(encode(new[i]) for i in at)
-               for row in chunk.rstrip(",").split(",\n")]
-    parts: list[str] = []
+    encoded = encode([new[i] for i in at])
+    parts: list[bytes] = []
     done = 0  # rows of kept used
     for j, i in enumerate(at):
         parts += kept[done:i - j]
         parts.append(encoded[j])
         done = i - j
     parts += kept[done:]
-    return _Block(",\n".join(parts))
-
-
-def _device_entries(head: bytes) -> dict[str, str]:
-    r"""Each device's entry in a manifest's text, as JSON text: the lines of its ``devices``
-    that have :func:`dump_manifest`'s shape (others are left out).
-
-    >>> _device_entries(b'{\n"devices": {\n "a": {"x":1},\n "b": {"y":2}\n},\n"z": 1\n}\n')
-    {'a': '{"x":1}', 'b': '{"y":2}'}
-    """
-    start = head.find(b'\n"devices": {\n')
-    end = head.find(b"\n}", start + 1) if start >= 0 else -1
-    found = {}
-    for line in head[start + 14:end].split(b"\n") if end > 0 else ():
-        i = line.find(b'": {', 2)
-        if line[:2] == b' "' and i > 0 and b"\\" not in line[:i]:
-            found[line[2:i].decode()] = line[i + 3:].rstrip(b",").decode()
-    return found
+    return _Block(b",\n".join(parts), mapping)
 
 
 def _heads(text: bytes) -> bytes:
@@ -578,13 +595,13 @@ def _swap(tmp: Path, out: Path) -> None:
         shutil.rmtree(old)
 
 
-def _same(path: str, text: str, mode: int) -> bool:
-    """``path`` is a regular file with exactly this text and mode."""
+def _same(path: str, text: str | bytes, mode: int) -> bool:
+    """``path`` is a regular file with exactly this text (or these bytes) and mode."""
     try:
         st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode) or stat.S_IMODE(st.st_mode) != mode:
             return False
-        data = text.encode("utf-8")
+        data = text if isinstance(text, bytes) else text.encode("utf-8")
         if st.st_size != len(data):
             return False
         with open(path, "rb") as fh:
@@ -697,15 +714,17 @@ def update(fabric: Fabric, out: Path,
             build = Build(fabric, build.artifacts + more.artifacts)
             reuse -= again
             kept = {n: kept[n] for n in reuse}
-    _, head, whole = _read_whole(out)
-    same = _device_entries(head)
-    # rows of sessions and routes whose devices' inputs are as they were: the previous ones
+    whole = _read_whole(out)[2]
+    # rows of the devices whose inputs are as they were (and of their sessions and routes):
+    # the previous manifest's
     moved = (set(digests) | set(old)) - reuse
-    blocks = {"sessions": _spliced_sessions(whole, fabric, moved),
+    entries = _files(Build(fabric, build.artifacts), kept)
+    blocks = {"devices": _spliced_devices(whole, fabric, moved, entries, digests),
+              "sessions": _spliced_sessions(whole, fabric, moved),
               "routes": _spliced_routes(whole, fabric, moved)}
-    text = "\n".join(manifest_lines(_manifest(
-        fabric, _files(Build(fabric, build.artifacts), kept), digests, stream=True,
-        same={n: same[n] for n in reuse if n in same}, blocks=blocks))) + "\n"
+    text = b"\n".join(line if isinstance(line, bytes) else line.encode() for line in
+                      manifest_lines(_manifest(fabric, entries, digests, stream=True,
+                                               blocks=blocks))) + b"\n"
     stale = [(n, f["name"]) for n, d in old.items() if n not in reuse for f in d.get("files", ())]
     stale += [(KUBERNETES, f["name"]) for f in prev.get("kubernetes", [])]
     rewritten = _write_in_place(out, build.artifacts, values, text, secrets_digest(values), stale,
@@ -771,7 +790,7 @@ def _read_state(out: Path) -> str | None:
 
 
 def _write_in_place(out: Path, artifacts: tuple[Artifact, ...],
-                    values: Mapping[str, str] | None, manifest_text: str, state: str,
+                    values: Mapping[str, str] | None, manifest_text: bytes, state: str,
                     stale: list[tuple[str, str]], devices: set[str]) -> tuple[str, ...]:
     """Stage the files whose bytes changed beside their old versions, then swap them in (the
     manifest last); on any failure put every swapped file back and remove what was staged. Then
@@ -807,7 +826,7 @@ def _write_in_place(out: Path, artifacts: tuple[Artifact, ...],
         # a file rewritten is a hash changed in the manifest: no need to read the old one
         if rewritten or not _same(os.path.join(root, MANIFEST), manifest_text, 0o644):
             new_manifest = os.path.join(root, f".{MANIFEST}.bgpgen-new")
-            with open(new_manifest, "w", encoding="utf-8") as fh:
+            with open(new_manifest, "wb") as fh:
                 fh.write(manifest_text)
             os.chmod(new_manifest, 0o644)
             staged.append((new_manifest, os.path.join(root, MANIFEST)))

@@ -247,8 +247,8 @@ def test_an_incremental_render_is_a_full_render(edit: str, tmp_path: Path, secre
 def test_a_rerender_takes_unchanged_session_and_route_rows_from_the_last_manifest(
         tmp_path: Path, secret_env: str, cli: Callable[..., Run],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A one-node edit re-encodes only the rows of the devices whose inputs changed (the others
-    are the previous manifest's lines); a manifest whose rows are not what its devices say (one
+    """A one-node edit re-encodes only the manifest rows of the devices whose inputs changed
+    (and of their sessions and routes; the others are the previous manifest's lines); a manifest whose rows are not what its devices say (one
     removed by hand) is not trusted: everything is encoded again. Either way the build is a full
     render's, byte for byte."""
     from .lab_helpers import edited_inventory
@@ -261,7 +261,7 @@ def test_a_rerender_takes_unchanged_session_and_route_rows_from_the_last_manifes
     inv = edited_inventory(tmp_path, *EDITS["pod-cidr"][:3])
     made.clear()
     assert cli("render", "-i", str(inv), "-o", str(out)).code == 0
-    assert len(made) == 2 and all(made), made  # sessions and routes, both spliced
+    assert len(made) == 3 and all(made), made  # devices, sessions and routes, all spliced
     full = tmp_path / "full"
     assert cli("render", "-i", str(inv), "-o", str(full)).code == 0
     assert _tree(out) == _tree(full)
@@ -274,7 +274,7 @@ def test_a_rerender_takes_unchanged_session_and_route_rows_from_the_last_manifes
     (inv / "nodes.yaml").write_text(text.replace("[10.244.33.0/24,", "[10.244.34.0/24,"))
     made.clear()
     assert cli("render", "-i", str(inv), "-o", str(out)).code == 0
-    assert made[0] is None and made[1] is not None, made  # sessions: not trusted, made again
+    assert made[1] is None and made[0] and made[2], made  # sessions: not trusted, made again
     assert cli("render", "-i", str(inv), "-o", str(full)).code == 0
     assert _tree(out) == _tree(full)
 
@@ -479,22 +479,36 @@ def test_the_parse_cache_keeps_what_the_inventory_uses(tmp_path: Path, secret_en
 
 
 def test_the_manifest_is_the_same_however_it_is_made() -> None:
-    """A manifest written at once, streamed (a new build) or with the previous manifest's entries
-    of unchanged devices (a re-render) is the same text; rows are encoded a chunk at a time and
-    a value holding the chunk's row separator falls back to a row at a time."""
+    """A manifest written at once, streamed (a new build) or with the previous manifest's rows
+    of unchanged devices, sessions and routes (a re-render) is the same text; rows are encoded a
+    chunk at a time and a value holding the chunk's row separator falls back to a row at a
+    time."""
     from bgpgen import validate
-    from bgpgen.render import (_device_entries, _elements, _files, _json, _manifest,
-                               dump_manifest, input_digests, manifest, manifest_lines, render)
+    from bgpgen.render import (_elements, _files, _json, _manifest, _spliced_devices,
+                               _spliced_routes, _spliced_sessions, dump_manifest, input_digests,
+                               manifest, manifest_lines, render)
     fabric = validate.load_fabric(ROOT / "inventory")
     build, digests = render(fabric), input_digests(fabric)
     whole = dump_manifest(manifest(build, digests))
     streamed = "\n".join(manifest_lines(_manifest(fabric, _files(build, None), digests,
                                                   stream=True))) + "\n"
-    entries = _device_entries(whole.encode())
-    assert set(entries) == {d.name for d in fabric.devices}
-    again = "\n".join(manifest_lines(_manifest(fabric, _files(build, None), digests,
-                                               stream=True, same=entries))) + "\n"
-    assert streamed == whole and again == whole
+    assert streamed == whole
+    old = whole.encode()
+    node = fabric.nodes[0].name
+    for moved in (set(), {node}, {node, fabric.switches[0].name, "gone"},
+                  {d.name for d in fabric.devices}):
+        files = _files(build, None)
+        blocks = {"devices": _spliced_devices(old, fabric, moved, files, digests),
+                  "sessions": _spliced_sessions(old, fabric, moved),
+                  "routes": _spliced_routes(old, fabric, moved)}
+        assert all(b is not None for b in blocks.values()), moved
+        again = b"\n".join(x if isinstance(x, bytes) else x.encode() for x in manifest_lines(
+            _manifest(fabric, files, digests, stream=True, blocks=blocks))) + b"\n"
+        assert again == old, moved
+    # rows the old manifest lacks (or has more of) are never trusted
+    cut = old.replace(old[old.index(b'\n {"family"'):old.index(b"\n", old.index(b'\n {"family"')
+                                                                   + 1)], b"", 1)
+    assert _spliced_sessions(cut, fabric, set()) is None
     rows: list[object] = [{"n": i, "s": f"r{i}"} for i in range(5000)] + [7, {"t": [1]}]
     rows[10] = {"s": "x},{y"}  # in the first chunk, of dicts only
     assert "\n".join(_elements(iter(rows))) == \
