@@ -423,16 +423,17 @@ def _spliced_devices(text: bytes, f: Fabric, moved: set[str],
     if old is None:
         return None
     block, rows = old
-    names = [n.decode() for n in _DEVICE_NAME.findall(block)]
+    names = _DEVICE_NAME.findall(block)
     if len(names) != len(rows):
         return None
     devices = sorted(f.devices, key=lambda d: d.name)
+    gone = {n.encode() for n in moved}
 
     def encode(ds: list[Device]) -> list[bytes]:
         return [b" " + orjson.dumps(d.name) + b": " + orjson.dumps(
             _device_row(d, files, digests), default=_text, option=orjson.OPT_SORT_KEYS)
             for d in ds]
-    return _spliced(rows, [n in moved for n in names], devices,
+    return _spliced(rows, [n in gone for n in names], devices,
                     [d.name in moved for d in devices], encode, True)
 
 
@@ -443,10 +444,11 @@ def _spliced_sessions(text: bytes, f: Fabric, moved: set[str]) -> _Block | None:
     if old is None:
         return None
     block, rows = old
-    names = [n.decode() for n in _SESSION_NODE.findall(block)]
+    names = _SESSION_NODE.findall(block)
     if len(names) != len(rows):
         return None
-    return _spliced(rows, [n in moved for n in names], f.sessions,
+    gone = {n.encode() for n in moved}
+    return _spliced(rows, [n in gone for n in names], f.sessions,
                     [s.node in moved for s in f.sessions],
                     lambda xs: _rows([_session_row(s) for s in xs]))
 
@@ -458,10 +460,11 @@ def _spliced_routes(text: bytes, f: Fabric, moved: set[str]) -> _Block | None:
     if old is None:
         return None
     block, rows = old
-    ends = [(a.decode(), b.decode()) for a, b in _ROUTE_ENDS.findall(block)]
+    ends = _ROUTE_ENDS.findall(block)
     if len(ends) != len(rows):
         return None
-    return _spliced(rows, [a in moved or b in moved for a, b in ends], f.routes,
+    gone = {n.encode() for n in moved}
+    return _spliced(rows, [a in gone or b in gone for a, b in ends], f.routes,
                     [r.origin in moved or r.seen_by in moved for r in f.routes], _rows)
 
 
@@ -722,9 +725,9 @@ def update(fabric: Fabric, out: Path,
     blocks = {"devices": _spliced_devices(whole, fabric, moved, entries, digests),
               "sessions": _spliced_sessions(whole, fabric, moved),
               "routes": _spliced_routes(whole, fabric, moved)}
-    text = b"\n".join(line if isinstance(line, bytes) else line.encode() for line in
-                      manifest_lines(_manifest(fabric, entries, digests, stream=True,
-                                               blocks=blocks))) + b"\n"
+    text = [part for line in manifest_lines(_manifest(fabric, entries, digests, stream=True,
+                                                      blocks=blocks))
+            for part in (line if isinstance(line, bytes) else line.encode(), b"\n")]
     stale = [(n, f["name"]) for n, d in old.items() if n not in reuse for f in d.get("files", ())]
     stale += [(KUBERNETES, f["name"]) for f in prev.get("kubernetes", [])]
     rewritten = _write_in_place(out, build.artifacts, values, text, secrets_digest(values), stale,
@@ -790,7 +793,7 @@ def _read_state(out: Path) -> str | None:
 
 
 def _write_in_place(out: Path, artifacts: tuple[Artifact, ...],
-                    values: Mapping[str, str] | None, manifest_text: bytes, state: str,
+                    values: Mapping[str, str] | None, manifest_text: list[bytes], state: str,
                     stale: list[tuple[str, str]], devices: set[str]) -> tuple[str, ...]:
     """Stage the files whose bytes changed beside their old versions, then swap them in (the
     manifest last); on any failure put every swapped file back and remove what was staged. Then
@@ -824,10 +827,10 @@ def _write_in_place(out: Path, artifacts: tuple[Artifact, ...],
             _write_private(new_state, state + "\n")
             staged.append((new_state, os.path.join(root, STATE)))
         # a file rewritten is a hash changed in the manifest: no need to read the old one
-        if rewritten or not _same(os.path.join(root, MANIFEST), manifest_text, 0o644):
+        if rewritten or not _same(os.path.join(root, MANIFEST), b"".join(manifest_text), 0o644):
             new_manifest = os.path.join(root, f".{MANIFEST}.bgpgen-new")
             with open(new_manifest, "wb") as fh:
-                fh.write(manifest_text)
+                fh.writelines(manifest_text)  # a few lines and three blocks, not joined
             os.chmod(new_manifest, 0o644)
             staged.append((new_manifest, os.path.join(root, MANIFEST)))
         for new, final in staged:
