@@ -233,10 +233,11 @@ def _session_row(s: Session) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class _Block:
-    """A mapping's or a list's rows, made already: UTF-8 text, rows joined by a comma and a
-    newline (:func:`manifest_lines` yields it as it is, bytes among its strings)."""
+    """A mapping's or a list's rows, made already: pieces of UTF-8 text (runs of the previous
+    manifest's rows, new rows), to be joined by a comma and a newline. :func:`manifest_lines`
+    yields it as it is among its strings, for the writer to expand (:func:`_manifest_parts`)."""
 
-    text: bytes
+    pieces: list[bytes | memoryview]
     mapping: bool
 
 
@@ -262,11 +263,11 @@ def manifest_lines(data: dict[str, Any]) -> Iterator[str]:
         items: Iterator[Any]
         if isinstance(value, _Block):
             opening, closing = "{}" if value.mapping else "[]"
-            if not value.text:
+            if not value.pieces:
                 yield f"{_json(key)}: {opening}{closing}{tail}"
                 continue
             yield f"{_json(key)}: {opening}"
-            yield value.text  # type: ignore[misc]
+            yield value  # type: ignore[misc]
             yield closing + tail
             continue
         if isinstance(value, _Stream):
@@ -386,32 +387,62 @@ def _read_whole(path: Path) -> tuple[Any, bytes, bytes]:
 _MANIFESTS: dict[tuple[str, int, int, int], tuple[Any, bytes, bytes]] = {}
 
 
-def _old_rows(text: bytes, key: str, mapping: bool = False) -> tuple[bytes, list[bytes]] | None:
-    r"""The rows of the list (or ``mapping``) ``key`` in a manifest's text as
-    :func:`dump_manifest` writes it (each without the comma and newline after it), with the
-    text they were cut from; None when the text has not that layout.
+def _old_block(text: bytes, key: str, mapping: bool = False) -> tuple[int, int] | None:
+    r"""Where the rows of the list (or ``mapping``) ``key`` are in a manifest's text as
+    :func:`dump_manifest` writes it (start and end: they are used in place, never copied: at
+    100,000 nodes they are 172 MB); None when the text has not that layout.
 
-    >>> _old_rows(b'{\n"a": [],\n"routes": [\n {"x":1},\n {"x":2}\n],\n"z": 1\n}\n', "routes")
-    (b' {"x":1},\n {"x":2}', [b' {"x":1}', b' {"x":2}'])
+    >>> text = b'{\n"a": [],\n"routes": [\n {"x":1},\n {"x":2}\n],\n"z": 1\n}\n'
+    >>> start, end = _old_block(text, "routes")
+    >>> text[start:end]
+    b' {"x":1},\n {"x":2}'
     """
     opening, closing = (b"{", b"}") if mapping else (b"[", b"]")
     head = b'\n"' + key.encode() + b'": ' + opening + b"\n"
     start = text.find(head)
     if start < 0:
         empty = b'\n"' + key.encode() + b'": ' + opening + closing
-        return (b"", []) if text.find(empty) >= 0 else None
+        return (0, 0) if text.find(empty) >= 0 else None
     end = text.find(b"\n" + closing, start + len(head))
-    if end < 0:
-        return None
-    block = text[start + len(head):end]
-    return block, block.split(b",\n")  # never inside a row: JSON escapes newlines
+    return None if end < 0 else (start + len(head), end)
 
 
-#: the devices of a row (orjson's compact JSON, keys sorted): a device's name, a session's
-#: node, a route's originator and receiver
+#: the start of each row (orjson's compact JSON, keys sorted) and its devices: a device's
+#: name, a session's node, a route's originator and receiver
 _DEVICE_NAME = re.compile(rb'^ "([^"\\]*)": \{', re.M)
-_SESSION_NODE = re.compile(rb'"node":"([^"\\]*)"')
-_ROUTE_ENDS = re.compile(rb'"origin":"([^"\\]*)","prefix":"[^"\\]*","seen_by":"([^"\\]*)"')
+_SESSION_NODE = re.compile(rb'^ \{[^\n]*?"node":"([^"\\]*)"', re.M)
+_ROUTE_ENDS = re.compile(rb'^ \{[^\n]*?"origin":"([^"\\]*)","prefix":"[^"\\]*",'
+                         rb'"seen_by":"([^"\\]*)"', re.M)
+
+
+@dataclass(frozen=True, slots=True)
+class _OldRows:
+    """The rows of a part of the previous manifest: its text, where each row starts and where
+    the last ends (rows are lines, joined by a comma and a newline), and each row's devices."""
+
+    text: bytes
+    starts: list[int]
+    end: int
+    devices: list[tuple[bytes, ...]]
+
+    @classmethod
+    def of(cls, text: bytes, key: str, pattern: re.Pattern[bytes],
+           mapping: bool = False) -> _OldRows | None:
+        """None unless every row has the devices ``pattern`` reads."""
+        where = _old_block(text, key, mapping)
+        if where is None:
+            return None
+        start, end = where
+        found = [(m.start(), m.groups()) for m in pattern.finditer(text, start, end)]
+        lines = text.count(b"\n", start, end) + 1 if end > start else 0
+        if len(found) != lines:
+            return None
+        return cls(text, [at for at, _ in found], end, [names for _, names in found])
+
+    def run(self, first: int, last: int) -> memoryview:
+        """Rows ``first`` to ``last`` (included), with the separators between them."""
+        stop = self.starts[last + 1] - 2 if last + 1 < len(self.starts) else self.end
+        return memoryview(self.text)[self.starts[first]:stop]
 
 
 def _spliced_devices(text: bytes, f: Fabric, moved: set[str],
@@ -419,12 +450,8 @@ def _spliced_devices(text: bytes, f: Fabric, moved: set[str],
                      digests: Mapping[str, str]) -> _Block | None:
     """The manifest's devices, the rows of those not ``moved`` taken from the previous
     manifest's ``text`` (:func:`_spliced`)."""
-    old = _old_rows(text, "devices", mapping=True)
+    old = _OldRows.of(text, "devices", _DEVICE_NAME, mapping=True)
     if old is None:
-        return None
-    block, rows = old
-    names = _DEVICE_NAME.findall(block)
-    if len(names) != len(rows):
         return None
     devices = sorted(f.devices, key=lambda d: d.name)
     gone = {n.encode() for n in moved}
@@ -433,22 +460,18 @@ def _spliced_devices(text: bytes, f: Fabric, moved: set[str],
         return [b" " + orjson.dumps(d.name) + b": " + orjson.dumps(
             _device_row(d, files, digests), default=_text, option=orjson.OPT_SORT_KEYS)
             for d in ds]
-    return _spliced(rows, [n in gone for n in names], devices,
+    return _spliced(old, [n in gone for n, in old.devices], devices,
                     [d.name in moved for d in devices], encode, True)
 
 
 def _spliced_sessions(text: bytes, f: Fabric, moved: set[str]) -> _Block | None:
     """The manifest's sessions, the rows of nodes not ``moved`` taken from the previous
     manifest's ``text`` (:func:`_spliced`)."""
-    old = _old_rows(text, "sessions")
+    old = _OldRows.of(text, "sessions", _SESSION_NODE)
     if old is None:
         return None
-    block, rows = old
-    names = _SESSION_NODE.findall(block)
-    if len(names) != len(rows):
-        return None
     gone = {n.encode() for n in moved}
-    return _spliced(rows, [n in gone for n in names], f.sessions,
+    return _spliced(old, [n in gone for n, in old.devices], f.sessions,
                     [s.node in moved for s in f.sessions],
                     lambda xs: _rows([_session_row(s) for s in xs]))
 
@@ -456,15 +479,11 @@ def _spliced_sessions(text: bytes, f: Fabric, moved: set[str]) -> _Block | None:
 def _spliced_routes(text: bytes, f: Fabric, moved: set[str]) -> _Block | None:
     """The manifest's routes, the rows whose originator and receiver are both not ``moved``
     taken from the previous manifest's ``text`` (:func:`_spliced`)."""
-    old = _old_rows(text, "routes")
+    old = _OldRows.of(text, "routes", _ROUTE_ENDS)
     if old is None:
         return None
-    block, rows = old
-    ends = _ROUTE_ENDS.findall(block)
-    if len(ends) != len(rows):
-        return None
     gone = {n.encode() for n in moved}
-    return _spliced(rows, [a in gone or b in gone for a, b in ends], f.routes,
+    return _spliced(old, [a in gone or b in gone for a, b in old.devices], f.routes,
                     [r.origin in moved or r.seen_by in moved for r in f.routes], _rows)
 
 
@@ -474,7 +493,7 @@ def _rows(values: list[Any]) -> list[bytes]:
             for row in chunk.rstrip(",").split(",\n")]
 
 
-def _spliced(old: list[bytes], old_moved: list[bool], new: Sequence[Any], new_moved: list[bool],
+def _spliced(old: _OldRows, old_moved: list[bool], new: Sequence[Any], new_moved: list[bool],
              encode: Callable[[list[Any]], list[bytes]], mapping: bool = False) -> _Block | None:
     """A part of the manifest (devices, sessions or routes, sorted as the model sorts them)
     made from the previous manifest's ``old`` rows where they are as they were.
@@ -482,21 +501,44 @@ def _spliced(old: list[bytes], old_moved: list[bool], new: Sequence[Any], new_mo
     A row whose devices are none of those whose input digest changed, or that are new or gone
     (``moved``), is the same row in both, in the same order (a device's input digest covers
     the device, its sessions and their other ends, which is all that such a row is made of):
-    only the other new rows (``new_moved``) are encoded. None (encode them all) when the old
-    rows do not hold exactly as many unmoved rows as the new."""
-    kept = [row for row, m in zip(old, old_moved) if not m]
+    only the other new rows (``new_moved``) are encoded (``encode``), and placed among runs of
+    the old rows. None (encode them all) when the old rows do not hold exactly as many unmoved
+    rows as the new."""
+    kept = [r for r, m in enumerate(old_moved) if not m]
     at = [i for i, m in enumerate(new_moved) if m]
     if len(kept) + len(at) != len(new):
         return None
     encoded = encode([new[i] for i in at])
-    parts: list[bytes] = []
-    done = 0  # rows of kept used
-    for j, i in enumerate(at):
-        parts += kept[done:i - j]
-        parts.append(encoded[j])
-        done = i - j
-    parts += kept[done:]
-    return _Block(b",\n".join(parts), mapping)
+    n = len(old_moved)
+    # in the old rows' places: a new row goes before the kept row it precedes; a moved row goes
+    events = sorted([(kept[i - j] if i - j < len(kept) else n, 0, j) for j, i in enumerate(at)]
+                    + [(r, 1, 0) for r, m in enumerate(old_moved) if m])
+    pieces: list[bytes | memoryview] = []
+    cursor = 0  # the first old row neither placed nor dropped yet
+    for place, dropped, j in events:
+        if place > cursor:
+            pieces.append(old.run(cursor, place - 1))
+        if dropped:
+            cursor = place + 1
+        else:
+            pieces.append(encoded[j])
+            cursor = place
+    if cursor < n:
+        pieces.append(old.run(cursor, n - 1))
+    return _Block(pieces, mapping)
+
+
+def _manifest_parts(lines: Iterator[str | _Block]) -> Iterator[bytes | memoryview]:
+    """:func:`manifest_lines`' lines as UTF-8, each block's pieces in place (not joined)."""
+    for line in lines:
+        if isinstance(line, _Block):
+            for k, piece in enumerate(line.pieces):
+                if k:
+                    yield b",\n"
+                yield piece
+        else:
+            yield line.encode()
+        yield b"\n"
 
 
 def _heads(text: bytes) -> bytes:
@@ -725,9 +767,8 @@ def update(fabric: Fabric, out: Path,
     blocks = {"devices": _spliced_devices(whole, fabric, moved, entries, digests),
               "sessions": _spliced_sessions(whole, fabric, moved),
               "routes": _spliced_routes(whole, fabric, moved)}
-    text = [part for line in manifest_lines(_manifest(fabric, entries, digests, stream=True,
-                                                      blocks=blocks))
-            for part in (line if isinstance(line, bytes) else line.encode(), b"\n")]
+    text = list(_manifest_parts(manifest_lines(_manifest(fabric, entries, digests, stream=True,
+                                                         blocks=blocks))))
     stale = [(n, f["name"]) for n, d in old.items() if n not in reuse for f in d.get("files", ())]
     stale += [(KUBERNETES, f["name"]) for f in prev.get("kubernetes", [])]
     rewritten = _write_in_place(out, build.artifacts, values, text, secrets_digest(values), stale,
@@ -793,7 +834,8 @@ def _read_state(out: Path) -> str | None:
 
 
 def _write_in_place(out: Path, artifacts: tuple[Artifact, ...],
-                    values: Mapping[str, str] | None, manifest_text: list[bytes], state: str,
+                    values: Mapping[str, str] | None, manifest_text: list[bytes | memoryview],
+                    state: str,
                     stale: list[tuple[str, str]], devices: set[str]) -> tuple[str, ...]:
     """Stage the files whose bytes changed beside their old versions, then swap them in (the
     manifest last); on any failure put every swapped file back and remove what was staged. Then

@@ -217,6 +217,11 @@ EDITS = {
                      "2001:db8:12::104/64]\n    mgmt: {host: 198.51.100.104}\n"
                      "    pod_cidrs: [10.244.4.0/24, 2001:db8:244:4::/64]\n", "", 2),
     "switch-asn": ("switches.yaml", "asn: 65101", "asn: 65109", 5),
+    "node-added": ("nodes.yaml", "  - name: node-r1-04\n", "  - name: node-r1-00\n"
+                   "    group: r1-bird\n    asn: 65019\n"
+                   "    peering: [198.18.11.109/24, 198.18.12.109/24]\n"
+                   "    mgmt: {host: 198.51.100.109}\n    pod_cidrs: [10.244.9.0/24]\n"
+                   "  - name: node-r1-04\n", 3),
 }
 
 
@@ -484,7 +489,8 @@ def test_the_manifest_is_the_same_however_it_is_made() -> None:
     chunk at a time and a value holding the chunk's row separator falls back to a row at a
     time."""
     from bgpgen import validate
-    from bgpgen.render import (_elements, _files, _json, _manifest, _spliced_devices,
+    from bgpgen.render import (_elements, _files, _json, _manifest, _manifest_parts,
+                               _spliced_devices,
                                _spliced_routes, _spliced_sessions, dump_manifest, input_digests,
                                manifest, manifest_lines, render)
     fabric = validate.load_fabric(ROOT / "inventory")
@@ -502,8 +508,8 @@ def test_the_manifest_is_the_same_however_it_is_made() -> None:
                   "sessions": _spliced_sessions(old, fabric, moved),
                   "routes": _spliced_routes(old, fabric, moved)}
         assert all(b is not None for b in blocks.values()), moved
-        again = b"\n".join(x if isinstance(x, bytes) else x.encode() for x in manifest_lines(
-            _manifest(fabric, files, digests, stream=True, blocks=blocks))) + b"\n"
+        again = b"".join(_manifest_parts(manifest_lines(
+            _manifest(fabric, files, digests, stream=True, blocks=blocks))))
         assert again == old, moved
     # rows the old manifest lacks (or has more of) are never trusted
     cut = old.replace(old[old.index(b'\n {"family"'):old.index(b"\n", old.index(b'\n {"family"')
