@@ -11,7 +11,6 @@ import hashlib
 import ipaddress
 import itertools
 import os
-import re
 import shutil
 import stat
 import tempfile
@@ -407,42 +406,86 @@ def _old_block(text: bytes, key: str, mapping: bool = False) -> tuple[int, int] 
     return None if end < 0 else (start + len(head), end)
 
 
-#: the start of each row (orjson's compact JSON, keys sorted) and its devices: a device's
-#: name, a session's node, a route's originator and receiver
-_DEVICE_NAME = re.compile(rb'^ "([^"\\]*)": \{', re.M)
-_SESSION_NODE = re.compile(rb'^ \{[^\n]*?"node":"([^"\\]*)"', re.M)
-_ROUTE_ENDS = re.compile(rb'^ \{[^\n]*?"origin":"([^"\\]*)","prefix":"[^"\\]*",'
-                         rb'"seen_by":"([^"\\]*)"', re.M)
+#: how a row names a device (orjson's compact JSON, keys sorted): a device's row starts with
+#: its name; a session's row names its node, a route's its originator and its receiver
+_DEVICE_ROW = (b'\n "%s": {',)
+_SESSION_ROW = (b'"node":"%s"',)
+_ROUTE_ROW = (b'"origin":"%s"', b'"seen_by":"%s"')
+MAX_MOVED = 256  #: devices whose rows are looked for one by one; beyond, all rows are encoded
+
+
+def _string(row: bytes, key: bytes) -> str:
+    """A string field of a row (compact JSON, no escapes: names and ids have none)."""
+    at = row.index(b'"' + key + b'":"') + len(key) + 4
+    return row[at:row.index(b'"', at)].decode()
+
+
+def _device_key(row: bytes) -> Any:
+    return row[2:row.index(b'": {')].decode()
+
+
+def _session_key(row: bytes) -> Any:
+    return _string(row, b"id")
+
+
+def _route_key(row: bytes) -> Any:
+    from .netutil import parse_network
+    prefix = parse_network(_string(row, b"prefix"))
+    return (_string(row, b"seen_by"), prefix.version, int(prefix.network_address),
+            prefix.prefixlen, _string(row, b"origin"), _string(row, b"session"))
 
 
 @dataclass(frozen=True, slots=True)
 class _OldRows:
-    """The rows of a part of the previous manifest: its text, where each row starts and where
-    the last ends (rows are lines, joined by a comma and a newline), and each row's devices."""
+    """A part of the previous manifest, in place in its ``text`` (``start`` to ``end``: rows
+    are lines, joined by a comma and a newline, sorted by ``key``), and how many rows it has."""
 
     text: bytes
-    starts: list[int]
+    start: int
     end: int
-    devices: list[tuple[bytes, ...]]
+    count: int
+    key: Callable[[bytes], Any]
 
     @classmethod
-    def of(cls, text: bytes, key: str, pattern: re.Pattern[bytes],
+    def of(cls, text: bytes, name: str, key: Callable[[bytes], Any],
            mapping: bool = False) -> _OldRows | None:
-        """None unless every row has the devices ``pattern`` reads."""
-        where = _old_block(text, key, mapping)
+        where = _old_block(text, name, mapping)
         if where is None:
             return None
         start, end = where
-        found = [(m.start(), m.groups()) for m in pattern.finditer(text, start, end)]
-        lines = text.count(b"\n", start, end) + 1 if end > start else 0
-        if len(found) != lines:
-            return None
-        return cls(text, [at for at, _ in found], end, [names for _, names in found])
+        return cls(text, start, end, text.count(b"\n", start, end) + 1 if end > start else 0,
+                   key)
 
-    def run(self, first: int, last: int) -> memoryview:
-        """Rows ``first`` to ``last`` (included), with the separators between them."""
-        stop = self.starts[last + 1] - 2 if last + 1 < len(self.starts) else self.end
-        return memoryview(self.text)[self.starts[first]:stop]
+    def row(self, at: int) -> tuple[int, int]:
+        """The row that holds offset ``at``: where it starts and where it ends (its comma, or
+        the end of the last row)."""
+        first = self.text.rfind(b"\n", self.start, at) + 1 or self.start
+        last = self.text.find(b"\n", at, self.end)
+        return max(first, self.start), (self.end if last < 0 else last - 1)
+
+    def naming(self, marks: tuple[bytes, ...], names: set[str]) -> set[tuple[int, int]]:
+        """The rows that name one of ``names`` (each found by searching for it)."""
+        found = set()
+        for name in names:
+            for mark in marks:
+                needle = mark % name.encode()
+                at = self.text.find(needle, self.start - 1, self.end)
+                while at >= 0:
+                    found.add(self.row(at + 1 if needle[:1] == b"\n" else at))
+                    at = self.text.find(needle, at + 1, self.end)
+        return found
+
+    def before(self, key: Any) -> int:
+        """Where a row of ``key`` goes: the start of the first row whose key is greater (a
+        binary search over the text), or the end."""
+        lo, hi = self.start, self.end  # the answer is a row start in [lo, hi]
+        while lo < hi:
+            first, last = self.row((lo + hi) // 2)
+            if self.key(self.text[first:last]) > key:
+                hi = first
+            else:
+                lo = last + 2 if last + 2 <= self.end else self.end
+        return lo
 
 
 def _spliced_devices(text: bytes, f: Fabric, moved: set[str],
@@ -450,41 +493,31 @@ def _spliced_devices(text: bytes, f: Fabric, moved: set[str],
                      digests: Mapping[str, str]) -> _Block | None:
     """The manifest's devices, the rows of those not ``moved`` taken from the previous
     manifest's ``text`` (:func:`_spliced`)."""
-    old = _OldRows.of(text, "devices", _DEVICE_NAME, mapping=True)
-    if old is None:
-        return None
+    old = _OldRows.of(text, "devices", _device_key, mapping=True)
     devices = sorted(f.devices, key=lambda d: d.name)
-    gone = {n.encode() for n in moved}
 
     def encode(ds: list[Device]) -> list[bytes]:
         return [b" " + orjson.dumps(d.name) + b": " + orjson.dumps(
             _device_row(d, files, digests), default=_text, option=orjson.OPT_SORT_KEYS)
             for d in ds]
-    return _spliced(old, [n in gone for n, in old.devices], devices,
-                    [d.name in moved for d in devices], encode, True)
+    return _spliced(old, _DEVICE_ROW, moved, devices, lambda d: d.name in moved,
+                    lambda d: d.name, encode, True)
 
 
 def _spliced_sessions(text: bytes, f: Fabric, moved: set[str]) -> _Block | None:
     """The manifest's sessions, the rows of nodes not ``moved`` taken from the previous
     manifest's ``text`` (:func:`_spliced`)."""
-    old = _OldRows.of(text, "sessions", _SESSION_NODE)
-    if old is None:
-        return None
-    gone = {n.encode() for n in moved}
-    return _spliced(old, [n in gone for n, in old.devices], f.sessions,
-                    [s.node in moved for s in f.sessions],
+    return _spliced(_OldRows.of(text, "sessions", _session_key), _SESSION_ROW, moved,
+                    f.sessions, lambda s: s.node in moved, lambda s: s.id,
                     lambda xs: _rows([_session_row(s) for s in xs]))
 
 
 def _spliced_routes(text: bytes, f: Fabric, moved: set[str]) -> _Block | None:
     """The manifest's routes, the rows whose originator and receiver are both not ``moved``
     taken from the previous manifest's ``text`` (:func:`_spliced`)."""
-    old = _OldRows.of(text, "routes", _ROUTE_ENDS)
-    if old is None:
-        return None
-    gone = {n.encode() for n in moved}
-    return _spliced(old, [a in gone or b in gone for a, b in old.devices], f.routes,
-                    [r.origin in moved or r.seen_by in moved for r in f.routes], _rows)
+    from .derive import route_key
+    return _spliced(_OldRows.of(text, "routes", _route_key), _ROUTE_ROW, moved, f.routes,
+                    lambda r: r.origin in moved or r.seen_by in moved, route_key, _rows)
 
 
 def _rows(values: list[Any]) -> list[bytes]:
@@ -493,38 +526,42 @@ def _rows(values: list[Any]) -> list[bytes]:
             for row in chunk.rstrip(",").split(",\n")]
 
 
-def _spliced(old: _OldRows, old_moved: list[bool], new: Sequence[Any], new_moved: list[bool],
+def _spliced(old: _OldRows | None, marks: tuple[bytes, ...], moved: set[str],
+             new: Sequence[Any], moves: Callable[[Any], bool], key: Callable[[Any], Any],
              encode: Callable[[list[Any]], list[bytes]], mapping: bool = False) -> _Block | None:
-    """A part of the manifest (devices, sessions or routes, sorted as the model sorts them)
-    made from the previous manifest's ``old`` rows where they are as they were.
+    """A part of the manifest (devices, sessions or routes, sorted by ``key``) made from the
+    previous manifest's rows (``old``) where they are as they were.
 
-    A row whose devices are none of those whose input digest changed, or that are new or gone
-    (``moved``), is the same row in both, in the same order (a device's input digest covers
-    the device, its sessions and their other ends, which is all that such a row is made of):
-    only the other new rows (``new_moved``) are encoded (``encode``), and placed among runs of
-    the old rows. None (encode them all) when the old rows do not hold exactly as many unmoved
-    rows as the new."""
-    kept = [r for r, m in enumerate(old_moved) if not m]
-    at = [i for i, m in enumerate(new_moved) if m]
-    if len(kept) + len(at) != len(new):
+    A row that names none of the devices whose input digest changed, or that are new or gone
+    (``moved``: a new row ``moves`` when it names one), is the same row in both, in the same
+    order (a device's input digest covers the device, its sessions and their other ends, which
+    is all that such a row is made of). The old rows that name a moved device are found by
+    searching for each name (``marks``), dropped; only the new rows that name one are encoded
+    (``encode``), each placed by a binary search of the old rows by ``key``. None (encode
+    them all) when there is no previous manifest, too many devices moved, a name would be
+    escaped, or the old rows do not hold exactly as many unmoved rows as the new."""
+    if old is None or len(moved) > MAX_MOVED or any('"' in n or "\\" in n for n in moved):
         return None
-    encoded = encode([new[i] for i in at])
-    n = len(old_moved)
-    # in the old rows' places: a new row goes before the kept row it precedes; a moved row goes
-    events = sorted([(kept[i - j] if i - j < len(kept) else n, 0, j) for j, i in enumerate(at)]
-                    + [(r, 1, 0) for r, m in enumerate(old_moved) if m])
+    dropped = sorted(old.naming(marks, moved))
+    fresh = [x for x in new if moves(x)]
+    if old.count - len(dropped) + len(fresh) != len(new):
+        return None
+    encoded = encode(fresh)
+    events = sorted([(old.before(key(x)), 0, j) for j, x in enumerate(fresh)]
+                    + [(first, 1, last) for first, last in dropped])
+    view = memoryview(old.text)
     pieces: list[bytes | memoryview] = []
-    cursor = 0  # the first old row neither placed nor dropped yet
-    for place, dropped, j in events:
-        if place > cursor:
-            pieces.append(old.run(cursor, place - 1))
-        if dropped:
-            cursor = place + 1
+    at = old.start  # the start of the first old row neither placed nor dropped yet
+    for where, drop, what in events:
+        if where > at:  # the rows up to there (without the ",\n" after the last)
+            pieces.append(view[at:where - 2 if where < old.end else old.end])
+        if drop:
+            at = what + 2  # past the row (``what``: where its "," is) and its ",\n"
         else:
-            pieces.append(encoded[j])
-            cursor = place
-    if cursor < n:
-        pieces.append(old.run(cursor, n - 1))
+            pieces.append(encoded[what])
+            at = where
+    if at < old.end:
+        pieces.append(view[at:old.end])
     return _Block(pieces, mapping)
 
 
