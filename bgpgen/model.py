@@ -286,15 +286,12 @@ def _unguarded_reprs() -> None:
 
     for obj in list(globals().values()):
         if isinstance(obj, type) and dataclasses.is_dataclass(obj) \
-                and obj.__module__ == __name__ and hasattr(obj.__repr__, "__wrapped__"):
+                and obj.__module__ in (__name__, Interface.__module__) \
+                and hasattr(obj.__repr__, "__wrapped__"):
             obj.__repr__ = obj.__repr__.__wrapped__  # type: ignore[method-assign]
 
 
 _unguarded_reprs()
-
-for _cls in (SecretRef, Timers, Profile, Mgmt, Node, Uplink, Switch, Session, Route, VipPool,
-             Cluster, Fabric):
-    quick_pickle(_cls)
 
 for _cls in (SecretRef, Timers, Profile, Mgmt, Node, Uplink, Switch, Session, Route, VipPool,
              Cluster, Fabric):

@@ -42,10 +42,26 @@ def _v4(text: str) -> tuple[int, int] | None:
     m = _V4.fullmatch(text)
     if m is None:
         return None
-    a, b, c, d, length = (int(x) for x in m.groups())
+    a, b, c, d, length = map(int, m.groups())
     if a > 255 or b > 255 or c > 255 or d > 255 or length > 32:
         return None
     return (a << 24) | (b << 16) | (c << 8) | d, length
+
+
+_A4 = re.compile(r"(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\."
+                 r"(0|[1-9][0-9]{0,2})")
+
+
+def _a4(text: str) -> int | None:
+    """Fast path for an IPv4 address in canonical form: its number, else None (the slow path
+    then says what is wrong, if anything)."""
+    m = _A4.fullmatch(text)
+    if m is None:
+        return None
+    a, b, c, d = map(int, m.groups())
+    if a > 255 or b > 255 or c > 255 or d > 255:
+        return None
+    return (a << 24) | (b << 16) | (c << 8) | d
 
 
 class _Addr4(ipaddress.IPv4Address):
@@ -186,6 +202,9 @@ def parse_address(text: str) -> Address:
     ...
     ValueError: '2001:DB8::1' is not in canonical form; write 2001:db8::1
     """
+    fast = _a4(text)
+    if fast is not None:
+        return _Addr4(fast)
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:
@@ -210,6 +229,8 @@ def check_host(text: str) -> None:
     """
     if ":" in text:
         parse_address(text)
+        return
+    if _a4(text) is not None:
         return
     if not _NUMERIC_LABEL.fullmatch(text.rsplit(".", 1)[-1]):
         return

@@ -66,7 +66,8 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader([*loaders, shipped]),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-        keep_trailing_newline=True, autoescape=False)
+        keep_trailing_newline=True, autoescape=False,
+        auto_reload=False)  # a render reads each template once (no stat per file rendered)
     for ps in REGISTRY.values():  # each platform's escaping filters for its own syntax
         env.filters.update(ps.filters)
     return env

@@ -102,3 +102,19 @@ Table master4:
     assert view.peers["198.18.12.1"].state == "Active"
     assert [(e.prefix, e.next_hop, e.peer, e.as_path) for e in view.rib] == [
         ("0.0.0.0/0", "198.18.11.1", "198.18.11.1", "65101"), ("10.244.2.0/24", "", "", "")]
+
+
+@pytest.mark.parametrize("doc", [
+    {"device": "n1", "originate": []},
+    {"device": "n1", "originate": [{"family": "ipv4", "prefix": "10.0.0.0/24",
+                                    "next_hop": "10.1.1.1"},
+                                   {"family": "ipv6", "prefix": "2001:db8::/64"}]},
+    {"device": 'odd "name"\\é', "originate": [{"family": "ipv4", "prefix": "x\ny"}]},
+])
+def test_originate_json_is_what_the_standard_library_writes(doc: dict[str, object]) -> None:
+    """gobgp nodes' originate.json is written out by hand (json.dumps with an indent encodes in
+    Python): byte for byte the standard library's."""
+    import json
+
+    from bgpgen.platforms.gobgpd import _indented
+    assert _indented(doc) == json.dumps(doc, indent=1) + "\n"

@@ -113,7 +113,22 @@ def originate(fabric: Fabric, device: Device) -> str:
             if nh is not None:
                 entry["next_hop"] = str(nh)
             entries.append(entry)
-    return json.dumps({"device": device.name, "originate": entries}, indent=1) + "\n"
+    return _indented({"device": device.name, "originate": entries})
+
+
+def _indented(doc: dict[str, Any]) -> str:
+    """``json.dumps(doc, indent=1) + "\\n"`` for :func:`originate`'s document (a name and a
+    list of flat objects of strings), written out: with an indent, the standard library encodes
+    in Python (26 us a node; a test compares the two).
+
+    >>> doc = {"device": "n1", "originate": [{"family": "ipv4", "prefix": "10.0.0.0/24"}]}
+    >>> _indented(doc) == json.dumps(doc, indent=1) + "\\n"
+    True
+    """
+    rows = [",\n".join(f"   {json.dumps(k)}: {json.dumps(v)}" for k, v in e.items())
+            for e in doc["originate"]]
+    listed = "[\n" + ",\n".join(f"  {{\n{r}\n  }}" for r in rows) + "\n ]" if rows else "[]"
+    return f'{{\n "device": {json.dumps(doc["device"])},\n "originate": {listed}\n}}\n'
 
 
 # --- classification ----------------------------------------------------------------------------
