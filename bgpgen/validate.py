@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
+import orjson
 
 from . import assemble, derive, gctune, model_cache
 from .errors import InventoryError
@@ -137,6 +138,15 @@ def _no_secret_tokens(value: Any, path: PathT, out: Collector) -> None:
             _no_secret_tokens(v, (*path, i), out)
 
 
+def _may_hold_tokens(doc: Any) -> bool:
+    """Some value of ``doc`` may hold the secret token syntax (one scan of its JSON, in C,
+    before the walk that says where)."""
+    try:
+        return b"<secret:" in orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return True
+
+
 def load_fabric(inventory: Path | str) -> Fabric:
     """Load, validate and model an inventory directory; derive its sessions and routes. Where
     only files of nodes changed since the last load, the last model is patched instead
@@ -152,7 +162,8 @@ def build(inventory: Path | str, blobs: dict[Path, bytes] | None = None,
     doc, source = load(inventory, blobs)
     check_schema(doc, source)
     out = Collector(source)
-    _no_secret_tokens(doc, (), out)
+    if _may_hold_tokens(doc):
+        _no_secret_tokens(doc, (), out)
     parts = assemble.build(doc, out)
     digests = {raw["name"]: model_cache.entry_digest(raw) for raw in doc["nodes"]} \
         if entries and not out.problems else {}

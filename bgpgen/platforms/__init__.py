@@ -8,6 +8,10 @@ the type check (``assert_never``), so nothing can fall through to another platfo
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from typing import assert_never
 
 from ..errors import BgpgenError, Problem
@@ -76,10 +80,12 @@ def lab_of(platform: Platform) -> LabSetup:
     return setup
 
 
-def by_inventory_name(role: Role) -> dict[str, Platform]:
+@functools.cache
+def by_inventory_name(role: Role) -> Mapping[str, Platform]:
     """What the inventory may name for a device of this role (switch ``platform:``, node
-    ``speaker:``) -> the platform it means."""
-    return {s.inventory_name: s.platform for s in REGISTRY.values() if s.role is role}
+    ``speaker:``) -> the platform it means (made once: asked for every node)."""
+    return MappingProxyType({s.inventory_name: s.platform for s in REGISTRY.values()
+                             if s.role is role})
 
 
 def spine_platform() -> Platform:
