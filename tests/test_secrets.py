@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from bgpgen.secrets import fill, redact, token
@@ -26,6 +26,7 @@ def test_text_without_the_secret_is_unchanged(secret: str, parts: list[tuple[str
     words = [w for w, _ in parts]
     if secret in words:  # then it holds the secret: the other test's business
         return
+    assume(all(secret not in s for _, s in parts))  # a separator (" = ") that is the secret
     text = _text(parts)
     assert redact(text, {"tor-md5": secret}) == text  # even words that contain it
 
@@ -35,6 +36,9 @@ def test_text_without_the_secret_is_unchanged(secret: str, parts: list[tuple[str
        where=st.lists(st.integers(min_value=0, max_value=12), min_size=1, max_size=3))
 def test_text_with_the_secret_never_shows_it(secret: str, parts: list[tuple[str, str]],
                                              where: list[int]) -> None:
+    # a separator that holds the secret (the password "=" and " = ") is masked too: not what
+    # this test builds its expectation from
+    assume(all(secret not in s for _, s in parts))
     for i in sorted(set(where), reverse=True):
         parts.insert(min(i, len(parts)), (secret, " "))
     text = _text(parts)
