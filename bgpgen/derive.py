@@ -113,17 +113,20 @@ def _pair(parts: Parts, out: Collector, node: tuple[int, Node], sw: tuple[int, S
           overrides: list[tuple[int, dict[str, Any]]]) -> list[Session]:
     """The sessions between one node and one switch."""
     n, s = node[1], sw[1]
-    base_over = next((o for o in overrides if "node_address" not in o[1]), None)
-    addressed = [o for o in overrides if "node_address" in o[1] or "switch_address" in o[1]]
+    base_over = addressed = None
+    if overrides:  # explicit sessions: rare (a node of a rack pairs with its switches alone)
+        base_over = next((o for o in overrides if "node_address" not in o[1]), None)
+        addressed = [o for o in overrides if "node_address" in o[1] or "switch_address" in o[1]]
     opath: PathT | None = ("sessions", base_over[0]) if base_over else None
-    profile = _profile(parts, out, node, sw, base_over[1].get("profile") if base_over else None, opath)
+    profile = _profile(parts, out, node, sw, base_over[1].get("profile") if base_over else None,
+                       opath)
     found: dict[str, tuple[Address, Address, dict[str, Any] | None, PathT | None]] = {}
     if profile is not None and n.rack is not None and n.rack == s.rack:
         for fam in profile.families:
             pair = _shared(n, s, fam)
             if pair:
                 found[fam] = (*pair, base_over[1] if base_over else None, opath)
-    for i, raw in addressed:
+    for i, raw in addressed or ():
         path: PathT = ("sessions", i)
         if "node_address" not in raw or "switch_address" not in raw:
             out.add(path, "give both node_address and switch_address, or neither",
@@ -189,10 +192,11 @@ def _session(parts: Parts, out: Collector, node: tuple[int, Node], sw: tuple[int
     if profile is None:
         return None
     where: PathT = path or ("nodes", node[0])
-    for end, dev in (("node_asn", n), ("switch_asn", s)):
-        if raw is not None and end in raw:
+    given = raw or {}
+    for end, dev in (("node_asn", n), ("switch_asn", s)) if given else ():
+        if end in given:
             try:
-                pinned = asnlib.parse_asn(raw[end])
+                pinned = asnlib.parse_asn(given[end])
             except ValueError as exc:
                 out.add((*where, end), str(exc), "an AS number such as 65001 or asdot 1.10")
                 continue
@@ -209,8 +213,8 @@ def _session(parts: Parts, out: Collector, node: tuple[int, Node], sw: tuple[int
     if na == sa and n.bgp_port == s.bgp_port:
         out.add(where, f"both ends are {na} port {n.bgp_port}: the session would reach itself",
                 "give the node and the switch different bgp_port values")
-    for dev in (n, s):
-        if profile.bfd and not spec(dev.platform).bfd:
+    for dev in (n, s) if profile.bfd else ():
+        if not spec(dev.platform).bfd:
             key = "speaker" if dev.role is Role.NODE else "platform"
             able = " or ".join(ps.inventory_name for ps in REGISTRY.values()
                                if ps.bfd and ps.role is dev.role)
@@ -220,13 +224,13 @@ def _session(parts: Parts, out: Collector, node: tuple[int, Node], sw: tuple[int
     if profile.default_originate and not spec(s.platform).default_originate:
         out.add(where, f"default_originate is not supported on {s.platform} switches, {s.name} "
                 f"is {s.platform}", f"set default_originate: false in profiles.{profile.name}")
-    default_passive = spec(s.platform).default_passive
+    passive = spec(s.platform).default_passive
     return Session(
         id=f"{s.name}:{n.name}:{fam}", node=n.name, switch=s.name, family=fam,
         node_address=na, switch_address=sa, node_asn=n.asn, switch_asn=s.asn,
         node_port=n.bgp_port, switch_port=s.bgp_port, profile=profile,
-        passive=Passive((raw or {}).get("passive", default_passive)),
-        description=(raw or {}).get("description", ""))
+        passive=Passive(given["passive"]) if "passive" in given else passive,
+        description=given.get("description", ""))
 
 
 def _families_covered(out: Collector, i: int, node: Node, sessions: list[Session]) -> None:

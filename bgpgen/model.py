@@ -148,7 +148,10 @@ class Node(Device):
         return prefix.prefixlen == prefix.max_prefixlen and prefix.network_address in self.vips
 
     def next_hop_for(self, family: str) -> Address | None:
-        return dict(self.next_hop).get(family)
+        for fam, addr in self.next_hop:
+            if fam == family:
+                return addr
+        return None
 
 
 @dataclass(frozen=True, slots=True)
