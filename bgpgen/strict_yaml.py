@@ -33,6 +33,8 @@ _NULL = frozenset(("", "~", "null", "Null", "NULL"))
 _TRUE = frozenset(("true", "True", "TRUE"))
 _FALSE = frozenset(("false", "False", "FALSE"))
 _MERGE = "tag:yaml.org,2002:merge"
+#: first letters of plain scalars that can be neither numbers nor ones with leading zeros
+_WORDS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 
 
 class StrictYamlError(ValueError):
@@ -101,7 +103,7 @@ class _Builder:
 
     def _mapping(self, node: yaml.MappingNode, depth: int) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
-        lines: dict[Any, int] = {}
+        keys: dict[Any, yaml.Node] = {}  # each key's node, for the line of a duplicate
         merged: dict[Any, Any] = {}
         pairs = node.value
         for i, (k, v) in enumerate(pairs):
@@ -120,18 +122,22 @@ class _Builder:
                     for mk, mv in value.items():
                         merged.setdefault(mk, mv)
                 continue
-            key = self.build(k, depth + 1)
-            try:
-                hash(key)
-            except TypeError:
-                raise StrictYamlError("a mapping key is itself a list or a mapping",
-                                      "use a plain word as the key", _line(k)) from None
+            if isinstance(k, yaml.ScalarNode) and not self.inside:  # the common case, inline
+                key = self._scalar(k)
+            else:
+                key = self.build(k, depth + 1)
+                try:
+                    hash(key)
+                except TypeError:
+                    raise StrictYamlError("a mapping key is itself a list or a mapping",
+                                          "use a plain word as the key", _line(k)) from None
             if key in out:
                 raise StrictYamlError(f"key {key!r} is given twice in one mapping (lines "
-                                      f"{lines[key]} and {_line(k)}): YAML would keep only the "
-                                      "last", "keep one of them", _line(k))
-            lines[key] = _line(k)
-            out[key] = self.build(v, depth + 1)
+                                      f"{_line(keys[key])} and {_line(k)}): YAML would keep "
+                                      "only the last", "keep one of them", _line(k))
+            keys[key] = k
+            out[key] = self._scalar(v) if isinstance(v, yaml.ScalarNode) and not self.inside \
+                and depth < MAX_DEPTH else self.build(v, depth + 1)
         for mk, mv in merged.items():
             out.setdefault(mk, mv)
         return out
@@ -140,6 +146,14 @@ class _Builder:
     def _scalar(node: yaml.ScalarNode) -> Any:
         text: str = node.value
         if node.style:  # quoted or block (libyaml gives plain ones the style ""): always text
+            return text
+        if text[:1] in _WORDS:  # a name: none of the cases below starts with a letter
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            if text in _NULL:
+                return None
             return text
         if text in _NULL:
             return None
