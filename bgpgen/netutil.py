@@ -76,16 +76,27 @@ class _Addr4(ipaddress.IPv4Address):
             self._text: str = super().__str__()
             return self._text
 
-    def __repr__(self) -> str:
-        return f"IPv4Address('{self}')"
+    def __repr__(self) -> str:  # not through format(): ipaddress's __format__ is Python
+        return "IPv4Address('" + self.__str__() + "')"
 
     def __reduce__(self) -> tuple[Any, ...]:
         return _addr4_back, (int(self), str(self))  # its number and its text, never parsed
 
 
 def _addr4_back(address: int, text: str) -> _Addr4:
-    addr = _Addr4(address)
+    addr = _addr4(address)
     addr._text = text
+    return addr
+
+
+_new_addr4 = object.__new__
+
+
+def _addr4(address: int) -> _Addr4:
+    """An address from its number, known to be in range (ipaddress's own constructor checks
+    it again, in Python: a third of a node's addresses' cost)."""
+    addr = _new_addr4(_Addr4)
+    addr._ip = address  # type: ignore[attr-defined]
     return addr
 
 
@@ -99,7 +110,7 @@ class _Net4(ipaddress.IPv4Network):
         return text
 
     def __repr__(self) -> str:
-        return f"IPv4Network('{self}')"
+        return "IPv4Network('" + self.__str__() + "')"
 
     def __reduce__(self) -> tuple[Any, ...]:
         return _net4_back, (int(self.network_address), self.prefixlen, str(self))
@@ -169,7 +180,7 @@ def parse_interface(text: str) -> Interface:
     fast = _v4(text)
     if fast is not None:
         address, length = fast
-        return Interface(_Addr4(address), _net4(address & _mask4(length), length))
+        return Interface(_addr4(address), _net4(address & _mask4(length), length))
     try:
         iface = ipaddress.ip_interface(text)
     except ValueError as exc:
@@ -204,7 +215,7 @@ def parse_address(text: str) -> Address:
     """
     fast = _a4(text)
     if fast is not None:
-        return _Addr4(fast)
+        return _addr4(fast)
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:
