@@ -295,6 +295,20 @@ def _unguarded_reprs() -> None:
 
 
 _unguarded_reprs()
+_PROFILE_TEXT: dict[int, tuple[Profile, str]] = {}
+_profile_repr = Profile.__repr__
+
+
+def _kept_profile_repr(self: Profile) -> str:
+    """A profile's repr, made once: profiles are few, and each session's repr holds its
+    profile's (input digests print every session)."""
+    got = _PROFILE_TEXT.get(id(self))
+    if got is None or got[0] is not self:
+        got = _PROFILE_TEXT[id(self)] = (self, _profile_repr(self))
+    return got[1]
+
+
+Profile.__repr__ = _kept_profile_repr  # type: ignore[method-assign, assignment]
 
 for _cls in (SecretRef, Timers, Profile, Mgmt, Node, Uplink, Switch, Session, Route, VipPool,
              Cluster, Fabric):
