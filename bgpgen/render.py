@@ -29,7 +29,7 @@ from .errors import Problem, RenderError
 from .model import Device, Fabric, Node, Platform, Route, SecretRef, Session
 from .platforms import REGISTRY, spec
 from .platforms.base import Context, FileSpec
-from .secrets import fill, token
+from .secrets import fill, fill_named, token
 
 
 def _shipped_templates() -> Path:
@@ -87,14 +87,20 @@ class _SecretRecorder:
 
 
 def _render_file(env: jinja2.Environment, fabric: Fabric, device: Device, fs: FileSpec,
-                 ctx: Context) -> Artifact:
+                 ctx: Context, loaded: dict[str, jinja2.Template] | None = None) -> Artifact:
+    """One file of a device (``loaded``: templates loaded already, by name, kept there)."""
     if fs.template is None:
         assert fs.build is not None, f"{fs.name}: a FileSpec needs a template or a build"
         return Artifact(device.name, fs.name, fs.target, fs.build(fabric, device))
     recorder = _SecretRecorder()
     try:
-        text = env.get_template(fs.template).render(
-            fabric=fabric, device=device, secret=recorder, **ctx(fabric, device))
+        template = None if loaded is None else loaded.get(fs.template)
+        if template is None:
+            template = env.get_template(fs.template)
+            if loaded is not None:
+                loaded[fs.template] = template
+        text = template.render(fabric=fabric, device=device, secret=recorder,
+                               **ctx(fabric, device))
     except RenderError as exc:
         raise RenderError([Problem(fs.template, device.name, p.message, p.hint)
                            for p in exc.problems]) from None
@@ -828,6 +834,7 @@ def _write_new(fabric: Fabric, out: Path,
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     files: dict[str, list[dict[str, Any]]] = {}
+    loaded: dict[str, jinja2.Template] = {}
     used: set[str] = set()
     count = 0
     try:
@@ -838,9 +845,9 @@ def _write_new(fabric: Fabric, out: Path,
                 os.mkdir(target, 0o755)
                 entries = files[device.name] = []
                 for fs in ps.files:
-                    a = _render_file(env, fabric, device, fs, ps.context)
+                    a = _render_file(env, fabric, device, fs, ps.context, loaded)
                     filled = values.active and a.secrets
-                    data = (fill(a.text, values) if filled else a.text).encode()
+                    data = (fill_named(a.text, a.secrets, values) if filled else a.text).encode()
                     _create(os.path.join(target, a.name), data, a.mode)
                     # the manifest's hash is of the text with tokens: the bytes written, unless
                     # secrets were filled in

@@ -94,6 +94,20 @@ def fill(text: str, values: Mapping[str, str]) -> str:
     return _TOKEN.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
 
+def fill_named(text: str, names: Iterable[str], values: Mapping[str, str]) -> str:
+    """:func:`fill` for a text whose tokens are of ``names`` only (a rendered file's, as the
+    render recorded them): a replace per name, no pattern (a build fills 10,000 files).
+
+    >>> fill_named("password <secret:a>; <secret:b>", ["a", "b"], {"a": "s3cret"})
+    'password s3cret; <secret:b>'
+    """
+    for name in names:
+        value = values.get(name)
+        if value is not None:
+            text = text.replace(token(name), value)
+    return text
+
+
 def redact(text: str, values: Mapping[str, str]) -> str:
     """Turn values back into tokens in text that came from a device or a checker.
 
