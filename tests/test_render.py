@@ -519,3 +519,16 @@ def test_the_manifest_is_the_same_however_it_is_made() -> None:
     rows[10] = {"s": "x},{y"}  # in the first chunk, of dicts only
     assert "\n".join(_elements(iter(rows))) == \
         ",\n".join(f" {_json(r)}" for r in rows)
+
+
+def test_plain_scalars_are_read_by_the_core_schema_and_merge_keys_work() -> None:
+    """The loader tags every plain scalar as text (the strict builder reads them itself) but a
+    plain ``<<``, the merge key: dates stay text, yes/no stay text, numbers are numbers."""
+    from bgpgen import strict_yaml
+    from bgpgen.loader import _Loader
+    doc = strict_yaml.load(b"d: 2026-11-27\ny: yes\nn: 65001\nf: 9.0\nt: true\nz: ~\n"
+                           b"base: &b {asn: 65001, rack: r1}\nnode: {<<: *b, rack: r2}\n"
+                           b"q: '<<'\nplain: <<\n", _Loader)
+    assert doc == {"d": "2026-11-27", "y": "yes", "n": 65001, "f": "9.0", "t": True, "z": None,
+                   "base": {"asn": 65001, "rack": "r1"}, "node": {"asn": 65001, "rack": "r2"},
+                   "q": "<<", "plain": "<<"}
