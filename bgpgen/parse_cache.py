@@ -1,5 +1,5 @@
 """Parsed inventory files, kept by the digest of their bytes: an unchanged file is not parsed
-again (a 10,000-node file takes 0.4 s to parse and 0.03 s to read back from here).
+again (a 10,000-node file takes 0.3 s to parse and 0.03 s to read back from here).
 
 Entries are ``marshal`` dumps of the plain values the strict loader builds (dicts, lists, strings,
 numbers), named by the SHA-256 of the file's bytes and of what reads them (this module's format
