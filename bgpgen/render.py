@@ -554,8 +554,12 @@ def _spliced(old: _OldRows | None, marks: tuple[bytes, ...], moved: set[str],
     fresh = [x for x in new if moves(x)]
     if old.count - len(dropped) + len(fresh) != len(new):
         return None
+    try:  # a row without its key (a manifest edited by hand): not trusted
+        places = [old.before(key(x)) for x in fresh]
+    except ValueError:
+        return None
     encoded = encode(fresh)
-    events = sorted([(old.before(key(x)), 0, j) for j, x in enumerate(fresh)]
+    events = sorted([(place, 0, j) for j, place in enumerate(places)]
                     + [(first, 1, last) for first, last in dropped])
     view = memoryview(old.text)
     pieces: list[bytes | memoryview] = []

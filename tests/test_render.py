@@ -515,6 +515,9 @@ def test_the_manifest_is_the_same_however_it_is_made() -> None:
     cut = old.replace(old[old.index(b'\n {"family"'):old.index(b"\n", old.index(b'\n {"family"')
                                                                    + 1)], b"", 1)
     assert _spliced_sessions(cut, fabric, set()) is None
+    # nor are rows whose keys cannot be read (every route's prefix spoiled by hand)
+    spoiled = old.replace(b'"prefix":"', b'"prefix":"x')
+    assert _spliced_routes(spoiled, fabric, {node}) is None
     rows: list[object] = [{"n": i, "s": f"r{i}"} for i in range(5000)] + [7, {"t": [1]}]
     rows[10] = {"s": "x},{y"}  # in the first chunk, of dicts only
     assert "\n".join(_elements(iter(rows))) == \
