@@ -39,11 +39,10 @@ class _Loader(yaml.CSafeLoader):
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         if kind is yaml.ScalarNode:
-            return _MERGE if implicit[0] and value == "<<" else _STR
+            return strict_yaml.MERGE_TAG if implicit[0] and value == "<<" else _STR
         return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
 
 
-_MERGE = "tag:yaml.org,2002:merge"
 _STR = "tag:yaml.org,2002:str"
 
 

@@ -25,8 +25,10 @@ import yaml
 
 from . import gctune, inputs
 from .artifacts import Artifact, Build
+from .derive import route_key
 from .errors import Problem, RenderError
 from .model import Device, Fabric, Node, Platform, Route, SecretRef, Session
+from .netutil import parse_network
 from .platforms import REGISTRY, spec
 from .platforms.base import Context, FileSpec
 from .secrets import fill, fill_named, token
@@ -437,7 +439,6 @@ def _session_key(row: bytes) -> Any:
 
 
 def _route_key(row: bytes) -> Any:
-    from .netutil import parse_network
     prefix = parse_network(_string(row, b"prefix"))
     return (_string(row, b"seen_by"), prefix.version, int(prefix.network_address),
             prefix.prefixlen, _string(row, b"origin"), _string(row, b"session"))
@@ -523,7 +524,6 @@ def _spliced_sessions(text: bytes, f: Fabric, moved: set[str]) -> _Block | None:
 def _spliced_routes(text: bytes, f: Fabric, moved: set[str]) -> _Block | None:
     """The manifest's routes, the rows whose originator and receiver are both not ``moved``
     taken from the previous manifest's ``text`` (:func:`_spliced`)."""
-    from .derive import route_key
     return _spliced(_OldRows.of(text, "routes", _route_key), _ROUTE_ROW, moved, f.routes,
                     lambda r: r.origin in moved or r.seen_by in moved, route_key, _rows)
 

@@ -32,7 +32,7 @@ _LEADING_ZERO = re.compile(r"[-+]?0[0-9]+\Z")
 _NULL = frozenset(("", "~", "null", "Null", "NULL"))
 _TRUE = frozenset(("true", "True", "TRUE"))
 _FALSE = frozenset(("false", "False", "FALSE"))
-_MERGE = "tag:yaml.org,2002:merge"
+MERGE_TAG = "tag:yaml.org,2002:merge"  #: a plain ``<<`` key (YAML 1.1 merge)
 #: first letters of plain scalars that can be neither numbers nor ones with leading zeros
 _WORDS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 
@@ -112,7 +112,7 @@ class _Builder:
                 # object per scalar) shrinks while its values grow, instead of both held at
                 # their fullest.
                 pairs[i] = None
-            if k.tag == _MERGE:
+            if k.tag == MERGE_TAG:
                 for source in v.value if isinstance(v, yaml.SequenceNode) else [v]:
                     value = self.build(source, depth + 1)
                     if not isinstance(value, dict):
@@ -147,20 +147,14 @@ class _Builder:
         text: str = node.value
         if node.style:  # quoted or block (libyaml gives plain ones the style ""): always text
             return text
-        if text[:1] in _WORDS:  # a name: none of the cases below starts with a letter
-            if text in _TRUE:
-                return True
-            if text in _FALSE:
-                return False
-            if text in _NULL:
-                return None
-            return text
         if text in _NULL:
             return None
         if text in _TRUE:
             return True
         if text in _FALSE:
             return False
+        if text[:1] in _WORDS:  # a name: no number starts with a letter
+            return text
         if _INT.match(text):
             return int(text)
         if _LEADING_ZERO.match(text):

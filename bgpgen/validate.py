@@ -138,13 +138,15 @@ def _no_secret_tokens(value: Any, path: PathT, out: Collector) -> None:
             _no_secret_tokens(v, (*path, i), out)
 
 
-def _may_hold_tokens(doc: Any) -> bool:
-    """Some value of ``doc`` may hold the secret token syntax (one scan of its JSON, in C,
-    before the walk that says where)."""
+def _check_tokens(doc: Any, path: PathT, out: Collector) -> None:
+    """:func:`_no_secret_tokens`, walked only when ``doc``'s JSON holds the token syntax at
+    all (one scan, in C; a value JSON cannot hold is walked)."""
     try:
-        return b"<secret:" in orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
-    except (TypeError, orjson.JSONEncodeError):
-        return True
+        if b"<secret:" not in orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS):
+            return
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        pass
+    _no_secret_tokens(doc, path, out)
 
 
 def load_fabric(inventory: Path | str) -> Fabric:
@@ -162,8 +164,7 @@ def build(inventory: Path | str, blobs: dict[Path, bytes] | None = None,
     doc, source = load(inventory, blobs)
     check_schema(doc, source)
     out = Collector(source)
-    if _may_hold_tokens(doc):
-        _no_secret_tokens(doc, (), out)
+    _check_tokens(doc, (), out)
     parts = assemble.build(doc, out)
     digests = {raw["name"]: model_cache.entry_digest(raw) for raw in doc["nodes"]} \
         if entries and not out.problems else {}
@@ -191,7 +192,7 @@ def _entries_ok(entries: list[Any]) -> bool:
     except ValueError:  # not JSON-compatible (a key that is not a string)
         return False
     out = Collector(Source(root=Path(".")))
-    _no_secret_tokens(entries, ("nodes",), out)
+    _check_tokens(entries, ("nodes",), out)
     return not out.problems
 
 
